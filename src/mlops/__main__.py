@@ -1,0 +1,3 @@
+from mlops.cli.app import main
+
+main()

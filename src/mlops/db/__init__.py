@@ -1,0 +1,1 @@
+"""Storage: engines, the store's schema and its Alembic migrations."""

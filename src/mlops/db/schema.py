@@ -1,0 +1,122 @@
+"""The feature store's tables as the code expects them. Alembic revisions create them;
+``tests/test_migrations.py`` proves the two agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from mlops.db.types import Timestamp
+
+metadata = MetaData()
+
+feature_specs = Table(
+    "ml_feature_specs",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("name", String(64), primary_key=True),
+    Column("entity", String(32), nullable=False),
+    Column("dtype", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("owner", String(64), nullable=False),
+    Column("source_view", String(64), nullable=False),
+    Column("ttl_seconds", Integer, nullable=False),
+    Column("nullable", Boolean, nullable=False),
+    Column("min_value", Float),
+    Column("max_value", Float),
+    Column("allowed_values", Text),
+    Column("psi_warn", Float, nullable=False),
+    Column("psi_alert", Float, nullable=False),
+    Column("ks_pvalue", Float, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("retired_at", Timestamp),
+)
+
+# Latest values, one row per entity and job with the values packed as JSON: one
+# primary-key read serves a whole entity (see docs/architecture.md).
+feature_values = Table(
+    "ml_feature_values",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("entity_id", String(128), primary_key=True),
+    Column("computed_at", Timestamp, nullable=False),
+    Column("run_id", Integer),
+    Column("values_json", Text, nullable=False),
+)
+
+# Append-only history as immutable columnar chunks (Arrow IPC): point-in-time joins
+# read a few blobs instead of millions of rows.
+feature_history = Table(
+    "ml_feature_history",
+    metadata,
+    Column("chunk_id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("min_as_of", Timestamp, nullable=False),
+    Column("max_as_of", Timestamp, nullable=False),
+    Column("row_count", Integer, nullable=False),
+    Column("feature_names", Text, nullable=False),
+    Column("payload", LargeBinary, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Index("ix_ml_feature_history_job_as_of", "job", "min_as_of", "max_as_of"),
+)
+
+# One row per ingested (job, as_of): makes re-runs idempotent and backfills resumable.
+feature_snapshots = Table(
+    "ml_feature_snapshots",
+    metadata,
+    Column("job", String(32), primary_key=True),
+    Column("as_of", Timestamp, primary_key=True),
+    Column("run_id", Integer, nullable=False),
+    Column("chunk_id", Integer, nullable=False),
+    Column("entity_count", Integer, nullable=False),
+)
+
+ingestion_runs = Table(
+    "ml_ingestion_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("mode", String(16), nullable=False),
+    Column("as_of_start", Timestamp),
+    Column("as_of_end", Timestamp),
+    Column("scheduled_for", Timestamp),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("duration_seconds", Float),
+    Column("status", String(16), nullable=False),
+    Column("rows_read", Integer, nullable=False),
+    Column("rows_written", Integer, nullable=False),
+    Column("rows_rejected", Integer, nullable=False),
+    Column("values_written", Integer, nullable=False),
+    Column("snapshots_skipped", Integer, nullable=False),
+    Column("error", Text),
+    Index("ix_ml_ingestion_runs_job_started", "job", "started_at"),
+)
+
+feature_rejects = Table(
+    "ml_feature_rejects",
+    metadata,
+    Column("reject_id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, nullable=False),
+    Column("job", String(32), nullable=False),
+    Column("entity_id", String(128)),
+    Column("as_of", Timestamp, nullable=False),
+    Column("feature", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("value", Text),
+    Index("ix_ml_feature_rejects_run", "run_id"),
+)

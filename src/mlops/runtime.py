@@ -1,0 +1,37 @@
+"""What a command or a server holds for its lifetime: settings, clock, engines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from sqlalchemy import Engine
+
+from mlops.clock import Clock, SystemClock
+from mlops.db.engine import make_engine
+from mlops.settings import Settings
+
+
+@dataclass
+class Runtime:
+    """Built once per process from the settings; engines are created on first use."""
+
+    settings: Settings = field(default_factory=Settings)
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def store(self) -> Engine:
+        return make_engine(self.settings.store_url)
+
+    @cached_property
+    def warehouse(self) -> Engine:
+        if self.settings.warehouse_db_url == self.settings.store_url:
+            return self.store
+        return make_engine(self.settings.warehouse_db_url)
+
+    def close(self) -> None:
+        """Dispose of the engines that were opened."""
+        for name in ("store", "warehouse"):
+            engine = self.__dict__.pop(name, None)
+            if engine is not None:
+                engine.dispose()

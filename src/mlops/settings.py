@@ -1,0 +1,51 @@
+"""The one settings object, read from ``MLOPS_*`` environment variables and an optional ``.env``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of mlops. Defaults are embedded: SQLite files under ``home``, no server."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MLOPS_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(Path(".mlops"), description="Folder for the embedded SQLite files.")
+    database_url: str | None = Field(
+        None, description="Feature store database; default sqlite:///<home>/mlops.db"
+    )
+    warehouse_url: str | None = Field(
+        None, description="Warehouse holding the raw tables; default sqlite:///<home>/warehouse.db"
+    )
+    redis_url: SecretStr | None = None
+    mlflow_tracking_uri: str | None = None
+    environment: str = Field(
+        "production", description="'staging' makes scheduled training dry-run."
+    )
+
+    reject_threshold: float = Field(
+        0.05, ge=0, le=1, description="An ingestion run fails when more rows than this share fail."
+    )
+    backfill_chunk_rows: int = Field(
+        400_000, gt=0, description="Rows computed per backfill query and transaction."
+    )
+
+    @field_validator("home")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def store_url(self) -> str:
+        """The feature-store database URL, embedded SQLite unless set."""
+        return self.database_url or f"sqlite:///{self.home / 'mlops.db'}"
+
+    @property
+    def warehouse_db_url(self) -> str:
+        """The warehouse database URL, embedded SQLite unless set."""
+        return self.warehouse_url or f"sqlite:///{self.home / 'warehouse.db'}"
