@@ -1,0 +1,41 @@
+"""The root ``mlops`` command. Heavy libraries are imported inside commands so that
+``mlops --help`` answers at once."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mlops.cli import db, ingest, quickstart, specs, warehouse
+
+app = typer.Typer(
+    name="mlops",
+    help="ML operations end to end: warehouse views -> feature store -> training -> serving.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+app.add_typer(db.app, name="db")
+app.add_typer(warehouse.app, name="warehouse")
+app.add_typer(specs.app, name="specs")
+app.command("ingest")(ingest.ingest)
+app.command("quickstart")(quickstart.quickstart)
+
+
+def main() -> None:
+    """Entry point of the console script: library errors become one line and an exit code."""
+    from mlops.errors import MlopsError
+
+    try:
+        app()
+    except MlopsError as exc:
+        from mlops.cli.output import err_console
+
+        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        if getattr(exc, "problems", None):
+            for problem in exc.problems:
+                err_console.print(f"  - {problem}", highlight=False, markup=False)
+        if exc.hint:
+            err_console.print(f"[yellow]fix:[/yellow] {exc.hint}", highlight=False)
+        sys.exit(exc.exit_code)

@@ -1,0 +1,144 @@
+"""``mlops ingest``: warehouse views -> ml_feature_values (latest) + ml_feature_history."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from mlops.cli.output import console, err_console, parse_duration, parse_time, progress_bar
+from mlops.cli.runtime import runtime
+
+
+def ingest(
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="churn, upsell, eta or all."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Compute and validate, print what would be written, write nothing."
+    ),
+    as_of: str = typer.Option(
+        None, "--as-of", help="Snapshot time (UTC) for a refresh; default now."
+    ),
+    backfill: bool = typer.Option(False, "--backfill", help="Ingest a range of past snapshots."),
+    start: str = typer.Option(None, help="Backfill: first as_of (UTC date or date-time)."),
+    end: str = typer.Option(None, help="Backfill: end of the range, exclusive."),
+    every: str = typer.Option(None, help="Backfill: spacing, e.g. 1d or 5m; default per job."),
+    scheduled_for: str = typer.Option(None, hidden=True, help="Set by schedulers."),
+) -> None:
+    """Run a job's feature view in the warehouse and store the validated values.
+
+    A refresh is all-or-nothing. A backfill commits chunk by chunk and resumes where it
+    stopped: snapshots already ingested are skipped.
+    """
+    from mlops.errors import IngestionFailed, InputError
+    from mlops.specs import resolve_jobs
+    from mlops.store import ingest as ingestion
+
+    rt = runtime(ctx)
+    jobs = resolve_jobs(job)
+    if backfill and not (start and end):
+        raise InputError(
+            "--backfill needs --start and --end", "e.g. --start 2026-01-01 --end 2026-02-01"
+        )
+    if not backfill and (start or end or every):
+        raise InputError("--start/--end/--every only apply with --backfill", "add --backfill")
+    reports, failures = [], []
+    for spec in jobs:
+        with progress_bar(f"{spec.name}: ingesting") as bar:
+            try:
+                if backfill:
+                    report = ingestion.backfill(
+                        rt,
+                        spec.name,
+                        start=parse_time(start, "--start"),
+                        end=parse_time(end, "--end"),
+                        every=parse_duration(every) if every else None,
+                        dry_run=dry_run,
+                        on_progress=bar.advance,
+                    )
+                else:
+                    report = ingestion.refresh(
+                        rt,
+                        spec.name,
+                        as_of=parse_time(as_of, "--as-of") if as_of else None,
+                        dry_run=dry_run,
+                        scheduled_for=parse_time(scheduled_for, "--scheduled-for")
+                        if scheduled_for
+                        else None,
+                        on_progress=bar.advance,
+                    )
+            except IngestionFailed as exc:
+                failures.append((spec.name, exc))
+                continue
+        reports.append(report)
+        if dry_run:
+            print_feature_stats(report)
+    print_reports(reports)
+    for name, exc in failures:
+        err_console.print(f"[red]{name} failed:[/red] {exc}", highlight=False)
+    if dry_run:
+        console.print("dry run: nothing was written.")
+    if failures:
+        raise typer.Exit(1)
+
+
+def print_reports(reports) -> None:
+    if not reports:
+        return
+    table = Table(
+        "job",
+        "mode",
+        "status",
+        "snapshots",
+        "skipped",
+        "rows read",
+        "written",
+        "rejected",
+        "values",
+        "seconds",
+        "values/s",
+        title="Ingestion",
+    )
+    for r in reports:
+        table.add_row(
+            r.job,
+            r.mode + (" (dry run)" if r.dry_run else ""),
+            r.status,
+            f"{r.points - r.points_skipped:,}",
+            f"{r.points_skipped:,}",
+            f"{r.rows_read:,}",
+            f"{r.rows_written:,}",
+            f"{r.rows_rejected:,}",
+            f"{r.values_written:,}",
+            f"{r.seconds:.2f}",
+            f"{r.values_per_second:,.0f}",
+        )
+    console.print(table)
+
+
+def print_feature_stats(report) -> None:
+    table = Table(
+        "feature", "rows", "null %", "min", "max", "mean / top", title=f"{report.job}: would write"
+    )
+    for s in report.stats.values():
+        if s.dtype == "category":
+            top = ", ".join(f"{k} {v}" for k, v in s.categories.most_common(3))
+            table.add_row(s.name, f"{s.rows:,}", f"{s.null_share:.1%}", "", "", top)
+        else:
+            table.add_row(
+                s.name,
+                f"{s.rows:,}",
+                f"{s.null_share:.1%}",
+                _num(s.minimum),
+                _num(s.maximum),
+                _num(s.mean),
+            )
+    console.print(table)
+    if report.reject_reasons:
+        console.print(
+            f"rejected rows: {report.rows_rejected:,}; reasons: "
+            + "; ".join(f"{k} ({v})" for k, v in report.reject_reasons.most_common(5))
+        )
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:,.3g}"

@@ -1,0 +1,74 @@
+"""Console output shared by the commands: errors, progress bars, parsing of flags."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlops.errors import InputError
+
+console = Console()
+err_console = Console(stderr=True)
+
+_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_duration(value: str) -> timedelta:
+    """'5m', '6h', '1d', '2w', '30s' -> timedelta."""
+    match = _DURATION.match(value.strip().lower())
+    if not match:
+        raise InputError(f"cannot read duration {value!r}", "write it like 30s, 5m, 6h, 1d or 2w")
+    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_time(value: str, flag: str) -> datetime:
+    """An ISO date or date-time, UTC unless it carries an offset."""
+    from mlops.clock import to_utc_naive
+
+    try:
+        return to_utc_naive(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+    except ValueError:
+        raise InputError(
+            f"cannot read {flag} {value!r}", "use ISO 8601, e.g. 2026-01-31 or 2026-01-31T02:00"
+        ) from None
+
+
+class Bar:
+    """Adapter from library progress callbacks to a rich progress task."""
+
+    def __init__(self, progress: Progress, task) -> None:
+        self._progress, self._task = progress, task
+
+    def advance(self, step: int, total: int | None = None) -> None:
+        """For callbacks that report increments: ``(step, total)``."""
+        self._progress.update(self._task, total=total, advance=step)
+
+    def stage(self, label: str, done: int, total: int) -> None:
+        """For callbacks that report a stage and absolute counts: ``(label, done, total)``."""
+        self._progress.update(self._task, description=label, completed=done, total=total)
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None = None) -> Iterator[Bar]:
+    """A transient progress bar on stderr."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        yield Bar(progress, progress.add_task(description, total=total))
+
+
+def fail(message: str, hint: str | None = None, code: int = 2) -> None:
+    err_console.print(f"[red]error:[/red] {message}" + (f" — {hint}" if hint else ""))
+    raise typer.Exit(code)
