@@ -88,3 +88,14 @@ def migrated(rt):
 
     migrate.upgrade(rt.store)
     return rt
+
+
+@pytest.fixture
+def seeded(migrated):
+    """A migrated store, synced specs and a small synthetic warehouse ending at NOW."""
+    from mlops.specs import sync as specs_sync
+    from mlops.warehouse.seed import seed_warehouse
+
+    specs_sync.apply(migrated.store, specs_sync.plan(migrated.store), migrated.clock.now())
+    seed_warehouse(migrated.warehouse, customers=300, days=60, seed=7, end=NOW)
+    return migrated

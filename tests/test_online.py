@@ -1,0 +1,64 @@
+from datetime import timedelta
+
+import pytest
+
+from mlops.specs import JOBS
+from mlops.store import ingest
+from mlops.store.online import get_online_features
+from tests.conftest import NOW
+
+
+@pytest.fixture
+def ingested(seeded):
+    ingest.refresh(seeded, "eta")
+    ingest.refresh(seeded, "churn")
+    return seeded
+
+
+def _zones(rt):
+    from sqlalchemy import text
+
+    with rt.warehouse.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT DISTINCT zone FROM deliveries"))]
+
+
+def test_fresh_values_with_computed_at(ingested):
+    zone = _zones(ingested)[0]
+    got = get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone]
+    assert got.status == "fresh" and got.computed_at == NOW and got.age_seconds == 0
+    assert set(got.features) == set(JOBS["eta"].feature_names)
+    assert all(f.status == "fresh" and f.computed_at == NOW for f in got.features.values())
+    assert isinstance(got.values()["deliveries_1h"], int)
+
+
+def test_past_ttl_is_marked_stale_never_fresh(ingested):
+    zone = _zones(ingested)[0]
+    ingested.clock.advance(timedelta(minutes=15))
+    assert (
+        get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone].status == "fresh"
+    )
+    ingested.clock.advance(timedelta(seconds=1))
+    got = get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone]
+    assert got.status == "stale"
+    assert all(not f.usable for f in got.features.values())
+    # churn has a 36 h TTL, so it is still fresh at the same moment
+    churn = get_online_features(ingested.store, ingested.clock, "churn", [_customer(ingested)])
+    assert [c.status for c in churn.values()] == ["fresh"]
+
+
+def _customer(rt):
+    from sqlalchemy import text
+
+    with rt.store.connect() as conn:
+        return conn.execute(
+            text("SELECT entity_id FROM ml_feature_values WHERE job = 'churn' LIMIT 1")
+        ).scalar()
+
+
+def test_unknown_entity_is_missing_and_many_at_once(ingested):
+    zones = _zones(ingested)
+    got = get_online_features(ingested.store, ingested.clock, "eta", [*zones, "nowhere"])
+    assert got["nowhere"].status == "missing" and got["nowhere"].computed_at is None
+    assert all(got[z].status == "fresh" for z in zones)
+    assert list(got) == [*zones, "nowhere"]
+    assert get_online_features(ingested.store, ingested.clock, "eta", []) == {}
