@@ -107,7 +107,9 @@ def _load_grid(conn: Connection, as_of_points: Sequence[datetime]) -> None:
     )
     conn.execute(text(f"CREATE TEMPORARY TABLE as_of_grid ({cols})"))
     rows = []
-    for point in as_of_points:
+    # The same point twice would double every row's aggregates; seconds keep SQLite and
+    # PostgreSQL comparing the same instants.
+    for point in sorted({p.replace(microsecond=0) for p in as_of_points}):
         row = {"as_of": point, "as_of_epoch": (point - datetime(1970, 1, 1)).total_seconds()}
         row.update({name: point - delta for name, delta in WINDOWS.items()})
         rows.append(row)

@@ -20,13 +20,19 @@ recent AS (
                     THEN CAST(o.total_amount AS DOUBLE PRECISION) ELSE 0 END) AS spend_90d,
            SUM(CASE WHEN o.status = 'cancelled' THEN 1 ELSE 0 END) AS cancelled_90d,
            COUNT(*) AS placed_90d,
-           SUM(CASE WHEN d.delivered_at < b.as_of THEN 1 ELSE 0 END) AS delivered_90d,
-           SUM(CASE WHEN d.delivered_at < b.as_of AND d.delivered_at > d.promised_at
-                    THEN 1 ELSE 0 END) AS late_90d
+           -- EXISTS, not a join: an order re-dispatched has two deliveries but is one order.
+           SUM(CASE WHEN EXISTS (
+                   SELECT 1 FROM deliveries d
+                   WHERE d.order_id = o.order_id AND d.delivered_at < b.as_of
+               ) THEN 1 ELSE 0 END) AS delivered_90d,
+           SUM(CASE WHEN EXISTS (
+                   SELECT 1 FROM deliveries d
+                   WHERE d.order_id = o.order_id AND d.delivered_at < b.as_of
+                     AND d.delivered_at > d.promised_at
+               ) THEN 1 ELSE 0 END) AS late_90d
     FROM base b
     JOIN orders o
       ON o.customer_id = b.customer_id AND o.placed_at >= b.since_90d AND o.placed_at < b.as_of
-    LEFT JOIN deliveries d ON d.order_id = o.order_id
     GROUP BY b.as_of, b.customer_id
 )
 SELECT
