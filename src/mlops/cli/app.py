@@ -23,12 +23,12 @@ app.command("ingest")(ingest.ingest)
 app.command("quickstart")(quickstart.quickstart)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: library errors become one line and an exit code."""
     from mlops.errors import MlopsError
 
     try:
-        app()
+        app(args=argv, prog_name="mlops")
     except MlopsError as exc:
         from mlops.cli.output import err_console
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typer
+from rich import box
 from rich.table import Table
 
 from mlops.cli.output import console, err_console, parse_duration, parse_time, progress_bar
@@ -82,37 +83,29 @@ def ingest(
 
 
 def print_reports(reports) -> None:
+    """One row per run: snapshots new (+ already done), rows, values and speed."""
     if not reports:
         return
+    headers = ["job", "run", "snapshots", "rows", "rejected", "values", "sec", "values/s"]
     table = Table(
-        "job",
-        "mode",
-        "status",
-        "snapshots",
-        "skipped",
-        "rows read",
-        "written",
-        "rejected",
-        "values",
-        "seconds",
-        "values/s",
-        title="Ingestion",
+        *headers, title="Ingestion", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
     )
     for r in reports:
+        skipped = f" (+{r.points_skipped:,})" if r.points_skipped else ""
+        outcome = "ok" if r.status == "succeeded" else r.status
         table.add_row(
             r.job,
-            r.mode + (" (dry run)" if r.dry_run else ""),
-            r.status,
-            f"{r.points - r.points_skipped:,}",
-            f"{r.points_skipped:,}",
-            f"{r.rows_read:,}",
+            f"{'dry run' if r.dry_run else r.mode} {outcome}",
+            f"{r.points - r.points_skipped:,}{skipped}",
             f"{r.rows_written:,}",
             f"{r.rows_rejected:,}",
             f"{r.values_written:,}",
-            f"{r.seconds:.2f}",
+            f"{r.seconds:.1f}",
             f"{r.values_per_second:,.0f}",
         )
     console.print(table)
+    if any(r.points_skipped for r in reports):
+        console.print("(+N): snapshots already ingested earlier, skipped")
 
 
 def print_feature_stats(report) -> None:

@@ -1,0 +1,88 @@
+"""The CLI end to end, in-process: parse, call the library, format, exit status."""
+
+import subprocess
+import sys
+
+import pytest
+from sqlalchemy import text
+
+from mlops.cli.app import main
+
+
+@pytest.fixture
+def cli(settings, monkeypatch, capsys):
+    monkeypatch.setenv("MLOPS_HOME", str(settings.home))
+    monkeypatch.setenv("MLOPS_DATABASE_URL", settings.store_url)
+    monkeypatch.setenv("MLOPS_WAREHOUSE_URL", settings.warehouse_db_url)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = exc.code or 0
+        else:  # pragma: no cover - click always exits
+            code = 0
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def test_the_whole_flow_from_the_command_line(cli, settings):
+    code, out, _ = cli("db", "migrate")
+    assert code == 0 and "20250918120000" in out
+    code, out, _ = cli("db", "migrate")
+    assert code == 0 and "already up to date" in out
+    code, out, _ = cli("specs", "sync", "--dry-run")
+    assert code == 0 and "added" in out and "nothing written" in out
+    code, out, _ = cli("specs", "sync")
+    assert code == 0 and "specs synced" in out
+    code, out, _ = cli("warehouse", "seed", "--customers", "150", "--days", "40")
+    assert code == 0 and "customers" in out and "150" in out
+    code, out, _ = cli("ingest", "all", "--dry-run")
+    assert code == 0 and "nothing was written" in out and "would write" in out
+    code, out, _ = cli(
+        "ingest", "churn", "--backfill", "--start", "2020-01-01", "--end", "2020-01-03"
+    )
+    assert code == 0 and "backfill" in out
+    code, out, _ = cli("ingest", "all")
+    assert code == 0 and out.count("succeeded") == 3
+    from mlops.db.engine import make_engine
+
+    engine = make_engine(settings.store_url)
+    with engine.connect() as conn:
+        jobs = conn.execute(text("SELECT DISTINCT job FROM ml_feature_values")).scalars().all()
+    engine.dispose()
+    assert sorted(jobs) == ["churn", "eta", "upsell"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ingest", "nope"), "unknown job"),
+        (("ingest", "churn", "--backfill"), "--backfill needs --start and --end"),
+        (("ingest", "churn", "--start", "2026-01-01"), "only apply with --backfill"),
+        (("ingest", "churn", "--as-of", "yesterday"), "cannot read --as-of"),
+        (("ingest", "churn"), "mlops db migrate"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(cli, args, message):
+    code, out, err = cli(*args)
+    assert code == 2
+    assert message in err
+    assert "Traceback" not in err + out
+
+
+def test_help_explains_every_command():
+    out = subprocess.run(
+        [sys.executable, "-m", "mlops", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for command in ("quickstart", "ingest", "db", "warehouse", "specs"):
+        assert command in out
+    out = subprocess.run(
+        [sys.executable, "-m", "mlops", "ingest", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "--dry-run" in out and "--backfill" in out and "exclusive" in out
