@@ -215,3 +215,26 @@ def test_kill_9_mid_write_leaves_previous_values_and_next_run_succeeds(seeded):
     with seeded.store.connect() as conn:
         assert {r[0] for r in conn.execute(select(feature_values.c.computed_at))} == {NOW}
         assert conn.execute(select(feature_history.c.chunk_id)).all()
+
+
+def test_bulk_insert_keeps_empty_strings_and_nulls_apart(rt):
+    import pandas as pd
+
+    from mlops.warehouse.bulk import insert_frame
+    from mlops.warehouse.schema import create_tables, support_tickets
+
+    create_tables(rt.warehouse)
+    frame = pd.DataFrame(
+        {
+            "ticket_id": ["t1", "t2"],
+            "customer_id": ["", "c2"],
+            "opened_at": pd.to_datetime(["2026-01-01 10:00:00", "2026-01-02 11:30:05"]),
+            "reason": ['a,b "quoted"', "\\N-looking"],
+        }
+    )
+    with rt.warehouse.begin() as conn:
+        insert_frame(conn, support_tickets, frame)
+    rows = table_rows(rt.warehouse, support_tickets)
+    assert [r["customer_id"] for r in rows] == ["", "c2"]
+    assert [r["reason"] for r in rows] == ['a,b "quoted"', "\\N-looking"]
+    assert str(rows[1]["opened_at"]) == "2026-01-02 11:30:05"

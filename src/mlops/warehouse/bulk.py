@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Table
 from mlops.db.types import SQLITE_TS_FORMAT
 
 CHUNK_ROWS = 100_000
+_NULL = "NULL '\\N'"
 
 
 def insert_frame(
@@ -64,11 +65,14 @@ def _copy_postgres(conn: Connection, name: str, columns: list[str], chunk: pd.Da
         if pd.api.types.is_float_dtype(out[col]) and np.isinf(out[col].to_numpy()).any():
             out[col] = out[col].replace([np.inf, -np.inf], np.nan)
     buf = io.StringIO()
-    out.to_csv(buf, header=False, index=False, na_rep="", date_format=SQLITE_TS_FORMAT)
+    # NULL is spelled \N so that an empty string stays an empty string, as on SQLite.
+    out.to_csv(buf, header=False, index=False, na_rep="\\N", date_format=SQLITE_TS_FORMAT)
     data = buf.getvalue()
     raw = conn.connection.driver_connection
     with (
         raw.cursor() as cur,
-        cur.copy(f'COPY "{name}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv)') as copy,
+        cur.copy(
+            f'COPY "{name}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv, {_NULL})'
+        ) as copy,
     ):
         copy.write(data)
