@@ -84,7 +84,7 @@ offer_impressions = Table(
     Column("order_id", String(128)),
     Column("shown_at", Timestamp, nullable=False),
     Column("accepted", Boolean, nullable=False),
-    Index("ix_impressions_customer_shown", "customer_id", "shown_at"),
+    Index("ix_impressions_customer_shown", "customer_id", "shown_at", "offer_id", "accepted"),
 )
 
 support_tickets = Table(

@@ -55,9 +55,21 @@ RUSH[[8, 9, 12, 13, 17, 18, 19]] = (1.15, 1.1, 1.15, 1.1, 1.2, 1.25, 1.15)
 # Orders per day of an engaged customer, by plan (about 1.1, 1.5 and 2.2 a week).
 PLAN_RATE = np.array([0.16, 0.22, 0.31])
 # Daily churn hazard of a customer with no bad experience and average engagement.
-PLAN_HAZARD = np.array([0.0030, 0.0022, 0.0015])
+PLAN_HAZARD = np.array([0.0002, 0.00015, 0.0001])
 PLAN_UPLIFT = np.array([0.0, 0.35, 0.8])  # offer acceptance log-odds by plan
-RETURN_P = 0.002  # daily chance that a churned customer comes back
+RETURN_P = 0.001  # daily chance that a churned customer comes back
+# Breaks (holidays, busy weeks): common, unrelated to service quality, and they end. They keep
+# recency alone from telling a break from a customer driven away by bad service.
+PAUSE_P = 0.01
+RESUME_P = 1 / 15
+# Memory of bad experiences (daily decay) and the hazard they add: convex, so that repeated
+# trouble, not one late order, is what makes customers leave.
+BAD_DECAY = 0.98
+BAD_HAZARD = 0.3
+TOLERANCE = (2.5, 6.0)
+PLAN_TOLERANCE = np.array([0.0, 0.8, 1.6])
+GOOD_CREDIT = 0.25  # an on-time delivery makes up for a quarter of a late one
+NEW_CUSTOMER_DAYS = 120  # tolerance grows from 40% to full over a customer's first months
 
 
 @dataclass(frozen=True)
@@ -88,7 +100,9 @@ def seed_warehouse(
     ``on_progress("customers", done, total)`` reports simulated customers.
     """
     if customers < 1 or days < 1:
-        raise InputError("customers and days must be at least 1", "e.g. --customers 5000 --days 120")
+        raise InputError(
+            "customers and days must be at least 1", "e.g. --customers 5000 --days 120"
+        )
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}", "use e.g. --seed 42")
     end = to_utc_naive(end)
@@ -170,12 +184,16 @@ def _world(seed: int, days: int, start: int) -> _World:
     nz = len(ZONES)
     zone_share = rng.gamma(4.0, 1.0, nz)
     zone_share /= zone_share.sum()
-    zone_mpk = rng.uniform(2.2, 3.8, nz)
+    zone_mpk = rng.uniform(2.3, 4.0, nz)
     courier_count = rng.integers(8, 16, nz)
     courier_first = np.concatenate([[0], np.cumsum(courier_count)[:-1]])
     courier_factor = rng.lognormal(0.0, 0.12, int(courier_count.sum()))
     courier_ids = np.array(
-        [f"{zone}-K{j:02d}" for zone, k in zip(ZONES, courier_count, strict=True) for j in range(k)],
+        [
+            f"{zone}-K{j:02d}"
+            for zone, k in zip(ZONES, courier_count, strict=True)
+            for j in range(k)
+        ],
         dtype=object,
     )
     # Expected orders per courier by zone and hour: computable per block, yet it matches
@@ -268,23 +286,25 @@ def _simulate_block(
     )
 
     # Latent traits: none of these is stored, the views only see their consequences.
-    lam = rng.gamma(2.5, PLAN_RATE[plan] / 2.5)
+    lam = rng.gamma(4.0, PLAN_RATE[plan] / 4.0)
     eng = rng.normal(0.0, 0.25, n)
     cancel_p = rng.beta(2.0, 28.0, n)
-    dist_mu = np.exp(rng.normal(np.log(2.4), 0.45, n))
+    dist_mu = np.exp(rng.normal(np.log(3.0), 0.45, n))
     basket = rng.gamma(2.0, 0.8, n)
     price_level = rng.uniform(7.0, 16.0, n)
     favourite = rng.integers(0, len(CATEGORIES), n)
-    propensity = rng.normal(0.0, 0.8, n)
+    propensity = rng.normal(0.0, 0.6, n)
     discount_slope = rng.lognormal(0.0, 0.6, n)
-    fragility = rng.lognormal(0.0, 0.5, n)
+    fragility = rng.lognormal(0.0, 0.3, n)
+    tolerance = rng.uniform(*TOLERANCE, n) + PLAN_TOLERANCE[plan]
     active = ~((signup < start) & (rng.random(n) < 0.15))
+    paused = rng.random(n) < PAUSE_P / RESUME_P
     bad = np.zeros(n)
 
     buf = _Buffer()
     for t in range(days):
         day0 = start + t * DAY
-        live = active & (signup < day0)
+        live = active & ~paused & (signup < day0)
 
         # Orders.
         k = rng.poisson(np.where(live, lam * np.exp(eng), 0.0))
@@ -310,7 +330,7 @@ def _simulate_block(
         since = np.minimum((dispatched - start) // 3600, world.traffic.shape[1] - 1)
         dhour = (dispatched % DAY) // 3600
         minutes = (
-            3.0
+            4.0
             + dist
             * world.zone_mpk[zone]
             * RUSH[dhour]
@@ -339,7 +359,7 @@ def _simulate_block(
         logit = (
             -2.6
             + 0.09 * discount_slope[imp_cust] * (world.offer_discount[imp_offer] - 20.0)
-            + 1.9 * (world.offer_category[imp_offer] == favourite[imp_cust])
+            + 2.5 * (world.offer_category[imp_offer] == favourite[imp_cust])
             + PLAN_UPLIFT[plan[imp_cust]]
             + propensity[imp_cust]
             - 0.4 * (imp_order < 0)
@@ -379,16 +399,28 @@ def _simulate_block(
         shock = (
             np.bincount(dc[late], minlength=n)
             + 1.2 * np.bincount(cust[cancelled], minlength=n)
-            + 1.5 * np.bincount(t_cust, minlength=n)
+            + 2.0 * np.bincount(t_cust, minlength=n)
         )
-        bad = 0.97 * bad + shock
-        eng = 0.97 * eng + rng.normal(0.0, 0.05, n) - 0.1 * fragility * shock
-        hazard = np.minimum(PLAN_HAZARD[plan] * np.exp(0.8 * fragility * bad - 0.8 * eng), 0.5)
+        good = np.bincount(dc[arrived & ~late], minlength=n)
+        bad = np.maximum(BAD_DECAY * bad + shock - GOOD_CREDIT * good, 0.0)
+        eng = 0.97 * eng + rng.normal(0.0, 0.05, n) - 0.03 * fragility * shock
+        hazard = np.minimum(
+            PLAN_HAZARD[plan] * np.exp(-0.6 * eng)
+            + BAD_HAZARD
+            * (
+                bad
+                > tolerance
+                * np.clip(0.4 + 0.6 * (day0 - signup) / (NEW_CUSTOMER_DAYS * DAY), 0.4, 1.0)
+            ),
+            0.5,
+        )
         churn = live & (rng.random(n) < hazard)
         back = ~active & (signup < day0) & (rng.random(n) < RETURN_P)
         active = (active & ~churn) | back
         bad[back] = 0.0
         eng[back] = rng.normal(-0.2, 0.2, int(back.sum()))
+        resume = paused & (rng.random(n) < RESUME_P)
+        paused = (paused & ~resume) | (live & (rng.random(n) < PAUSE_P * np.exp(-0.8 * eng)))
 
         base = buf.orders
         buf.add(

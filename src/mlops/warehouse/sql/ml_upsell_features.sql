@@ -1,6 +1,10 @@
 -- ml_upsell_features: one row per customer signed up before as_of, for every as_of
 -- point in as_of_grid. Only warehouse rows strictly before as_of count.
+-- An offer is accepted or not when it is shown (it goes into the cart with the order),
+-- so an impression shown before as_of carries a known outcome.
 -- as_of_grid and unixepoch: see ml_churn_features.sql.
+-- Single aggregates are correlated subqueries: an index range per customer is cheaper
+-- than grouping the whole grid, on SQLite and PostgreSQL alike.
 WITH base AS (
     SELECT g.as_of, g.since_90d, c.customer_id, c.plan
     FROM as_of_grid g
@@ -26,23 +30,6 @@ offer_stats AS (
            SUM(CASE WHEN discount_pct < 20 THEN accepted ELSE 0 END) AS accepted_low
     FROM shown
     GROUP BY as_of, customer_id
-),
-category_rank AS (
-    SELECT as_of, customer_id, category,
-           ROW_NUMBER() OVER (
-               PARTITION BY as_of, customer_id ORDER BY SUM(accepted) DESC, category
-           ) AS rnk
-    FROM shown
-    WHERE accepted = 1
-    GROUP BY as_of, customer_id, category
-),
-baskets AS (
-    SELECT b.as_of, b.customer_id, AVG(CAST(o.item_count AS DOUBLE PRECISION)) AS avg_items
-    FROM base b
-    JOIN orders o
-      ON o.customer_id = b.customer_id AND o.placed_at >= b.since_90d AND o.placed_at < b.as_of
-    WHERE o.status = 'completed'
-    GROUP BY b.as_of, b.customer_id
 )
 SELECT
     b.as_of,
@@ -52,16 +39,26 @@ SELECT
          THEN CAST(s.accepted_90d AS DOUBLE PRECISION) / s.impressions_90d END
         AS acceptance_rate_90d,
     COALESCE(s.accepted_90d, 0) AS accepted_90d,
-    k.avg_items AS avg_basket_items_90d,
+    (
+        SELECT AVG(CAST(o.item_count AS DOUBLE PRECISION)) FROM orders o
+        WHERE o.customer_id = b.customer_id AND o.status = 'completed'
+          AND o.placed_at >= b.since_90d AND o.placed_at < b.as_of
+    ) AS avg_basket_items_90d,
     COALESCE(s.category_breadth_90d, 0) AS category_breadth_90d,
     s.avg_accepted_discount_90d,
     CASE WHEN s.shown_high > 0 AND s.shown_low > 0
          THEN CAST(s.accepted_high AS DOUBLE PRECISION) / s.shown_high
               - CAST(s.accepted_low AS DOUBLE PRECISION) / s.shown_low END
         AS discount_sensitivity_90d,
-    c.category AS top_category_90d,
+    (
+        SELECT f.category FROM offer_impressions i
+        JOIN offers f ON f.offer_id = i.offer_id
+        WHERE i.customer_id = b.customer_id AND i.accepted
+          AND i.shown_at >= b.since_90d AND i.shown_at < b.as_of
+        GROUP BY f.category
+        ORDER BY COUNT(*) DESC, f.category
+        LIMIT 1
+    ) AS top_category_90d,
     b.plan
 FROM base b
 LEFT JOIN offer_stats s ON s.as_of = b.as_of AND s.customer_id = b.customer_id
-LEFT JOIN category_rank c ON c.as_of = b.as_of AND c.customer_id = b.customer_id AND c.rnk = 1
-LEFT JOIN baskets k ON k.as_of = b.as_of AND k.customer_id = b.customer_id
