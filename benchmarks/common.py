@@ -19,6 +19,7 @@ from mlops.db import migrate
 from mlops.runtime import Runtime
 from mlops.settings import Settings
 from mlops.specs import sync as specs_sync
+from mlops.store.reset import clear_feature_data
 
 RESULTS = Path(__file__).parent / "results"
 END = datetime(2026, 6, 1, 12, 0, 0)
@@ -81,15 +82,7 @@ def _marker(rt: Runtime) -> str | None:
 
 def reset_store(rt: Runtime) -> None:
     """Empty the feature store's data tables, keeping specs and the warehouse."""
-    with rt.store.begin() as conn:
-        for table in (
-            "ml_feature_values",
-            "ml_feature_history",
-            "ml_feature_snapshots",
-            "ml_ingestion_runs",
-            "ml_feature_rejects",
-        ):
-            conn.execute(text(f"DELETE FROM {table}"))
+    clear_feature_data(rt.store)
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

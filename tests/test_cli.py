@@ -46,7 +46,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     )
     assert code == 0 and "backfill" in out
     code, out, _ = cli("ingest", "all")
-    assert code == 0 and out.count("succeeded") == 3
+    assert code == 0 and out.count("refresh ok") == 3
     from mlops.db.engine import make_engine
 
     engine = make_engine(settings.store_url)

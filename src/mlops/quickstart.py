@@ -5,19 +5,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from mlops.db import migrate
+from mlops.errors import InputError
 from mlops.runtime import Runtime
 from mlops.specs import JOBS
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
+from mlops.store.reset import clear_feature_data
 
 Stage = Callable[[str, int, int], None]
 
-# ETA snapshots every 5 minutes are the expensive part of the history; two weeks give
-# the ETA model thousands of deliveries with zone features as of dispatch.
-ETA_HISTORY = timedelta(days=14)
+# How much history quickstart backfills, at each job's default spacing (daily churn,
+# 12-hourly upsell so every impression has a snapshot within its 12 h TTL, 5-minute
+# ETA). Enough for training to find labelled rows, small enough to stay quick.
+HISTORY = {"churn": timedelta(days=90), "upsell": timedelta(days=60), "eta": timedelta(days=14)}
 
 
 @dataclass
@@ -27,6 +30,16 @@ class QuickstartResult:
     seeded: dict[str, int]
     ingestion: list[ingest.IngestReport] = field(default_factory=list)
     seconds: float = 0.0
+
+
+def check_embedded(settings) -> None:
+    """Quickstart replaces data: refuse unless both databases are the embedded defaults."""
+    if settings.database_url or settings.warehouse_url:
+        raise InputError(
+            "quickstart replaces the warehouse and the feature store's data, and "
+            "MLOPS_DATABASE_URL or MLOPS_WAREHOUSE_URL points at a database of yours",
+            "unset them to use the embedded default, or pass --force to replace that data",
+        )
 
 
 def run(
@@ -48,6 +61,8 @@ def run(
     migrated = migrate.upgrade(rt.store).applied
     plan = specs_sync.plan(rt.store)
     specs_sync.apply(rt.store, plan, now)
+    # A fresh synthetic warehouse: snapshots of an earlier one must not be kept.
+    clear_feature_data(rt.store)
     summary = seed_warehouse(
         rt.warehouse,
         customers=customers,
@@ -59,14 +74,10 @@ def run(
     )
     install_views(rt.warehouse, list(JOBS.values()))
     result = QuickstartResult(migrated, plan, summary.rows)
-    day_start = now.replace(hour=0, minute=0, second=0)
-    eta_end = now.replace(minute=now.minute - now.minute % 5, second=0)
-    ranges = {
-        "churn": (day_start - timedelta(days=days - 1), day_start),
-        "upsell": (day_start - timedelta(days=days - 1), day_start),
-        "eta": (eta_end - ETA_HISTORY, eta_end),
-    }
-    for name, (start, end) in ranges.items():
+    for name, span in HISTORY.items():
+        every = JOBS[name].default_every
+        end = datetime.min + (now - datetime.min) // every * every  # aligned on the spacing
+        start = max(end - span, now - timedelta(days=days))
         done = 0
 
         def progress(step: int, total: int, name=name) -> None:

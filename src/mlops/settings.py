@@ -32,7 +32,10 @@ class Settings(BaseSettings):
         0.05, ge=0, le=1, description="An ingestion run fails when more rows than this share fail."
     )
     backfill_chunk_rows: int = Field(
-        400_000, gt=0, description="Rows computed per backfill query and transaction."
+        100_000, gt=0, description="Rows computed per backfill query and transaction."
+    )
+    ingest_workers: int = Field(
+        2, ge=1, le=32, description="Backfill chunks computed in the warehouse at once."
     )
 
     @field_validator("home")

@@ -192,7 +192,7 @@ UPSELL = _job(
     refresh="0 */6 * * *",
     ttl=timedelta(hours=12),
     retrain="0 4 1 * *",
-    every=timedelta(days=1),
+    every=timedelta(hours=12),
     features=[
         FeatureSpec(
             "impressions_90d",

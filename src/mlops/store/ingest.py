@@ -5,8 +5,9 @@ as_of points, resumable because already-ingested points are skipped."""
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -146,9 +147,7 @@ def _ingest(
         on_progress(report.points_skipped, len(points))
     rejects_stored = 0
     try:
-        for chunk in _chunks(rt, job, todo):
-            with rt.warehouse.connect() as wconn:
-                frame = views.compute(wconn, job, chunk)
+        for chunk, frame in _computed(rt, job, todo):
             checked = validate(job, frame)
             report.rows_read += len(frame)
             report.rows_rejected += checked.rows_rejected
@@ -228,19 +227,35 @@ def _ingested_points(rt: Runtime, job: JobSpec, points: list[datetime]) -> set[d
         return {r[0] for r in rows}
 
 
-def _chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
-    """Yield groups of points sized so one query returns about backfill_chunk_rows rows."""
-    target = rt.settings.backfill_chunk_rows
-    size, i = 1, 0
-    rows_per_point = None
-    while i < len(points):
-        chunk = points[i : i + size]
-        yield chunk
-        i += len(chunk)
-        if rows_per_point is None:
-            with rt.warehouse.connect() as conn:
-                rows_per_point = max(1, _entity_count(conn, job, chunk[-1]))
-        size = max(1, target // rows_per_point)
+def _computed(rt: Runtime, job: JobSpec, points: list[datetime]):
+    """Yield (chunk, view rows) in order, computing up to ``ingest_workers`` chunks at once.
+
+    The database drivers release the GIL while a query runs, so the warehouse computes
+    the next chunks on other cores while this thread validates and writes.
+    """
+    if not points:
+        return
+    with rt.warehouse.connect() as conn:
+        per_point = max(1, _entity_count(conn, job, points[-1]))
+    size = max(1, rt.settings.backfill_chunk_rows // per_point)
+    chunks = [points[i : i + size] for i in range(0, len(points), size)]
+
+    def compute(chunk: list[datetime]) -> pd.DataFrame:
+        with rt.warehouse.connect() as conn:
+            return views.compute(conn, job, chunk)
+
+    workers = min(rt.settings.ingest_workers, len(chunks))
+    if workers <= 1:
+        for chunk in chunks:
+            yield chunk, compute(chunk)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix=f"ingest-{job.name}") as pool:
+        pending = deque(pool.submit(compute, c) for c in chunks[:workers])
+        for i, chunk in enumerate(chunks):
+            frame = pending.popleft().result()
+            if i + workers < len(chunks):
+                pending.append(pool.submit(compute, chunks[i + workers]))
+            yield chunk, frame
 
 
 def _entity_count(conn: Connection, job: JobSpec, as_of: datetime) -> int:
