@@ -86,3 +86,31 @@ def test_help_explains_every_command():
         check=True,
     ).stdout
     assert "--dry-run" in out and "--backfill" in out and "exclusive" in out
+
+
+def test_quickstart_refuses_databases_that_are_not_embedded(cli):
+    code, _, err = cli("quickstart")
+    assert code == 2
+    assert "--force" in err
+
+
+def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
+    from mlops import quickstart
+    from mlops.clock import FrozenClock
+    from mlops.runtime import Runtime
+    from mlops.settings import Settings
+    from mlops.store.online import get_online_features
+    from tests.conftest import NOW
+
+    rt = Runtime(Settings(home=tmp_path / "home"), FrozenClock(NOW))
+    stages = []
+    first = quickstart.run(rt, customers=200, days=40, on_stage=lambda s, d, t: stages.append(s))
+    assert [r.job for r in first.ingestion] == ["churn", "upsell", "eta"] * 2
+    assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
+    assert any(s.startswith("backfilling eta") for s in stages)
+    zone = "Z01"
+    assert get_online_features(rt.store, rt.clock, "eta", [zone])[zone].status == "fresh"
+    again = quickstart.run(rt, customers=200, days=40)
+    # a second run starts from a fresh warehouse: nothing is skipped as already ingested
+    assert all(r.points_skipped == 0 for r in again.ingestion)
+    rt.close()
