@@ -89,10 +89,10 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     ordered = sorted(samples_ms)
     q = statistics.quantiles(ordered, n=100, method="inclusive")
     return {
-        "p50_ms": q[49],
-        "p99_ms": q[98],
-        "max_ms": ordered[-1],
-        "mean_ms": statistics.fmean(ordered),
+        "p50_ms": round(q[49], 4),
+        "p99_ms": round(q[98], 4),
+        "max_ms": round(ordered[-1], 4),
+        "mean_ms": round(statistics.fmean(ordered), 4),
     }
 
 

@@ -10,7 +10,7 @@ import time
 
 from common import parser, percentiles, reset_store, runtime, write
 from mlops.store import ingest
-from mlops.store.online import get_online_features
+from mlops.store.online import OnlineStore
 
 
 def main() -> None:
@@ -28,12 +28,13 @@ def main() -> None:
             )
         ]
     rng = random.Random(0)
-    for eid in rng.sample(ids, 200):  # warm the pool and the statement cache
-        get_online_features(rt.store, rt.clock, "churn", [eid])
+    store = OnlineStore(rt.store, rt.clock)
+    for eid in rng.sample(ids, 200):  # warm the connection and the statement cache
+        store.get("churn", [eid])
     samples = []
     for eid in (rng.choice(ids) for _ in range(args.calls)):
         began = time.perf_counter()
-        got = get_online_features(rt.store, rt.clock, "churn", [eid])
+        got = store.get("churn", [eid])
         samples.append((time.perf_counter() - began) * 1000)
         assert got[eid].status == "fresh"
     write("online_read", rt, {"entities": len(ids), "calls": args.calls, **percentiles(samples)})

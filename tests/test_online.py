@@ -62,3 +62,23 @@ def test_unknown_entity_is_missing_and_many_at_once(ingested):
     assert all(got[z].status == "fresh" for z in zones)
     assert list(got) == [*zones, "nowhere"]
     assert get_online_features(ingested.store, ingested.clock, "eta", []) == {}
+
+
+def test_online_store_matches_and_survives_a_dropped_connection(ingested, backend):
+    from sqlalchemy import text
+
+    from mlops.store.online import OnlineStore
+
+    zones = _zones(ingested)
+    store = OnlineStore(ingested.store, ingested.clock)
+    expected = get_online_features(ingested.store, ingested.clock, "eta", zones)
+    assert store.get("eta", zones) == expected
+    conn = store._connection()
+    if backend == "postgres":
+        pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with ingested.store.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    else:
+        conn.connection.driver_connection.close()
+    assert store.get("eta", zones[:1]) == {zones[0]: expected[zones[0]]}
+    store.close()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, select
+from sqlalchemy.exc import DBAPIError
 
 from mlops.clock import Clock
 from mlops.db.schema import feature_values
@@ -68,12 +70,57 @@ def get_online_features(
     spec = get_job(job) if isinstance(job, str) else job
     ids = [str(e) for e in entity_ids]
     with engine.connect() as conn:
-        if len(ids) == 1:
-            rows = conn.execute(_ONE, {"job": spec.name, "entity_id": ids[0]}).all()
-        else:
-            rows = conn.execute(_MANY, {"job": spec.name, "entity_ids": ids}).all() if ids else []
+        rows = _read(conn, spec, ids)
+    return _entities(spec, ids, rows, clock.now())
+
+
+class OnlineStore:
+    """Online reads for a long-lived process: one autocommit connection per thread, so a
+    read is one primary-key lookup with no pool checkout and no transaction."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine, self.clock = engine, clock
+        self._local = threading.local()
+
+    def get(self, job: str | JobSpec, entity_ids: Sequence[str]) -> dict[str, EntityFeatures]:
+        """Same answer as ``get_online_features``."""
+        spec = get_job(job) if isinstance(job, str) else job
+        ids = [str(e) for e in entity_ids]
+        conn = self._connection()
+        try:
+            rows = _read(conn, spec, ids)
+        except DBAPIError:
+            # The database restarted or dropped us: one fresh connection, one retry.
+            self._drop()
+            rows = _read(self._connection(), spec, ids)
+        return _entities(spec, ids, rows, self.clock.now())
+
+    def close(self) -> None:
+        self._drop()
+
+    def _connection(self) -> Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            self._local.conn = conn
+        return conn
+
+    def _drop(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            conn.invalidate()
+            conn.close()
+
+
+def _read(conn: Connection, spec: JobSpec, ids: list[str]) -> list:
+    if len(ids) == 1:
+        return conn.execute(_ONE, {"job": spec.name, "entity_id": ids[0]}).all()
+    return conn.execute(_MANY, {"job": spec.name, "entity_ids": ids}).all() if ids else []
+
+
+def _entities(spec: JobSpec, ids: list[str], rows, now: datetime) -> dict[str, EntityFeatures]:
     found = {r.entity_id: r for r in rows}
-    now = clock.now()
     return {eid: _entity(spec, eid, found.get(eid), now) for eid in ids}
 
 
