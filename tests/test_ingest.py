@@ -58,7 +58,10 @@ def test_dry_run_writes_nothing_at_all(seeded):
     assert row_counts(seeded.store) == before
 
 
-def test_backfill_is_oldest_first_resumable_and_one_query_per_chunk(seeded):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_backfill_in_chunks_is_oldest_first_and_resumable(seeded, workers):
+    seeded.settings.ingest_workers = workers
+    seeded.settings.backfill_chunk_rows = 200  # several chunks, computed `workers` at once
     start = NOW - timedelta(days=2)
     first = ingest.backfill(seeded, "eta", start=start, end=start + timedelta(hours=6))
     assert first.points == 72 and first.points_skipped == 0
@@ -67,6 +70,9 @@ def test_backfill_is_oldest_first_resumable_and_one_query_per_chunk(seeded):
     history = load_history(seeded.store, JOBS["eta"])
     assert history["as_of"].nunique() == 144
     assert history["as_of"].min() == start
+    chunks = table_rows(seeded.store, feature_history)
+    assert len(chunks) > 2
+    assert [c["min_as_of"] for c in chunks] == sorted(c["min_as_of"] for c in chunks)
 
 
 def test_backfill_argument_errors():

@@ -34,8 +34,12 @@ class Settings(BaseSettings):
     backfill_chunk_rows: int = Field(
         100_000, gt=0, description="Rows computed per backfill query and transaction."
     )
-    ingest_workers: int = Field(
-        2, ge=1, le=32, description="Backfill chunks computed in the warehouse at once."
+    ingest_workers: int | None = Field(
+        None,
+        ge=1,
+        le=32,
+        description="Backfill chunks computed in the warehouse at once; default 2 on a "
+        "server database, 1 on SQLite (its threads contend on a global allocator lock).",
     )
 
     @field_validator("home")

@@ -230,8 +230,8 @@ def _ingested_points(rt: Runtime, job: JobSpec, points: list[datetime]) -> set[d
 def _computed(rt: Runtime, job: JobSpec, points: list[datetime]):
     """Yield (chunk, view rows) in order, computing up to ``ingest_workers`` chunks at once.
 
-    The database drivers release the GIL while a query runs, so the warehouse computes
-    the next chunks on other cores while this thread validates and writes.
+    The database drivers release the GIL while a query runs, so a server warehouse
+    computes the next chunks on other cores while this thread validates and writes.
     """
     if not points:
         return
@@ -244,7 +244,8 @@ def _computed(rt: Runtime, job: JobSpec, points: list[datetime]):
         with rt.warehouse.connect() as conn:
             return views.compute(conn, job, chunk)
 
-    workers = min(rt.settings.ingest_workers, len(chunks))
+    default = 1 if rt.warehouse.dialect.name == "sqlite" else 2
+    workers = min(rt.settings.ingest_workers or default, len(chunks))
     if workers <= 1:
         for chunk in chunks:
             yield chunk, compute(chunk)
