@@ -43,13 +43,16 @@ def sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
     for name in frame.columns:
         series = frame[name]
         if pd.api.types.is_datetime64_any_dtype(series):
-            values = series.dt.strftime(SQLITE_TS_FORMAT).astype(object)
-        elif pd.api.types.is_bool_dtype(series):
+            # Format each distinct instant once: snapshots share a handful of as_of values.
+            codes, uniques = pd.factorize(series)
+            text = np.array([*uniques.strftime(SQLITE_TS_FORMAT), None], dtype=object)
+            cols.append(text[codes].tolist())
+            continue
+        if pd.api.types.is_bool_dtype(series):
             values = series.astype(object).map(lambda v: None if v is pd.NA else int(v))
         else:
             values = series.astype(object)
-        values = values.where(series.notna(), None)
-        cols.append(values.tolist())
+        cols.append(values.where(series.notna(), None).tolist())
     return list(zip(*cols, strict=True))
 
 
