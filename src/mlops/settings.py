@@ -42,6 +42,26 @@ class Settings(BaseSettings):
         "server database, 1 on SQLite (its threads contend on a global allocator lock).",
     )
 
+    # The deterministic ETA (the runbook's SLA estimate and the fallback): prep time plus
+    # distance at the zone's speed.
+    eta_prep_minutes: float = Field(12.0, ge=0, description="Minutes before a courier leaves.")
+    eta_speed_kmh: float = Field(
+        15.0, gt=0, description="Courier speed where no zone speed is set."
+    )
+    eta_zone_speed_kmh: dict[str, float] = Field(
+        default_factory=dict, description='Per-zone speeds, e.g. {"Z01": 12.5} (JSON).'
+    )
+
+    @property
+    def mlflow_uri(self) -> str:
+        """MLflow tracking URI: a SQLite store under home unless set."""
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts(self) -> str:
+        """Where model artifacts go by default (a folder under home)."""
+        return str((self.home / "mlartifacts").resolve())
+
     @field_validator("home")
     @classmethod
     def _expand(cls, value: Path) -> Path:

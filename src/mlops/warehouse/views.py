@@ -26,6 +26,8 @@ WINDOWS = {
     "since_5h": timedelta(hours=5),
     "since_30d": timedelta(days=30),
     "since_90d": timedelta(days=90),
+    # Forward: only label queries look after as_of.
+    "until_30d": timedelta(days=-30),
 }
 GRID_COLUMNS = ["as_of", "as_of_epoch", *WINDOWS]
 
@@ -35,13 +37,26 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT extract(epoch FROM ts)::double
 """
 
 
+def sql_file(name: str) -> str:
+    """The text of ``warehouse/sql/<name>.sql``."""
+    return resources.files("mlops.warehouse").joinpath(f"sql/{name}.sql").read_text()
+
+
 def view_sql(job: JobSpec) -> str:
     """The SQL text of the job's view, as shipped in ``warehouse/sql``."""
-    return resources.files("mlops.warehouse").joinpath(f"sql/{job.view}.sql").read_text()
+    return sql_file(job.view)
 
 
 def compute(conn: Connection, job: JobSpec, as_of_points: Sequence[datetime]) -> pd.DataFrame:
     """Run the job's view for every point; columns ``as_of``, ``entity_id`` and the features."""
+    frame = run_over_grid(conn, job.view, as_of_points)
+    frame = frame.rename(columns={job.entity_key: "entity_id"})
+    frame["entity_id"] = frame["entity_id"].astype(str)
+    return frame
+
+
+def run_over_grid(conn: Connection, name: str, as_of_points: Sequence[datetime]) -> pd.DataFrame:
+    """Run ``sql/<name>.sql`` against a grid of as_of points inside the warehouse."""
     _ensure_functions(conn)
     _load_grid(conn, as_of_points)
     if conn.dialect.name == "postgresql":
@@ -50,20 +65,34 @@ def compute(conn: Connection, job: JobSpec, as_of_points: Sequence[datetime]) ->
         conn.execute(text("SET LOCAL jit = off"))
         conn.execute(text("ANALYZE as_of_grid"))
     try:
-        # Plain DB-API tuples: building Row objects for 200k rows costs more than the query.
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            cursor.execute(view_sql(job))
-            columns = [d[0] for d in cursor.description]
-            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
-        finally:
-            cursor.close()
+        frame = _fetch_frame(conn, sql_file(name), {})
     finally:
         conn.execute(text("DROP TABLE IF EXISTS as_of_grid"))
-    frame = frame.rename(columns={job.entity_key: "entity_id"})
     frame["as_of"] = pd.to_datetime(frame["as_of"], format=SQLITE_TS_FORMAT)
-    frame["entity_id"] = frame["entity_id"].astype(str)
     return frame
+
+
+def run_query(conn: Connection, name: str, params: dict) -> pd.DataFrame:
+    """Run ``sql/<name>.sql`` with bound parameters (timestamps as the dialect stores them)."""
+    _ensure_functions(conn)
+    if conn.dialect.name != "postgresql":
+        params = {k: _sqlite_value(v) for k, v in params.items()}
+    return _fetch_frame(conn, sql_file(name), params)
+
+
+def _fetch_frame(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
+    # Plain DB-API tuples: building Row objects for 200k rows costs more than the query.
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
+    args = compiled.construct_params()
+    if conn.dialect.paramstyle in ("qmark", "numeric"):
+        args = tuple(args[name] for name in compiled.positiontup)
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.execute(str(compiled), args)
+        columns = [d[0] for d in cursor.description]
+        return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
+    finally:
+        cursor.close()
 
 
 def install_views(engine: Engine, jobs: Sequence[JobSpec]) -> list[str]:

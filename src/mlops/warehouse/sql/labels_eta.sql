@@ -1,0 +1,14 @@
+-- ETA labels: every delivery dispatched in [:start, :end) and delivered before :now, with
+-- the inputs known when it was requested (zone, distance, items); minutes = dispatch to
+-- delivery.
+SELECT
+    d.delivery_id,
+    d.zone,
+    d.dispatched_at,
+    d.distance_km,
+    o.item_count,
+    (unixepoch(d.delivered_at) - unixepoch(d.dispatched_at)) / 60.0 AS minutes
+FROM deliveries d
+LEFT JOIN orders o ON o.order_id = d.order_id
+WHERE d.dispatched_at >= :start AND d.dispatched_at < :end
+  AND d.delivered_at IS NOT NULL AND d.delivered_at < :now

@@ -1,0 +1,14 @@
+-- Upsell labels: every offer impression shown in [:start, :end) with the offer's own
+-- attributes; accepted = 1 when the customer took the offer.
+SELECT
+    i.impression_id,
+    i.customer_id,
+    i.shown_at,
+    f.offer_id,
+    f.category AS offer_category,
+    CAST(f.discount_pct AS DOUBLE PRECISION) AS discount_pct,
+    CAST(f.price AS DOUBLE PRECISION) AS offer_price,
+    CASE WHEN i.accepted THEN 1 ELSE 0 END AS accepted
+FROM offer_impressions i
+JOIN offers f ON f.offer_id = i.offer_id
+WHERE i.shown_at >= :start AND i.shown_at < :end
