@@ -1,6 +1,6 @@
--- ETA labels: every delivery dispatched in [:start, :end) and delivered before :now, with
--- the inputs known when it was requested (zone, distance, items); minutes = dispatch to
--- delivery.
+-- ETA labels: every delivery dispatched from start (inclusive) to end (exclusive) and
+-- delivered before now, with the inputs known when it was requested (zone, distance,
+-- items); minutes = dispatch to delivery.
 SELECT
     d.delivery_id,
     d.zone,

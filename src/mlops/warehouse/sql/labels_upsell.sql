@@ -1,5 +1,5 @@
--- Upsell labels: every offer impression shown in [:start, :end) with the offer's own
--- attributes; accepted = 1 when the customer took the offer.
+-- Upsell labels: every offer impression shown from start (inclusive) to end (exclusive),
+-- with the offer's own attributes; accepted = 1 when the customer took the offer.
 SELECT
     i.impression_id,
     i.customer_id,

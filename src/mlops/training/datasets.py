@@ -1,0 +1,146 @@
+"""Point-in-time training sets: labels computed in the warehouse, features from the
+store's history as they were known at each label's event time (never after)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from mlops.db.schema import feature_snapshots
+from mlops.errors import NotReadyError
+from mlops.runtime import Runtime
+from mlops.specs.features import JobSpec, get_job
+from mlops.store.historical import get_historical_features
+from mlops.warehouse import views
+
+LABEL = "label"
+# How far after its event time a row's label looks: training rows must end before the
+# validation window starts, or the split would leak the validation period into training.
+LABEL_HORIZON = {"churn": timedelta(days=30), "upsell": timedelta(0), "eta": timedelta(0)}
+# Request-time inputs the model gets besides the stored features.
+EXTRA_INPUTS = {
+    "churn": [],
+    "upsell": ["offer_category", "discount_pct", "offer_price"],
+    "eta": ["zone", "distance_km", "item_count", "hour", "weekday"],
+}
+EXTRA_CATEGORICAL = {"churn": [], "upsell": ["offer_category"], "eta": ["zone"]}
+
+
+@dataclass
+class TrainingSet:
+    job: str
+    frame: pd.DataFrame  # entity_id, event_time, features, extra inputs, label, feature_as_of
+    features: list[str]
+    categorical: list[str]
+    start: datetime
+    end: datetime
+    dropped_without_features: int
+
+    def split(self, valid_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Train on the older rows, validate on the most recent window; never shuffled."""
+        frame = self.frame
+        cutoff = frame["event_time"].quantile(1 - valid_fraction)
+        valid = frame[frame["event_time"] >= cutoff]
+        horizon = pd.Timedelta(LABEL_HORIZON[self.job])
+        train = frame[frame["event_time"] + horizon <= cutoff]
+        if train.empty or valid.empty:
+            raise NotReadyError(
+                f"{self.job}: not enough labelled history to split "
+                f"({len(frame)} rows from {self.start} to {self.end})",
+                f"backfill more history: mlops ingest {self.job} --backfill --start ... --end ...",
+            )
+        return train.reset_index(drop=True), valid.reset_index(drop=True)
+
+    def fingerprint(self) -> str:
+        """A hash of the exact rows and columns trained on."""
+        hashed = pd.util.hash_pandas_object(self.frame, index=False).to_numpy()
+        digest = hashlib.sha256(hashed.tobytes())
+        digest.update(",".join(self.frame.columns).encode())
+        return digest.hexdigest()
+
+    def freshness(self) -> dict[str, float]:
+        """Age in hours of the newest and oldest snapshot used, relative to each row's event."""
+        age = (self.frame["event_time"] - self.frame["feature_as_of"]).dt.total_seconds() / 3600
+        return {
+            "feature_age_hours_min": float(age.min()),
+            "feature_age_hours_max": float(age.max()),
+        }
+
+
+def build(rt: Runtime, job_name: str, *, end: datetime | None = None) -> TrainingSet:
+    """The job's labelled rows up to ``end`` (default now) with point-in-time features."""
+    job = get_job(job_name)
+    now = end or rt.clock.now()
+    start = _first_snapshot(rt, job)
+    with rt.warehouse.connect() as conn:
+        if job.name == "churn":
+            points = _snapshot_points(rt, job, start, now - LABEL_HORIZON["churn"])
+            labels = views.run_over_grid(conn, "labels_churn", points)
+            rows = labels.rename(columns={"customer_id": "entity_id", "churned": LABEL})
+            rows["event_time"] = rows["as_of"]
+        elif job.name == "upsell":
+            labels = views.run_query(conn, "labels_upsell", {"start": start, "end": now})
+            rows = labels.rename(
+                columns={"customer_id": "entity_id", "shown_at": "event_time", "accepted": LABEL}
+            )
+        else:
+            params = {"start": start, "end": now, "now": now}
+            labels = views.run_query(conn, "labels_eta", params)
+            rows = labels.rename(columns={"dispatched_at": "event_time", "minutes": LABEL})
+            rows["entity_id"] = rows["zone"]
+    rows["event_time"] = pd.to_datetime(rows["event_time"]).astype("datetime64[ns]")
+    if job.name == "eta":
+        rows["hour"] = rows["event_time"].dt.hour
+        rows["weekday"] = rows["event_time"].dt.weekday
+    frame = get_historical_features(rt.store, rows, [job.name])
+    frame = frame.rename(columns={f"{job.name}_as_of": "feature_as_of"})
+    has_features = frame["feature_as_of"].notna()
+    frame = frame[has_features].sort_values("event_time", kind="stable").reset_index(drop=True)
+    features = [*job.feature_names, *EXTRA_INPUTS[job.name]]
+    categorical = [f.name for f in job.features if f.dtype == "category"]
+    categorical += EXTRA_CATEGORICAL[job.name]
+    keep = ["entity_id", "event_time", "feature_as_of", *features, LABEL]
+    return TrainingSet(
+        job=job.name,
+        frame=frame[keep],
+        features=features,
+        categorical=categorical,
+        start=start,
+        end=now,
+        dropped_without_features=int((~has_features).sum()),
+    )
+
+
+def _first_snapshot(rt: Runtime, job: JobSpec) -> datetime:
+    with rt.store.connect() as conn:
+        first = conn.execute(
+            select(func.min(feature_snapshots.c.as_of)).where(feature_snapshots.c.job == job.name)
+        ).scalar()
+    if first is None:
+        raise NotReadyError(
+            f"no {job.name} features have been ingested",
+            f"run `mlops ingest {job.name} --backfill --start ... --end ...` first",
+        )
+    return first
+
+
+def _snapshot_points(rt: Runtime, job: JobSpec, start: datetime, last: datetime) -> list[datetime]:
+    snap = feature_snapshots
+    with rt.store.connect() as conn:
+        points = conn.execute(
+            select(snap.c.as_of)
+            .where(snap.c.job == job.name, snap.c.as_of >= start, snap.c.as_of <= last)
+            .order_by(snap.c.as_of)
+        ).scalars()
+        points = list(points)
+    if not points:
+        raise NotReadyError(
+            f"no {job.name} snapshot is old enough to have its label "
+            f"(the label looks {LABEL_HORIZON[job.name].days} days ahead)",
+            f"backfill {job.name} history older than {last}",
+        )
+    return points
