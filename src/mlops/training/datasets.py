@@ -95,7 +95,7 @@ def build(rt: Runtime, job_name: str, *, end: datetime | None = None) -> Trainin
     rows["event_time"] = pd.to_datetime(rows["event_time"]).astype("datetime64[ns]")
     if job.name == "eta":
         rows["hour"] = rows["event_time"].dt.hour
-        rows["weekday"] = rows["event_time"].dt.weekday
+        rows["weekday"] = rows["event_time"].dt.day_of_week
     frame = get_historical_features(rt.store, rows, [job.name])
     frame = frame.rename(columns={f"{job.name}_as_of": "feature_as_of"})
     has_features = frame["feature_as_of"].notna()
