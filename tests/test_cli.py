@@ -104,13 +104,15 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
 
     rt = Runtime(Settings(home=tmp_path / "home"), FrozenClock(NOW))
     stages = []
-    first = quickstart.run(rt, customers=200, days=40, on_stage=lambda s, d, t: stages.append(s))
+    first = quickstart.run(
+        rt, customers=200, days=40, on_stage=lambda s, d, t: stages.append(s), train_models=False
+    )
     assert [r.job for r in first.ingestion] == ["churn", "upsell", "eta"] * 2
     assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
     assert any(s.startswith("backfilling eta") for s in stages)
     zone = "Z01"
     assert get_online_features(rt.store, rt.clock, "eta", [zone])[zone].status == "fresh"
-    again = quickstart.run(rt, customers=200, days=40)
+    again = quickstart.run(rt, customers=200, days=40, train_models=False)
     # a second run starts from a fresh warehouse: nothing is skipped as already ingested
     assert all(r.points_skipped == 0 for r in again.ingestion)
     rt.close()

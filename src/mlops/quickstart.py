@@ -17,10 +17,14 @@ from mlops.store.reset import clear_feature_data
 
 Stage = Callable[[str, int, int], None]
 
-# How much history quickstart backfills, at each job's default spacing (daily churn,
-# 12-hourly upsell so every impression has a snapshot within its 12 h TTL, 5-minute
-# ETA). Enough for training to find labelled rows, small enough to stay quick.
-HISTORY = {"churn": timedelta(days=90), "upsell": timedelta(days=60), "eta": timedelta(days=14)}
+# How much history quickstart backfills, and how far apart: enough labelled rows for
+# training (churn labels look 30 days ahead; every upsell impression needs a snapshot
+# within its 12 h TTL; ETA rows need one within 15 minutes), small enough to stay quick.
+HISTORY = {
+    "churn": (timedelta(days=90), timedelta(days=3)),
+    "upsell": (timedelta(days=30), timedelta(hours=12)),
+    "eta": (timedelta(days=14), timedelta(minutes=5)),
+}
 
 
 @dataclass
@@ -29,6 +33,7 @@ class QuickstartResult:
     specs: specs_sync.SyncPlan
     seeded: dict[str, int]
     ingestion: list[ingest.IngestReport] = field(default_factory=list)
+    training: list = field(default_factory=list)  # train.TrainReport per job
     seconds: float = 0.0
 
 
@@ -49,8 +54,10 @@ def run(
     days: int = 120,
     seed: int = 42,
     on_stage: Stage | None = None,
+    train_models: bool = True,
 ) -> QuickstartResult:
-    """Migrate, sync specs, seed the warehouse, backfill history and refresh every job."""
+    """Migrate, sync specs, seed the warehouse, backfill history, refresh every job, then
+    train, register and promote the three models."""
     from mlops.warehouse.seed import seed_warehouse
     from mlops.warehouse.views import install_views
 
@@ -74,8 +81,7 @@ def run(
     )
     install_views(rt.warehouse, list(JOBS.values()))
     result = QuickstartResult(migrated, plan, summary.rows)
-    for name, span in HISTORY.items():
-        every = JOBS[name].default_every
+    for name, (span, every) in HISTORY.items():
         end = datetime.min + (now - datetime.min) // every * every  # aligned on the spacing
         start = max(end - span, now - timedelta(days=days))
         done = 0
@@ -86,10 +92,16 @@ def run(
             stage(f"backfilling {name}", done, total)
 
         result.ingestion.append(
-            ingest.backfill(rt, name, start=start, end=end, on_progress=progress)
+            ingest.backfill(rt, name, start=start, end=end, every=every, on_progress=progress)
         )
     for name in JOBS:
         stage(f"refreshing {name}", 0, 1)
         result.ingestion.append(ingest.refresh(rt, name))
+    if train_models:
+        from mlops.training.train import train
+
+        for i, name in enumerate(JOBS):
+            stage(f"training {name}", i, len(JOBS))
+            result.training.append(train(rt, name, refresh=False))
     result.seconds = time.perf_counter() - began
     return result

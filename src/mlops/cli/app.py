@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from mlops.cli import db, ingest, quickstart, specs, warehouse
+from mlops.cli import db, ingest, models, quickstart, specs, train, warehouse
 
 app = typer.Typer(
     name="mlops",
@@ -19,7 +19,9 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(specs.app, name="specs")
+app.add_typer(models.app, name="models")
 app.command("ingest")(ingest.ingest)
+app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)
 
 

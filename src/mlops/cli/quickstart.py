@@ -17,9 +17,12 @@ def quickstart(
         False, help="Replace the data even when the database URLs are not the embedded default."
     ),
 ) -> None:
-    """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job."""
+    """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job, then
+    train, register and promote the churn, upsell and ETA models."""
     from mlops import quickstart as qs
     from mlops.cli.ingest import print_reports
+    from mlops.cli.train import SHOWN, print_comparison, print_summary
+    from mlops.training.train import KIND
 
     rt = runtime(ctx)
     if not force:
@@ -27,10 +30,17 @@ def quickstart(
     with progress_bar("quickstart") as bar:
         result = qs.run(rt, customers=customers, days=days, seed=seed, on_stage=bar.stage)
     print_reports(result.ingestion)
+    for report in result.training:
+        print_comparison(report, SHOWN[KIND[report.job]])
+    print_summary(result.training)
     seeded = ", ".join(f"{n} {c:,}" for n, c in result.seeded.items())
     console.print(f"warehouse: {seeded}")
     console.print(
         f"done in {result.seconds:.1f} s. Store: {rt.settings.store_url}; "
         f"warehouse: {rt.settings.warehouse_db_url}"
     )
-    console.print("next: `mlops ingest all --dry-run` to see today's features")
+    console.print(
+        f"MLflow: {rt.settings.mlflow_uri} (browse with `mlflow ui --backend-store-uri "
+        f"{rt.settings.mlflow_uri}`)"
+    )
+    console.print("next: `mlops models list`, `mlops ingest all --dry-run`, `mlops train eta`")

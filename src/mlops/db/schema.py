@@ -120,3 +120,20 @@ feature_rejects = Table(
     Column("value", Text),
     Index("ix_ml_feature_rejects_run", "run_id"),
 )
+
+# Every move of a job's ``champion`` alias: who, when, from which version to which, why, and
+# the metrics the gate compared. Rollback walks this history back.
+model_promotions = Table(
+    "ml_model_promotions",
+    metadata,
+    Column("promotion_id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer, nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("metrics_json", Text, nullable=False),
+    Column("promoted_at", Timestamp, nullable=False),
+    Index("ix_ml_model_promotions_job", "job", "promotion_id"),
+)

@@ -24,8 +24,6 @@ from mlops.training.reference import reference_distributions
 
 Stage = Callable[[str], None]
 KIND = {"churn": "classifier", "upsell": "classifier", "eta": "regressor"}
-# The metric the promotion gate reads, and whether higher is better.
-GATE_METRIC = {"churn": ("roc_auc", True), "upsell": ("roc_auc", True), "eta": ("mae", False)}
 
 
 @dataclass
@@ -85,7 +83,14 @@ def train(
     report.rows_train, report.rows_valid = len(train_rows), len(valid_rows)
     report.window = (ts.start, ts.end)
     stage("training")
-    model = models.fit(KIND[job.name], train_rows, ts.features, ts.categorical, datasets.LABEL)
+    model = models.fit(
+        KIND[job.name],
+        train_rows,
+        ts.features,
+        ts.categorical,
+        datasets.LABEL,
+        time_column="event_time",
+    )
     y = valid_rows[datasets.LABEL].to_numpy(dtype=float)
     predicted = models.predict(model, models.encode(model, valid_rows))
     report.model_metrics = evaluate(job.name, y, predicted)
@@ -95,18 +100,18 @@ def train(
     if KIND[job.name] == "classifier":
         report.calibration = metrics.calibration_table(y, predicted)
     stage("comparing with the champion")
-    report.champion_metrics = _champion_metrics(rt, job.name, valid_rows, y)
+    report.champion_metrics, champion_version = _champion_metrics(rt, job.name, valid_rows, y)
     if dry_run:
         report.seconds = time.perf_counter() - began
         return report
     stage("logging to MLflow")
-    report.version = _log(rt, job.name, ts, model, report, valid_rows)
+    report.version = _log(rt, job.name, ts, model, report, valid_rows, champion_version)
     if promote:
         stage("promotion gate")
         from mlops.training import registry
 
         try:
-            result = registry.promote(rt, job.name, version=report.version, actor=_actor())
+            result = registry.promote(rt, job.name, version=report.version, actor=actor())
             report.promoted, report.promotion = True, result.reason
         except MlopsError as refused:
             report.promotion = str(refused)
@@ -114,18 +119,23 @@ def train(
     return report
 
 
-def _champion_metrics(rt: Runtime, job: str, valid: pd.DataFrame, y: np.ndarray) -> dict:
+def _champion_metrics(
+    rt: Runtime, job: str, valid: pd.DataFrame, y: np.ndarray
+) -> tuple[dict, int | None]:
+    """The current champion re-evaluated on this run's validation rows (none yet: {})."""
     from mlops.training import tracking
 
     try:
-        champion, _version = tracking.load_native(rt.settings, job, "champion")
+        champion, version = tracking.load_native(rt.settings, job, tracking.CHAMPION)
     except MlopsError:
-        return {}  # no champion yet: the gate compares with the heuristic only
+        return {}, None  # no champion yet: the gate compares with the heuristic only
     predicted = models.predict(champion, models.encode(champion, valid))
-    return evaluate(job, y, predicted)
+    return evaluate(job, y, predicted), version
 
 
-def _log(rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame) -> int:
+def _log(
+    rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame, champion: int | None
+) -> int:
     from mlops.training import tracking
 
     spec_versions = specs_sync.spec_versions(rt.store, job)
@@ -144,7 +154,7 @@ def _log(rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame) -> i
         info = tracking.log_training_run(
             rt.settings,
             job,
-            params={"kind": KIND[job], **{k: v for k, v in model.params.items()}},
+            params={"kind": KIND[job], **model.params},
             metrics=metric_values,
             model_dir=model_dir,
             input_example=valid[ts.features].head(5),
@@ -155,6 +165,7 @@ def _log(rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame) -> i
                 "training_set_fingerprint": ts.fingerprint(),
                 "features": ",".join(f"{n}@v{spec_versions.get(n, 0)}" for n in ts.features),
             },
+            champion_version=champion,
             artifacts={
                 "reference_distributions.json": reference_distributions(
                     ts.frame, ts.features, ts.categorical
@@ -165,7 +176,8 @@ def _log(rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame) -> i
     return int(info.version)
 
 
-def _actor() -> str:
+def actor() -> str:
+    """Who is acting, for the promotion history."""
     try:
         return getpass.getuser()
     except Exception:  # no login name in some containers

@@ -1,0 +1,1 @@
+"""Training: heuristics, LightGBM models, metrics, training sets, tracking and the registry."""
