@@ -25,7 +25,7 @@ from sqlalchemy import Boolean, DateTime, Engine, Float, Integer, Numeric, Table
 from sqlalchemy.exc import DataError, IntegrityError
 
 from mlops.errors import InputError, ValidationFailed
-from mlops.warehouse.schema import TABLES, metadata
+from mlops.warehouse.schema import TABLES, analyze, metadata
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,6 +94,7 @@ def load_directory(
         )
     ordered = {name: frames[name] for name in TABLES if name in frames}
     deleted = _write(engine, ordered, replace=replace, on_progress=on_progress)
+    analyze(engine)
     return LoadSummary(
         directory=directory,
         rows={name: len(frame) for name, frame in ordered.items()},

@@ -109,6 +109,15 @@ def create_tables(engine: Engine) -> None:
     metadata.create_all(engine)
 
 
+def analyze(engine: Engine) -> None:
+    """Refresh the planner's statistics after a bulk load (PostgreSQL; SQLite needs none):
+    without them the feature views get nested-loop plans that run for minutes."""
+    if engine.dialect.name != "postgresql":
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql(f"ANALYZE {', '.join(TABLES)}")
+
+
 def require_tables(engine: Engine) -> None:
     """Raise with the fix when the warehouse lacks a raw table."""
     present = set(inspect(engine).get_table_names())

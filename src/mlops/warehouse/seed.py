@@ -142,6 +142,7 @@ def seed_warehouse(
             for name, frame in frames:
                 rows[name] += insert_frame(conn, name, frame)
             report(first + n)
+    schema.analyze(engine)
     return SeedSummary(rows, customers, days, seed, start, end)
 
 

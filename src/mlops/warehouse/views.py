@@ -60,10 +60,10 @@ def run_over_grid(conn: Connection, name: str, as_of_points: Sequence[datetime])
     _ensure_functions(conn)
     _load_grid(conn, as_of_points)
     if conn.dialect.name == "postgresql":
-        # Planner statistics for the fresh grid, and no JIT: compiling these queries
-        # costs seconds and saves nothing at this size.
-        conn.execute(text("SET LOCAL jit = off"))
+        # Planner statistics for the fresh grid; no JIT (compiling these queries costs
+        # seconds and saves nothing).
         conn.execute(text("ANALYZE as_of_grid"))
+        conn.execute(text("SET LOCAL jit = off"))
     try:
         frame = _fetch_frame(conn, sql_file(name), {})
     finally:
