@@ -45,10 +45,10 @@ class Settings(BaseSettings):
     # The deterministic ETA (the runbook's SLA estimate and the fallback), from dispatch:
     # fixed minutes (pick-up and hand-off) plus distance at the zone's speed.
     eta_prep_minutes: float = Field(
-        4.0, ge=0, description="Fixed minutes per delivery: pick-up and hand-off."
+        5.0, ge=0, description="Fixed minutes per delivery: pick-up and hand-off."
     )
     eta_speed_kmh: float = Field(
-        24.0, gt=0, description="Courier speed where no zone speed is set."
+        17.0, gt=0, description="Courier speed where no zone speed is set."
     )
     eta_zone_speed_kmh: dict[str, float] = Field(
         default_factory=dict, description='Per-zone speeds, e.g. {"Z01": 12.5} (JSON).'
