@@ -21,7 +21,7 @@ Stage = Callable[[str, int, int], None]
 # training (churn labels look 30 days ahead; every upsell impression needs a snapshot
 # within its 12 h TTL; ETA rows need one within 15 minutes), small enough to stay quick.
 HISTORY = {
-    "churn": (timedelta(days=90), timedelta(days=3)),
+    "churn": (timedelta(days=90), timedelta(days=1)),
     "upsell": (timedelta(days=30), timedelta(hours=12)),
     "eta": (timedelta(days=14), timedelta(minutes=5)),
 }
