@@ -16,3 +16,22 @@ def row_counts(engine) -> dict[str, int]:
 def table_rows(engine, table) -> list[dict]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(table))]
+
+
+def write_snapshots(rt, job, frame, now) -> None:
+    """Append rows (as_of, entity_id, features) as snapshots through the store's own chunk
+    writer, as one run and one chunk: for tests that need history with chosen values."""
+    from mlops.store import ingest, runs
+
+    run_id = runs.start_run(
+        rt.store,
+        job=job.name,
+        mode="backfill",
+        started_at=now,
+        as_of_start=None,
+        as_of_end=None,
+        scheduled_for=None,
+    )
+    points = sorted(frame["as_of"].drop_duplicates().dt.to_pydatetime())
+    with rt.store.begin() as conn:
+        ingest._write_chunk(conn, job, run_id, points, frame, now)

@@ -8,27 +8,14 @@ from mlops.errors import InputError
 from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.store.historical import get_historical_features
+from tests.store_tables import write_snapshots
 
 BASE = datetime(2026, 3, 1)
 ETA = JOBS["eta"]
 
 
 def _write_history(rt, frame: pd.DataFrame) -> None:
-    """Append snapshots through the store's own chunk writer (one chunk per call)."""
-    from mlops.store import runs
-
-    run_id = runs.start_run(
-        rt.store,
-        job="eta",
-        mode="backfill",
-        started_at=BASE,
-        as_of_start=None,
-        as_of_end=None,
-        scheduled_for=None,
-    )
-    points = sorted(frame["as_of"].drop_duplicates().dt.to_pydatetime())
-    with rt.store.begin() as conn:
-        ingest._write_chunk(conn, ETA, run_id, points, frame, BASE)
+    write_snapshots(rt, ETA, frame, BASE)
 
 
 def _random_history(rng, zones, points) -> pd.DataFrame:

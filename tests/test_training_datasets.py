@@ -6,9 +6,10 @@ from sqlalchemy import text
 
 from mlops.errors import NotReadyError
 from mlops.specs import JOBS
-from mlops.store import ingest, runs
+from mlops.store import ingest
 from mlops.training import datasets
 from tests.conftest import NOW
+from tests.store_tables import write_snapshots
 
 
 def _warehouse(rt, table):
@@ -79,17 +80,7 @@ def test_a_feature_value_dated_after_the_event_never_reaches_the_training_set(hi
     row |= {f.name: 9999.0 for f in job.features if f.dtype != "category"}
     row["top_category_90d"] = "planted"
     planted = pd.DataFrame([row])
-    run_id = runs.start_run(
-        history.store,
-        job="upsell",
-        mode="backfill",
-        started_at=NOW,
-        as_of_start=None,
-        as_of_end=None,
-        scheduled_for=None,
-    )
-    with history.store.begin() as conn:
-        ingest._write_chunk(conn, job, run_id, [planted_at], planted, NOW)
+    write_snapshots(history, job, planted, NOW)
     ts = datasets.build(history, "upsell")
     assert (ts.frame["feature_as_of"] <= ts.frame["event_time"]).all()
     assert not (ts.frame["impressions_90d"] == 9999).any()

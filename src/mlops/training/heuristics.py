@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlops.errors import InputError
+from mlops.training.values import to_float
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +64,7 @@ def _values(x: Any) -> Any:
     if isinstance(x, (np.ndarray, list, tuple)):
         a = np.asarray(x, dtype=float)
         return float(a) if a.ndim == 0 else a
-    return _num(x)
+    return to_float(x)
 
 
 def _isnan(x):
@@ -177,22 +178,14 @@ def eta_constants(settings: Any) -> dict[str, Any]:
 # --- one row (serving): plain dict lookups, floats out ---------------------------------
 
 
-def _num(value: Any) -> float:
-    """A float, NaN for None, pandas NA or anything that is not a number."""
-    if value is None:
-        return np.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return np.nan
-
-
 def churn_risk_row(features: Mapping[str, Any]) -> float:
     """``churn_risk`` of one row's features (missing keys count as missing values)."""
     get = features.get
     return float(
         churn_risk(
-            _num(get("days_since_last_order")), _num(get("orders_30d")), _num(get("orders_90d"))
+            to_float(get("days_since_last_order")),
+            to_float(get("orders_30d")),
+            to_float(get("orders_90d")),
         )
     )
 
@@ -202,9 +195,9 @@ def upsell_propensity_row(features: Mapping[str, Any]) -> float:
     get = features.get
     return float(
         upsell_propensity(
-            _num(get("acceptance_rate_90d")),
-            _num(get("discount_pct")),
-            _num(get("impressions_90d")),
+            to_float(get("acceptance_rate_90d")),
+            to_float(get("discount_pct")),
+            to_float(get("impressions_90d")),
         )
     )
 
@@ -219,7 +212,7 @@ def eta_sla_minutes_row(
     """``eta_sla_minutes`` of one request's ``distance_km`` and ``zone``."""
     return float(
         eta_sla_minutes(
-            _num(features.get("distance_km")),
+            to_float(features.get("distance_km")),
             features.get("zone"),
             prep_minutes=prep_minutes,
             speed_kmh=speed_kmh,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mlops.errors import InputError
+from mlops.training.values import to_float
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -161,15 +162,6 @@ def encode(model: Model, frame: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def _number(value: Any) -> float:
-    if value is None:
-        return math.nan
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def _code(value: Any, codes: dict[str, float]) -> float:
     if value is None:
         return math.nan
@@ -188,7 +180,7 @@ def encode_row(model: Model, features: Mapping[str, Any]) -> np.ndarray:
     (absent keys count as missing). No pandas: a few microseconds."""
     get = features.get
     return np.array(
-        [[_number(get(c)) if m is None else _code(get(c), m) for c, m in model._row_plan]],
+        [[to_float(get(c)) if m is None else _code(get(c), m) for c, m in model._row_plan]],
         dtype=np.float64,
     )
 
