@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -67,8 +66,3 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Bar]:
         transient=True,
     ) as progress:
         yield Bar(progress, progress.add_task(description, total=total))
-
-
-def fail(message: str, hint: str | None = None, code: int = 2) -> None:
-    err_console.print(f"[red]error:[/red] {message}" + (f" — {hint}" if hint else ""))
-    raise typer.Exit(code)

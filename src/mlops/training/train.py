@@ -177,6 +177,7 @@ def _log(
                     ts.frame, ts.features, ts.categorical
                 ),
                 "calibration.json": {"table": report.calibration},
+                "feature_importance.json": models.feature_importance(model),
             },
         )
     return int(info.version)
