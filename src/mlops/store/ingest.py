@@ -177,15 +177,14 @@ def _ingest(
         report.error = str(exc) or type(exc).__name__
         report.seconds = time.perf_counter() - began
         if not dry_run:
-            with rt.store.begin() as conn:
-                runs.update_run(
-                    conn,
-                    report.run_id,
-                    status=runs.FAILED,
-                    error=report.error,
-                    finished_at=rt.clock.now(),
-                    duration_seconds=report.seconds,
-                )
+            runs.finish_run(
+                rt.store,
+                report.run_id,
+                status=runs.FAILED,
+                finished_at=rt.clock.now(),
+                seconds=report.seconds,
+                error=report.error,
+            )
         if isinstance(exc, MlopsError) or not isinstance(exc, Exception):
             raise
         raise IngestionFailed(
@@ -194,15 +193,14 @@ def _ingest(
     report.status = runs.SUCCEEDED
     report.seconds = time.perf_counter() - began
     if not dry_run:
-        with rt.store.begin() as conn:
-            runs.update_run(
-                conn,
-                report.run_id,
-                status=runs.SUCCEEDED,
-                finished_at=rt.clock.now(),
-                duration_seconds=report.seconds,
-                **_counters(report),
-            )
+        runs.finish_run(
+            rt.store,
+            report.run_id,
+            status=runs.SUCCEEDED,
+            finished_at=rt.clock.now(),
+            seconds=report.seconds,
+            **_counters(report),
+        )
     return report
 
 

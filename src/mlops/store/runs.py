@@ -54,6 +54,16 @@ def update_run(conn: Connection, run_id: int, **values) -> None:
     conn.execute(update(ingestion_runs).where(ingestion_runs.c.run_id == run_id).values(**values))
 
 
+def finish_run(
+    engine: Engine, run_id: int, *, status: str, finished_at: datetime, seconds: float, **values
+) -> None:
+    """Record how a run ended (status, end time, duration, and any counters or error)."""
+    with engine.begin() as conn:
+        update_run(
+            conn, run_id, status=status, finished_at=finished_at, duration_seconds=seconds, **values
+        )
+
+
 def get_run(engine: Engine, run_id: int) -> dict:
     with engine.connect() as conn:
         row = conn.execute(select(ingestion_runs).where(ingestion_runs.c.run_id == run_id)).one()
