@@ -73,7 +73,7 @@ def test_online_store_matches_and_survives_a_dropped_connection(ingested, backen
     store = OnlineStore(ingested.store, ingested.clock)
     expected = get_online_features(ingested.store, ingested.clock, "eta", zones)
     assert store.get("eta", zones) == expected
-    conn = store._connection()
+    conn = store._conns._connection()
     if backend == "postgres":
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
         with ingested.store.connect() as other:

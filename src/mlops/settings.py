@@ -54,6 +54,50 @@ class Settings(BaseSettings):
         default_factory=dict, description='Per-zone speeds, e.g. {"Z01": 12.5} (JSON).'
     )
 
+    # Serving.
+    api_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin routes; without one they are disabled."
+    )
+    serve_host: str = Field("127.0.0.1", description="Address `mlops serve` binds.")
+    serve_port: int = Field(8000, ge=1, le=65535, description="Port `mlops serve` binds.")
+    serve_workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    serve_threads: int = Field(
+        16, ge=1, le=256, description="Request threads per worker (the blocking routes)."
+    )
+    model_threads: int = Field(
+        4, ge=1, le=64, description="Threads per worker running model paths under a budget."
+    )
+    slo_ms: dict[str, float] = Field(
+        default_factory=lambda: {"dossier": 50.0, "compose": 50.0, "eta": 30.0},
+        description="Latency SLO per endpoint; a model path is cut off at twice it (JSON).",
+    )
+    circuit_overruns: int = Field(
+        5, ge=1, description="Consecutive model-path overruns or errors that open the circuit."
+    )
+    circuit_cooldown_seconds: float = Field(
+        30.0, gt=0, description="How long an open circuit answers with the heuristic."
+    )
+    feature_cache_seconds: float = Field(
+        2.0, ge=0, description="In-process cache of online feature rows (0: no cache)."
+    )
+    redis_cache_seconds: float = Field(
+        30.0, gt=0, description="Lifetime of feature rows in the shared Redis cache."
+    )
+    control_poll_seconds: float = Field(
+        2.0, gt=0, description="How often a replica re-reads flags, trips and active offers."
+    )
+    registry_poll_seconds: float = Field(
+        30.0, gt=0, description="How often a replica asks the registry for new champions."
+    )
+    prediction_log_flush_seconds: float = Field(
+        1.0, gt=0, description="Longest wait before logged predictions are written."
+    )
+    prediction_log_batch: int = Field(500, ge=1, description="Predictions written per transaction.")
+    prediction_log_max_pending: int = Field(
+        100_000, ge=1, description="Unwritten predictions kept while the database is down."
+    )
+    log_requests: bool = Field(True, description="One JSON log line per HTTP request.")
+
     @property
     def mlflow_uri(self) -> str:
         """MLflow tracking URI: a SQLite store under home unless set."""

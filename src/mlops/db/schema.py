@@ -137,3 +137,49 @@ model_promotions = Table(
     Column("promoted_at", Timestamp, nullable=False),
     Index("ix_ml_model_promotions_job", "job", "promotion_id"),
 )
+
+# The kill switch: one row per flag (``ml`` for everything, or a job name). No row means on.
+flags = Table(
+    "ml_flags",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("enabled", Boolean, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("updated_by", String(128), nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+
+# A drift or guardrail trip sends a job to its heuristic until someone clears it.
+fallback_trips = Table(
+    "ml_fallback_trips",
+    metadata,
+    Column("trip_id", Integer, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("tripped_at", Timestamp, nullable=False),
+    Column("cleared_at", Timestamp),
+    Column("cleared_by", String(128)),
+    Index("ix_ml_fallback_trips_job", "job", "cleared_at"),
+)
+
+# Every ML-backed answer served, for accuracy monitoring (joined with outcomes later).
+prediction_log = Table(
+    "ml_prediction_log",
+    metadata,
+    Column("prediction_id", Integer, primary_key=True, autoincrement=True),
+    Column("logged_at", Timestamp, nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("job", String(32), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    # What the prediction is about beyond the entity: the offer (upsell), the delivery (ETA).
+    Column("subject_id", String(128)),
+    Column("prediction", Float, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("reason", String(32)),
+    Column("model_version", Integer),
+    Column("features_computed_at", Timestamp),
+    Column("latency_ms", Float, nullable=False),
+    Index("ix_ml_prediction_log_job_logged", "job", "logged_at"),
+)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Engine, bindparam, select
 
 from mlops.clock import Clock
+from mlops.db.connections import ThreadConnections
 from mlops.db.schema import feature_values
 from mlops.specs.features import JobSpec, get_job
 from mlops.store.codec import unpack_row
@@ -51,6 +50,14 @@ class EntityFeatures:
         return {name: f.value for name, f in self.features.items()}
 
 
+@dataclass(frozen=True)
+class StoredRow:
+    """One entity's stored values as read, before their age is judged (what caches hold)."""
+
+    computed_at: datetime
+    values: dict[str, Any]
+
+
 _ONE = (
     select(feature_values.c.entity_id, feature_values.c.computed_at, feature_values.c.values_json)
     .where(feature_values.c.job == bindparam("job"))
@@ -69,9 +76,11 @@ def get_online_features(
     """Latest values for each entity id; a stale value is returned marked stale, never as fresh."""
     spec = get_job(job) if isinstance(job, str) else job
     ids = [str(e) for e in entity_ids]
-    with engine.connect() as conn:
-        rows = _read(conn, spec, ids)
-    return _entities(spec, ids, rows, clock.now())
+    rows = []
+    if ids:
+        with engine.connect() as conn:
+            rows = conn.execute(*_query(spec, ids)).all()
+    return entities(spec, ids, _stored(rows), clock.now())
 
 
 class OnlineStore:
@@ -79,58 +88,48 @@ class OnlineStore:
     read is one primary-key lookup with no pool checkout and no transaction."""
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
-        self.engine, self.clock = engine, clock
-        self._local = threading.local()
+        self.clock = clock
+        self._conns = ThreadConnections(engine)
 
     def get(self, job: str | JobSpec, entity_ids: Sequence[str]) -> dict[str, EntityFeatures]:
         """Same answer as ``get_online_features``."""
         spec = get_job(job) if isinstance(job, str) else job
         ids = [str(e) for e in entity_ids]
-        conn = self._connection()
-        try:
-            rows = _read(conn, spec, ids)
-        except DBAPIError:
-            # The database restarted or dropped us: one fresh connection, one retry.
-            self._drop()
-            rows = _read(self._connection(), spec, ids)
-        return _entities(spec, ids, rows, self.clock.now())
+        return entities(spec, ids, self.rows(spec, ids), self.clock.now())
+
+    def rows(self, spec: JobSpec, entity_ids: list[str]) -> dict[str, StoredRow]:
+        """The stored rows of the entities that have one, unjudged."""
+        return _stored(self._conns.all(*_query(spec, entity_ids)) if entity_ids else [])
 
     def close(self) -> None:
-        self._drop()
-
-    def _connection(self) -> Connection:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-            self._local.conn = conn
-        return conn
-
-    def _drop(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.invalidate()
-            conn.close()
+        self._conns.close()
 
 
-def _read(conn: Connection, spec: JobSpec, ids: list[str]) -> list:
+def _query(spec: JobSpec, ids: list[str]) -> tuple:
     if len(ids) == 1:
-        return conn.execute(_ONE, {"job": spec.name, "entity_id": ids[0]}).all()
-    return conn.execute(_MANY, {"job": spec.name, "entity_ids": ids}).all() if ids else []
+        return _ONE, {"job": spec.name, "entity_id": ids[0]}
+    return _MANY, {"job": spec.name, "entity_ids": ids}
 
 
-def _entities(spec: JobSpec, ids: list[str], rows, now: datetime) -> dict[str, EntityFeatures]:
-    found = {r.entity_id: r for r in rows}
-    return {eid: _entity(spec, eid, found.get(eid), now) for eid in ids}
+def _stored(rows) -> dict[str, StoredRow]:
+    return {r.entity_id: StoredRow(r.computed_at, unpack_row(r.values_json)) for r in rows}
 
 
-def _entity(spec: JobSpec, entity_id: str, row, now: datetime) -> EntityFeatures:
+def entities(
+    spec: JobSpec, ids: list[str], rows: dict[str, StoredRow], now: datetime
+) -> dict[str, EntityFeatures]:
+    """Each id's features judged at ``now`` (missing where ``rows`` has none)."""
+    return {eid: entity(spec, eid, rows.get(eid), now) for eid in ids}
+
+
+def entity(spec: JobSpec, entity_id: str, row: StoredRow | None, now: datetime) -> EntityFeatures:
+    """One entity's features judged at ``now``: fresh, stale (past TTL) or missing."""
     if row is None:
         missing = FeatureValue(None, None, "missing")
         return EntityFeatures(
             spec.name, entity_id, None, None, dict.fromkeys(spec.feature_names, missing)
         )
-    packed = unpack_row(row.values_json)
+    packed = row.values
     age = now - row.computed_at
     features = {}
     for f in spec.features:

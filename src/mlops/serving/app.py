@@ -1,0 +1,154 @@
+"""The FastAPI app, built by ``create_app`` (uvicorn's factory); nothing happens at import.
+Routes parse, call ``Service`` and format."""
+
+from __future__ import annotations
+
+import os
+from contextlib import asynccontextmanager
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from mlops.errors import InputError
+from mlops.runtime import Runtime
+from mlops.serving import flags as flag_store
+from mlops.serving import schemas
+from mlops.serving.auth import require_admin
+from mlops.serving.middleware import RequestContext
+from mlops.serving.service import CustomerNotFound, Service, Unavailable
+
+
+class FlagUpdate(BaseModel):
+    enabled: bool
+    reason: str = Field(min_length=1, max_length=500, description="Why (an incident id...).")
+
+
+def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
+    """The serving app over ``runtime`` (default: settings from the environment, system clock).
+    Champions load and pollers start when the app starts, not here."""
+    # One OpenMP thread per process: a single-row predict is fastest that way, and several
+    # workers must not fight over the cores (see FIELD-NOTES).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    rt = runtime or Runtime()
+    service = Service(rt)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = rt.settings.serve_threads
+        await anyio.to_thread.run_sync(lambda: service.start(poll=poll))
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(service.close)
+            service.metrics.process_exited(os.getpid())
+            if runtime is None:
+                rt.close()
+
+    app = FastAPI(
+        title="mlops serving",
+        version="1",
+        description="Dossier, order composer and ETA: from the champion model when it is safe, "
+        "else from rules; every ML-backed field says which and why.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.add_middleware(
+        RequestContext, metrics=service.metrics, log_requests=rt.settings.log_requests
+    )
+    _routes(app, service)
+    return app
+
+
+def _rid(request: Request) -> str:
+    return request.scope.get("state", {}).get("request_id", "")
+
+
+def _routes(app: FastAPI, service: Service) -> None:
+    errors = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+
+    @app.exception_handler(CustomerNotFound)
+    async def _not_found(request: Request, exc: CustomerNotFound):
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Unavailable)
+    async def _unavailable(request: Request, exc: Unavailable):
+        return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(InputError)
+    async def _bad_input(request: Request, exc: InputError):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.get(
+        "/v1/customers/{customer_id}/dossier", response_model=schemas.Dossier, responses=errors
+    )
+    def dossier(customer_id: str, request: Request):
+        """Profile summary with churn risk and upsell propensity."""
+        return service.dossier(customer_id, request_id=_rid(request))
+
+    @app.post("/v1/orders/compose", response_model=schemas.Composition, responses=errors)
+    def compose(body: schemas.ComposeRequest, request: Request):
+        """Rank candidate offers for a customer's cart by upsell propensity."""
+        return service.compose(
+            body.customer_id,
+            cart=[item.model_dump() for item in body.cart],
+            offer_ids=body.offer_ids,
+            limit=body.limit,
+            request_id=_rid(request),
+        )
+
+    @app.post("/v1/deliveries/eta", response_model=schemas.Eta)
+    def eta(body: schemas.EtaRequest, request: Request):
+        """SLA estimate, model estimate and the promise to make."""
+        return service.eta(
+            body.zone,
+            body.distance_km,
+            body.item_count,
+            dispatched_at=body.dispatched_at,
+            delivery_id=body.delivery_id,
+            request_id=_rid(request),
+        )
+
+    @app.get("/healthz")
+    async def healthz():
+        """The process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz():
+        """Database reachable; champions loaded, or heuristics-only mode stated."""
+        state = service.readiness()
+        return JSONResponse(state, status_code=200 if state["ready"] else 503)
+
+    @app.get("/metrics")
+    def metrics():
+        """Prometheus exposition."""
+        body, content_type = service.metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)])
+    def get_flags():
+        """Every flag and the active trips."""
+        return {
+            "flags": {n: f.__dict__ for n, f in service.controls.flags.items()},
+            "trips": {j: [t.__dict__ for t in ts] for j, ts in service.controls.trips.items()},
+        }
+
+    @app.put("/v1/admin/flags/{name}")
+    def put_flag(name: str, body: FlagUpdate, actor: str = Depends(require_admin)):
+        """Turn ML on or off for a job or for all (``ml``); clears cached features."""
+        if name not in flag_store.NAMES:
+            raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(flag_store.NAMES)}")
+        return service.set_flag(name, body.enabled, reason=body.reason, actor=actor).__dict__
+
+    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)])
+    def clear_cache():
+        """Drop cached feature rows here and in Redis."""
+        return {"redis_keys_deleted": service.clear_cache()}
+
+    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)])
+    def reload_models():
+        """Ask the registry for the champions now instead of at the next poll."""
+        return {"changes": service.reload_models(), "champions": service.champions.versions()}

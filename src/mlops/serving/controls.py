@@ -1,0 +1,88 @@
+"""What a replica re-reads on an interval: the flags, the trips and the active offers. The
+last values read stay in force while the database is unreachable."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from mlops.serving import flags, trips
+from mlops.serving.profiles import Offer, WarehouseReads
+
+log = logging.getLogger("mlops.serving")
+
+
+class Controls:
+    def __init__(self, store: Engine, warehouse: WarehouseReads) -> None:
+        self.store, self.warehouse = store, warehouse
+        self.flags: dict[str, flags.Flag] = {name: flags.Flag(name, True) for name in flags.NAMES}
+        self.trips: dict[str, list[trips.Trip]] = {}
+        self.offers: list[Offer] = []
+        self.problems: dict[str, str] = {}
+
+    def refresh(self) -> bool:
+        """Re-read everything; True when a flag or a trip changed (cached answers must go)."""
+        changed = False
+        try:
+            new_flags, new_trips = flags.read(self.store), trips.active(self.store)
+            changed = _state(new_flags, new_trips) != _state(self.flags, self.trips)
+            self.flags, self.trips = new_flags, new_trips
+            self.problems.pop("store", None)
+        except Exception as exc:
+            self._problem("store", exc)
+        try:
+            self.offers = self.warehouse.offers()
+            self.problems.pop("warehouse", None)
+        except Exception as exc:
+            self._problem("warehouse", exc)
+        return changed
+
+    def _problem(self, what: str, exc: Exception) -> None:
+        if what not in self.problems:
+            log.warning(
+                f"cannot read the {what}; keeping the last values", extra={"error": str(exc)}
+            )
+        self.problems[what] = str(exc)
+
+
+def _state(f: dict[str, flags.Flag], t: dict[str, list[trips.Trip]]) -> tuple:
+    return (
+        {name: flag.enabled for name, flag in f.items()},
+        {job: [trip.trip_id for trip in found] for job, found in t.items()},
+    )
+
+
+class Poller:
+    """Runs each task every ``interval`` seconds on one daemon thread until stopped."""
+
+    def __init__(self, tasks: list[tuple[float, Callable[[], object]]]) -> None:
+        self.tasks = tasks
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="mlops-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        import time
+
+        due = [time.monotonic() + interval for interval, _ in self.tasks]
+        while not self._stop.is_set():
+            now = time.monotonic()
+            for i, (interval, task) in enumerate(self.tasks):
+                if now >= due[i]:
+                    due[i] = now + interval
+                    try:
+                        task()
+                    except Exception:  # a poll must never kill the poller
+                        log.exception("poll task failed")
+            self._stop.wait(max(0.05, min(due) - time.monotonic()))

@@ -1,0 +1,151 @@
+"""Online feature rows behind two caches: a short one in the process, and Redis (when
+``MLOPS_REDIS_URL`` is set) shared between replicas. Caches hold rows as stored; their age is
+judged at read time, so a cached row can never make stale features look fresh. Redis down
+means direct reads, never errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from mlops.clock import Clock
+from mlops.serving.policy import Fallback, Reason
+from mlops.specs.features import JobSpec
+from mlops.store.online import OnlineStore, StoredRow
+
+log = logging.getLogger("mlops.serving")
+
+# How long Redis is left alone after it failed, so that an outage costs one timeout per
+# interval instead of one per request.
+REDIS_RETRY_SECONDS = 5.0
+REDIS_TIMEOUT_SECONDS = 0.05
+MAX_LOCAL_ENTRIES = 200_000
+_NONE = "-"  # cached "this entity has no row"
+
+
+class FeatureCache:
+    def __init__(
+        self,
+        online: OnlineStore,
+        clock: Clock,
+        *,
+        local_seconds: float,
+        redis_url: str | None = None,
+        redis_seconds: float = 30.0,
+        namespace: str = "mlops",
+    ) -> None:
+        self.online, self.clock = online, clock
+        self.local_ttl = timedelta(seconds=local_seconds)
+        self.redis_seconds = redis_seconds
+        self.prefix = f"{namespace}:fv:"
+        self._local: dict[tuple[str, str], tuple[datetime, StoredRow | None]] = {}
+        self._lock = threading.Lock()
+        self._redis = None
+        self._redis_down_until = datetime.min
+        if redis_url:
+            import redis
+
+            self._redis = redis.Redis.from_url(
+                redis_url,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry_on_timeout=False,
+            )
+
+    @property
+    def redis_state(self) -> str:
+        """'off' (not configured), 'up', or 'down' (skipped after a failure)."""
+        if self._redis is None:
+            return "off"
+        return "down" if self.clock.now() < self._redis_down_until else "up"
+
+    def row(self, spec: JobSpec, entity_id: str) -> StoredRow | None:
+        """The entity's stored row (None: no row). ``Fallback(FEATURES_UNAVAILABLE)`` when the
+        store cannot be read."""
+        key = (spec.name, entity_id)
+        if self.local_ttl:
+            hit = self._local.get(key)
+            if hit is not None and hit[0] > self.clock.now():
+                return hit[1]
+        found, row = self._from_redis(spec, entity_id)
+        if not found:
+            try:
+                row = self.online.rows(spec, [entity_id]).get(entity_id)
+            except Exception as exc:
+                raise Fallback(Reason.FEATURES_UNAVAILABLE, str(exc)) from exc
+            self._to_redis(spec, entity_id, row)
+        if self.local_ttl:
+            with self._lock:
+                if len(self._local) >= MAX_LOCAL_ENTRIES:
+                    self._local.clear()
+                self._local[key] = (self.clock.now() + self.local_ttl, row)
+        return row
+
+    def clear(self) -> int:
+        """Drop every cached row, here and in Redis; returns the Redis keys deleted."""
+        with self._lock:
+            self._local.clear()
+        if self._redis is None:
+            return 0
+        deleted = 0
+        try:
+            batch = []
+            for key in self._redis.scan_iter(match=f"{self.prefix}*", count=1000):
+                batch.append(key)
+                if len(batch) >= 1000:
+                    deleted += self._redis.unlink(*batch)
+                    batch = []
+            if batch:
+                deleted += self._redis.unlink(*batch)
+        except Exception as exc:
+            self._redis_failed(exc)
+        return deleted
+
+    def close(self) -> None:
+        if self._redis is not None:
+            self._redis.close()
+
+    def _key(self, spec: JobSpec, entity_id: str) -> str:
+        return f"{self.prefix}{spec.name}:{entity_id}"
+
+    def _from_redis(self, spec: JobSpec, entity_id: str) -> tuple[bool, StoredRow | None]:
+        if self.redis_state != "up":
+            return False, None
+        try:
+            raw = self._redis.get(self._key(spec, entity_id))
+        except Exception as exc:
+            self._redis_failed(exc)
+            return False, None
+        if raw is None:
+            return False, None
+        if raw == _NONE.encode():
+            return True, None
+        data = json.loads(raw)
+        return True, StoredRow(datetime.fromisoformat(data["c"]), data["v"])
+
+    def _to_redis(self, spec: JobSpec, entity_id: str, row: StoredRow | None) -> None:
+        if self.redis_state != "up":
+            return
+        value = (
+            _NONE
+            if row is None
+            else json.dumps({"c": row.computed_at.isoformat(), "v": row.values}, allow_nan=True)
+        )
+        try:
+            self._redis.set(self._key(spec, entity_id), value, px=int(self.redis_seconds * 1000))
+        except Exception as exc:
+            self._redis_failed(exc)
+
+    def _redis_failed(self, exc: Exception) -> None:
+        if self.redis_state == "up":
+            log.warning("redis unavailable, reading the store directly", extra={"error": str(exc)})
+        self._redis_down_until = self.clock.now() + timedelta(seconds=REDIS_RETRY_SECONDS)
+
+
+def namespace(environment: str, store_url: str) -> str:
+    """A Redis key prefix unique to one store, so deployments sharing a Redis never mix."""
+    digest = hashlib.sha256(store_url.encode()).hexdigest()[:10]
+    return f"mlops:{environment}:{digest}"

@@ -1,0 +1,131 @@
+"""The fallback policy, in one place: when an answer must come from the heuristic, and why.
+
+In order: the job's flag (or the global ``ml`` flag) is off; a drift or guardrail trip is
+recorded for the job; no champion is loaded; the job's circuit is open after repeated
+overruns or errors; the features are missing, stale (past TTL) or unreadable; the model path
+ran past twice the endpoint's SLO (it is cut off there); the model path raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import TypeVar
+
+from mlops.clock import Clock
+from mlops.store.online import EntityFeatures
+
+log = logging.getLogger("mlops.serving")
+T = TypeVar("T")
+
+
+class Reason(StrEnum):
+    FLAG_OFF = "flag_off"
+    DRIFT = "drift"
+    GUARDRAIL = "guardrail"
+    NO_CHAMPION = "no_champion"
+    CIRCUIT_OPEN = "circuit_open"
+    FEATURES_MISSING = "features_missing"
+    FEATURES_STALE = "features_stale"
+    FEATURES_UNAVAILABLE = "features_unavailable"
+    SLO_EXCEEDED = "slo_exceeded"
+    MODEL_ERROR = "model_error"
+
+
+class Fallback(Exception):
+    """Raised inside a model path to hand the answer to the heuristic for ``reason``."""
+
+    def __init__(
+        self, reason: Reason, detail: str = "", *, features: EntityFeatures | None = None
+    ) -> None:
+        super().__init__(detail or reason.value)
+        self.reason, self.features = reason, features
+
+
+def features_reason(features: EntityFeatures) -> Reason | None:
+    """Missing or stale features send the answer to the heuristic."""
+    status = features.status
+    if status == "missing":
+        return Reason.FEATURES_MISSING
+    if status == "stale":
+        return Reason.FEATURES_STALE
+    return None
+
+
+class CircuitBreaker:
+    """Opens after ``threshold`` consecutive failures for ``cooldown``; then lets one attempt
+    through (half-open): a success closes it, a failure opens it again."""
+
+    def __init__(self, threshold: int, cooldown: timedelta, clock: Clock) -> None:
+        self.threshold, self.cooldown, self.clock = threshold, cooldown, clock
+        self._failures = 0
+        self._open_until: datetime | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        with self._lock:
+            return self._open_until is not None and self.clock.now() < self._open_until
+
+    def allow(self) -> bool:
+        return not self.is_open
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures, self._open_until = 0, None
+
+    def failure(self) -> bool:
+        """Count one failure; True when it opened the circuit."""
+        with self._lock:
+            half_open = self._open_until is not None
+            self._failures += 1
+            if half_open or self._failures >= self.threshold:
+                self._failures = 0
+                self._open_until = self.clock.now() + self.cooldown
+                return True
+            return False
+
+
+class ModelPaths:
+    """Runs model paths on a small thread pool and stops waiting at the endpoint's budget."""
+
+    def __init__(self, threads: int, slo_ms: dict[str, float]) -> None:
+        self.slo_ms = dict(slo_ms)
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix="mlops-model")
+
+    def budget_seconds(self, endpoint: str) -> float:
+        """Twice the endpoint's SLO (50 ms when the settings name none)."""
+        return 2.0 * self.slo_ms.get(endpoint, 50.0) / 1000.0
+
+    def run(self, endpoint: str, fn: Callable[[], T]) -> T:
+        """``fn()``, or ``Fallback(SLO_EXCEEDED)`` when it is not done within the budget. A path
+        cut off keeps running on its thread; its result is dropped."""
+        future = self._pool.submit(fn)
+        try:
+            return future.result(timeout=self.budget_seconds(endpoint))
+        except FutureTimeout:
+            future.cancel()
+            raise Fallback(Reason.SLO_EXCEEDED, f"over {self.budget_seconds(endpoint)} s") from None
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def precheck(
+    job: str, *, flag_off: str | None, trip_kinds: list[str], loaded: bool, circuit_open: bool
+) -> Reason | None:
+    """The reasons known before any feature is read or the model is called."""
+    if flag_off:
+        return Reason.FLAG_OFF
+    if trip_kinds:
+        return Reason.DRIFT if "drift" in trip_kinds else Reason.GUARDRAIL
+    if not loaded:
+        return Reason.NO_CHAMPION
+    if circuit_open:
+        return Reason.CIRCUIT_OPEN
+    return None

@@ -1,0 +1,138 @@
+"""What serving reads from the warehouse: a customer's profile summary (also the inputs of the
+churn and upsell heuristics, computed live, so the fallback needs no feature store) and the
+offers that can be ranked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, and_, bindparam, func, select
+
+from mlops.db.connections import ThreadConnections
+from mlops.db.types import Timestamp
+from mlops.warehouse import schema as wh
+
+
+@dataclass(frozen=True)
+class Profile:
+    customer_id: str
+    plan: str
+    region: str
+    signup_at: datetime
+    tenure_days: float
+    orders_30d: int
+    orders_90d: int
+    spend_90d: float
+    last_order_at: datetime | None
+    days_since_last_order: float | None
+    impressions_90d: int
+    accepted_90d: int
+
+    def heuristic_inputs(self) -> dict[str, Any]:
+        """The churn and upsell heuristics' inputs, defined as the feature views define them."""
+        rate = self.accepted_90d / self.impressions_90d if self.impressions_90d else None
+        return {
+            "days_since_last_order": self.days_since_last_order,
+            "orders_30d": self.orders_30d,
+            "orders_90d": self.orders_90d,
+            "impressions_90d": self.impressions_90d,
+            "acceptance_rate_90d": rate,
+        }
+
+
+@dataclass(frozen=True)
+class Offer:
+    offer_id: str
+    category: str
+    discount_pct: float
+    price: float
+
+    def model_inputs(self) -> dict[str, Any]:
+        """The offer's columns as the upsell model was trained on them."""
+        return {
+            "offer_category": self.category,
+            "discount_pct": self.discount_pct,
+            "offer_price": self.price,
+        }
+
+
+def _scalar(*columns_where):
+    return select(*columns_where[:1]).where(*columns_where[1:]).scalar_subquery()
+
+
+def _profile_query():
+    o, i, c = wh.orders, wh.offer_impressions, wh.customers
+    now, s30, s90 = (bindparam(n, type_=Timestamp) for n in ("now", "since_30d", "since_90d"))
+    mine = o.c.customer_id == c.c.customer_id
+    done = o.c.status == "completed"
+    in_90d = and_(o.c.placed_at >= s90, o.c.placed_at < now)
+    shown = and_(i.c.customer_id == c.c.customer_id, i.c.shown_at >= s90, i.c.shown_at < now)
+    # Scalar subqueries, each a range read of one covering index, on SQLite and PostgreSQL.
+    return select(
+        c.c.customer_id,
+        c.c.plan,
+        c.c.region,
+        c.c.signup_at,
+        _scalar(func.count(), mine, done, in_90d).label("orders_90d"),
+        _scalar(func.count(), mine, done, o.c.placed_at >= s30, o.c.placed_at < now).label(
+            "orders_30d"
+        ),
+        _scalar(func.sum(o.c.total_amount), mine, done, in_90d).label("spend_90d"),
+        _scalar(func.max(o.c.placed_at), mine, done, o.c.placed_at < now).label("last_order_at"),
+        _scalar(func.count(), shown).label("impressions_90d"),
+        _scalar(func.count(), shown, i.c.accepted.is_(True)).label("accepted_90d"),
+    ).where(c.c.customer_id == bindparam("customer_id"))
+
+
+_PROFILE = _profile_query()
+_OFFERS = select(
+    wh.offers.c.offer_id, wh.offers.c.category, wh.offers.c.discount_pct, wh.offers.c.price
+).order_by(wh.offers.c.offer_id)
+
+
+class WarehouseReads:
+    """The warehouse queries of serving, on per-thread connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._conns = ThreadConnections(engine)
+
+    def profile(self, customer_id: str, now: datetime) -> Profile | None:
+        """The customer's summary as of ``now``, or None for a customer the warehouse lacks."""
+        params = {
+            "customer_id": customer_id,
+            "now": now,
+            "since_30d": now - timedelta(days=30),
+            "since_90d": now - timedelta(days=90),
+        }
+        rows = self._conns.all(_PROFILE, params)
+        if not rows:
+            return None
+        r = rows[0]
+        last = r.last_order_at
+        return Profile(
+            customer_id=r.customer_id,
+            plan=r.plan,
+            region=r.region,
+            signup_at=r.signup_at,
+            tenure_days=(now - r.signup_at).total_seconds() / 86400.0,
+            orders_30d=int(r.orders_30d),
+            orders_90d=int(r.orders_90d),
+            spend_90d=float(r.spend_90d or 0),
+            last_order_at=last,
+            days_since_last_order=None if last is None else (now - last).total_seconds() / 86400.0,
+            impressions_90d=int(r.impressions_90d),
+            accepted_90d=int(r.accepted_90d),
+        )
+
+    def offers(self) -> list[Offer]:
+        """Every offer of the warehouse's ``offers`` table: the candidates when a request
+        names none."""
+        return [
+            Offer(r.offer_id, r.category, float(r.discount_pct), float(r.price))
+            for r in self._conns.all(_OFFERS)
+        ]
+
+    def close(self) -> None:
+        self._conns.close()
