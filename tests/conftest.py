@@ -15,6 +15,8 @@ from mlops.clock import FrozenClock
 from mlops.runtime import Runtime
 from mlops.settings import Settings
 
+pytest_plugins = ["tests.serving_support"]
+
 PG_URL = os.environ.get("MLOPS_TEST_DATABASE_URL")
 NOW = datetime(2026, 6, 1, 12, 0, 0)
 

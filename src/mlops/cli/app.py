@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from mlops.cli import db, ingest, models, quickstart, specs, train, warehouse
+from mlops.cli import db, flags, ingest, models, quickstart, serve, specs, train, warehouse
 
 app = typer.Typer(
     name="mlops",
@@ -20,9 +20,11 @@ app.add_typer(db.app, name="db")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(specs.app, name="specs")
 app.add_typer(models.app, name="models")
+app.add_typer(flags.app, name="flags")
 app.command("ingest")(ingest.ingest)
 app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)
+app.command("serve")(serve.serve)
 
 
 def main(argv: list[str] | None = None) -> None:

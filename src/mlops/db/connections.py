@@ -57,4 +57,3 @@ class ThreadConnections:
                     self._all.remove(conn)
             conn.invalidate()
             conn.close()
-

@@ -10,7 +10,12 @@ from datetime import UTC, datetime
 request_id: ContextVar[str] = ContextVar("mlops_request_id", default="")
 
 # LogRecord attributes that are not "extra" fields.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
