@@ -1,0 +1,107 @@
+"""The HTTP API under a real uvicorn server: status codes, provenance fields, request ids,
+admin auth, the kill switch over HTTP, /metrics, and the OpenAPI examples."""
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from mlops.serving.app import create_app
+from tests.serving_support import ServerThread, a_customer, a_zone
+
+
+@pytest.fixture
+def server(serving_rt):
+    from mlops.runtime import Runtime
+
+    settings = serving_rt.settings.model_copy(
+        update={"api_token": SecretStr("s3cret"), "log_requests": False}
+    )
+    app = create_app(Runtime(settings=settings, clock=serving_rt.clock), poll=False)
+    with ServerThread(app) as running:
+        running.service = app.state.service
+        with httpx.Client(base_url=running.url, timeout=10) as client:
+            running.client = client
+            yield running
+
+
+ADMIN = {"Authorization": "Bearer s3cret"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_endpoints_answer_with_provenance(server, serving_rt):
+    c = server.client
+    customer, zone = a_customer(serving_rt), a_zone(serving_rt)
+    r = c.get(f"/v1/customers/{customer}/dossier", headers={"x-request-id": "abc-123"})
+    assert r.status_code == 200 and r.headers["x-request-id"] == "abc-123"
+    body = r.json()
+    for field in ("churn", "upsell"):
+        assert body[field]["source"] == "model" and body[field]["model_version"] == 1
+        assert body[field]["computed_at"] == "2026-06-01T12:00:00"
+        assert "reason" in body[field] and "staleness_seconds" in body[field]
+    assert len(c.get("/healthz").headers["x-request-id"]) == 32  # generated when not sent
+    r = c.post("/v1/orders/compose", json={"customer_id": customer, "limit": 2, "cart": []})
+    assert r.status_code == 200 and len(r.json()["offers"]) == 2
+    r = c.post("/v1/deliveries/eta", json={"zone": zone, "distance_km": 3.5, "item_count": 2})
+    assert r.status_code == 200 and r.json()["source"] == "model"
+    assert r.json()["recommended_minutes"] <= r.json()["sla_minutes"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_bad_requests_get_clear_errors(server):
+    c = server.client
+    r = c.get("/v1/customers/NOPE/dossier")
+    assert r.status_code == 404 and "no customer 'NOPE'" in r.json()["detail"]
+    r = c.post("/v1/deliveries/eta", json={"zone": "Z01", "distance_km": -1})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "distance_km"]
+    r = c.post("/v1/orders/compose", json={"customer_id": "C1", "offer_ids": ["NOPE"]})
+    assert r.status_code == 422 and "unknown offer ids: NOPE" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_admin_routes_need_the_token(server, serving_rt):
+    c = server.client
+    body = {"enabled": False, "reason": "INC-7"}
+    assert c.put("/v1/admin/flags/eta", json=body).status_code == 401
+    r = c.put("/v1/admin/flags/eta", json=body, headers={"Authorization": "Bearer wrong"})
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert c.post("/v1/admin/cache/clear", headers={"Authorization": "s3cret"}).status_code == 401
+    assert c.put("/v1/admin/flags/nope", json=body, headers=ADMIN).status_code == 404
+    zone = a_zone(serving_rt)
+    eta = {"zone": zone, "distance_km": 3.5}
+    assert c.post("/v1/deliveries/eta", json=eta).json()["source"] == "model"
+    r = c.put("/v1/admin/flags/eta", json=body, headers={**ADMIN, "x-actor": "alice"})
+    assert r.status_code == 200 and r.json()["updated_by"] == "alice"
+    assert c.post("/v1/deliveries/eta", json=eta).json()["reason"] == "flag_off"  # at once
+    assert c.get("/v1/admin/flags", headers=ADMIN).json()["flags"]["eta"]["enabled"] is False
+    assert c.post("/v1/admin/cache/clear", headers=ADMIN).json() == {"redis_keys_deleted": 0}
+    r = c.post("/v1/admin/models/reload", headers=ADMIN)
+    assert r.json() == {"changes": [], "champions": {"churn": 1, "upsell": 1, "eta": 1}}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_admin_routes_are_disabled_without_a_token(serving_rt):
+    app = create_app(serving_rt, poll=False)
+    with ServerThread(app) as running, httpx.Client(base_url=running.url) as c:
+        r = c.put("/v1/admin/flags/ml", json={"enabled": False, "reason": "x"}, headers=ADMIN)
+        assert r.status_code == 403 and "MLOPS_API_TOKEN" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_health_readiness_metrics_and_openapi(server, serving_rt):
+    c = server.client
+    assert c.get("/healthz").json() == {"status": "ok"}
+    ready = c.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["mode"] == "models"
+    c.get(f"/v1/customers/{a_customer(serving_rt)}/dossier")
+    text = c.get("/metrics").text
+    assert (
+        'mlops_http_request_duration_seconds_count{method="GET",'
+        'route="/v1/customers/{customer_id}/dossier",status="200"} 1.0' in text
+    )
+    assert 'mlops_answers_total{endpoint="dossier",job="churn",reason="",source="model"}' in text
+    assert 'mlops_model_version{job="eta"} 1.0' in text
+    assert "mlops_feature_age_seconds" in text
+    spec = c.get("/openapi.json").json()
+    eta = spec["components"]["schemas"]["EtaRequest"]
+    assert eta["examples"][0]["zone"] == "Z03"
+    assert "/v1/admin/flags/{name}" in spec["paths"]
