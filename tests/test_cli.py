@@ -64,6 +64,8 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
         (("ingest", "churn", "--start", "2026-01-01"), "only apply with --backfill"),
         (("ingest", "churn", "--as-of", "yesterday"), "cannot read --as-of"),
         (("ingest", "churn"), "mlops db migrate"),
+        (("flags", "get"), "mlops db migrate"),
+        (("serve",), "mlops db migrate"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(cli, args, message):
@@ -77,7 +79,7 @@ def test_help_explains_every_command():
     out = subprocess.run(
         [sys.executable, "-m", "mlops", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for command in ("quickstart", "ingest", "db", "warehouse", "specs"):
+    for command in ("quickstart", "ingest", "db", "warehouse", "specs", "serve", "flags"):
         assert command in out
     out = subprocess.run(
         [sys.executable, "-m", "mlops", "ingest", "--help"],
@@ -116,3 +118,30 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     # a second run starts from a fresh warehouse: nothing is skipped as already ingested
     assert all(r.points_skipped == 0 for r in again.ingestion)
     rt.close()
+
+
+def test_flags_from_the_command_line(cli, migrated):
+    code, out, _ = cli("flags", "set", "churn", "off", "--reason", "INC-42")
+    assert code == 0 and "churn is off" in out and "undo: mlops flags set churn on" in out
+    code, out, _ = cli("flags", "get")
+    assert code == 0 and "INC-42" in out and "off" in out
+    from mlops.serving import flags
+
+    assert not flags.read(migrated.store)["churn"].enabled
+    assert flags.read(migrated.store)["ml"].enabled  # never set means on
+    for args, message in [
+        (("flags", "set", "churn", "maybe", "-r", "x"), "write on or off"),
+        (("flags", "set", "nope", "off", "-r", "x"), "flags are: ml, churn, upsell, eta"),
+        (("flags", "set", "eta", "off", "-r", " "), "needs a reason"),
+        (("flags", "clear-trips", "nope"), "unknown job"),
+    ]:
+        code, out, err = cli(*args)
+        assert code == 2 and message in err, (args, err)
+    from mlops.serving import trips
+
+    trips.record(migrated.store, "eta", "drift", "PSI 0.31", at=migrated.clock.now())
+    code, out, _ = cli("flags", "get")
+    assert "trip" in out and "PSI 0.31" in out
+    code, out, _ = cli("flags", "clear-trips", "eta")
+    assert code == 0 and "1 trip(s) cleared" in out
+    assert trips.active(migrated.store) == {}
