@@ -82,3 +82,26 @@ def test_online_store_matches_and_survives_a_dropped_connection(ingested, backen
         conn.connection.driver_connection.close()
     assert store.get("eta", zones[:1]) == {zones[0]: expected[zones[0]]}
     store.close()
+
+
+def test_connections_of_ended_threads_go_back_to_the_pool(tmp_path):
+    """Server thread pools retire idle threads: their connections must not leak."""
+    import threading
+
+    from sqlalchemy import text
+
+    from mlops.db.connections import ThreadConnections
+    from mlops.db.engine import make_engine
+
+    engine = make_engine(
+        f"sqlite:///{tmp_path / 'x.db'}", pool_size=1, max_overflow=0, pool_timeout=2
+    )
+    conns = ThreadConnections(engine)
+    results = []
+    for _ in range(3):  # with a leak, the second thread would wait for the only connection
+        thread = threading.Thread(target=lambda: results.append(conns.all(text("SELECT 1"))))
+        thread.start()
+        thread.join()
+    assert [r[0][0] for r in results] == [1, 1, 1]
+    conns.close()
+    engine.dispose()

@@ -18,16 +18,22 @@ class Runtime:
 
     settings: Settings = field(default_factory=Settings)
     clock: Clock = field(default_factory=SystemClock)
+    # Connections each engine may hold at once (SQLAlchemy's default, 5 + 10 overflow, when
+    # unset); a server sizes it to its threads.
+    pool_size: int | None = None
 
     @cached_property
     def store(self) -> Engine:
-        return make_engine(self.settings.store_url)
+        return make_engine(self.settings.store_url, **self._pool())
 
     @cached_property
     def warehouse(self) -> Engine:
         if self.settings.warehouse_db_url == self.settings.store_url:
             return self.store
-        return make_engine(self.settings.warehouse_db_url)
+        return make_engine(self.settings.warehouse_db_url, **self._pool())
+
+    def _pool(self) -> dict:
+        return {} if self.pool_size is None else {"pool_size": self.pool_size, "max_overflow": 5}
 
     def close(self) -> None:
         """Dispose of the engines that were opened."""

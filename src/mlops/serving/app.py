@@ -17,6 +17,7 @@ from mlops.serving import schemas
 from mlops.serving.auth import require_admin
 from mlops.serving.middleware import RequestContext
 from mlops.serving.service import CustomerNotFound, Service, Unavailable
+from mlops.settings import Settings
 
 
 class FlagUpdate(BaseModel):
@@ -30,7 +31,14 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
     # One OpenMP thread per process: a single-row predict is fastest that way, and several
     # workers must not fight over the cores (see FIELD-NOTES).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    rt = runtime or Runtime()
+    if runtime is None:
+        settings = Settings()
+        # Every request thread and model thread may hold a connection to each database, plus
+        # the pollers, the prediction log and /readyz.
+        pool = settings.serve_threads + settings.model_threads + 4
+        rt = Runtime(settings=settings, pool_size=pool)
+    else:
+        rt = runtime
     service = Service(rt)
 
     @asynccontextmanager
