@@ -105,3 +105,22 @@ def test_health_readiness_metrics_and_openapi(server, serving_rt):
     eta = spec["components"]["schemas"]["EtaRequest"]
     assert eta["examples"][0]["zone"] == "Z03"
     assert "/v1/admin/flags/{name}" in spec["paths"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_slow_model_is_cut_off_over_http(serving_rt):
+    import time
+
+    from mlops.runtime import Runtime
+    from tests.serving_support import SlowBooster
+
+    settings = serving_rt.settings.model_copy(update={"slo_ms": {"dossier": 15.0}})
+    app = create_app(Runtime(settings=settings, clock=serving_rt.clock), poll=False)
+    with ServerThread(app) as running, httpx.Client(base_url=running.url) as c:
+        model = app.state.service.champions.get("churn").model
+        model.booster = SlowBooster(model.booster, 1.0)
+        began = time.perf_counter()
+        body = c.get(f"/v1/customers/{a_customer(serving_rt)}/dossier").json()
+        assert time.perf_counter() - began < 0.5  # the 30 ms budget, not the 1 s model
+        assert body["churn"]["reason"] == body["upsell"]["reason"] == "slo_exceeded"
+        assert body["churn"]["source"] == "heuristic" and 0 < body["churn"]["probability"] < 1

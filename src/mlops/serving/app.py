@@ -70,6 +70,11 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
     return app
 
 
+def _json(answer: BaseModel) -> Response:
+    # The service built and validated the model already: serialise it once, as is.
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
 def _rid(request: Request) -> str:
     return request.scope.get("state", {}).get("request_id", "")
 

@@ -112,6 +112,16 @@ class ModelPaths:
             future.cancel()
             raise Fallback(Reason.SLO_EXCEEDED, f"over {self.budget_seconds(endpoint)} s") from None
 
+    async def run_async(self, endpoint: str, fn: Callable[[], T]) -> T:
+        """``run`` for an event loop: awaits the pool without blocking the loop."""
+        import asyncio
+
+        budget = self.budget_seconds(endpoint)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(self._pool.submit(fn)), budget)
+        except TimeoutError:
+            raise Fallback(Reason.SLO_EXCEEDED, f"over {budget} s") from None
+
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

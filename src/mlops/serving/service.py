@@ -5,16 +5,16 @@ The HTTP routes only parse, call this and format; it is usable from Python as is
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from mlops.errors import MlopsError
+from mlops.clock import to_utc_naive
+from mlops.errors import InputError, MlopsError
 from mlops.runtime import Runtime
 from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
@@ -61,6 +61,15 @@ class CustomerNotFound(MlopsError):
 
 class Unavailable(MlopsError):
     """A dependency the answer cannot do without is unreachable."""
+
+
+@dataclass
+class Computed:
+    """An endpoint's answer, its jobs' outcomes and the prediction log rows to write."""
+
+    answer: Any
+    outcomes: dict[str, Outcome]
+    records: list[dict[str, Any]]
 
 
 @dataclass
@@ -123,6 +132,7 @@ class Service:
             ]
         )
         self._offer_rows: dict[tuple, np.ndarray] = {}
+        self._compute = {"dossier": self._dossier, "compose": self._compose, "eta": self._eta}
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -211,10 +221,80 @@ class Service:
         }
 
     # --- endpoints -----------------------------------------------------------------------
+    # An endpoint's whole computation (warehouse read, features, models, answer) runs on the
+    # model pool, and the caller waits at most the endpoint's budget for it: one thread hop
+    # per request. Past the budget the same computation runs again in the caller with the
+    # model paths cut, so the heuristic answers (slo_exceeded). A computation returns what to
+    # record; only the run whose answer is returned is recorded.
 
     def dossier(self, customer_id: str, *, request_id: str = "") -> Dossier:
         """The customer's profile with churn risk and upsell propensity."""
+        return self.answer("dossier", request_id, customer_id=customer_id)
+
+    def compose(
+        self,
+        customer_id: str,
+        *,
+        cart: list[dict[str, Any]] | None = None,
+        offer_ids: list[str] | None = None,
+        limit: int = 3,
+        request_id: str = "",
+    ) -> Composition:
+        """Candidate offers ranked by upsell propensity (the model's, else the rule's)."""
+        return self.answer(
+            "compose",
+            request_id,
+            customer_id=customer_id,
+            cart=cart,
+            offer_ids=offer_ids,
+            limit=limit,
+        )
+
+    def eta(
+        self,
+        zone: str,
+        distance_km: float,
+        item_count: int = 1,
+        *,
+        dispatched_at: datetime | None = None,
+        delivery_id: str | None = None,
+        request_id: str = "",
+    ) -> Eta:
+        """The SLA estimate, the model's minutes and what to promise, with the promise time."""
+        return self.answer(
+            "eta",
+            request_id,
+            zone=zone,
+            distance_km=distance_km,
+            item_count=item_count,
+            dispatched_at=dispatched_at,
+            delivery_id=delivery_id,
+        )
+
+    def answer(self, endpoint: str, request_id: str = "", **inputs: Any) -> Any:
+        """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
+        compute = self._compute[endpoint]
+        try:
+            done = self.paths.run(endpoint, lambda: compute(**inputs))
+        except Fallback as cut:
+            done = compute(**inputs, cut=cut.reason)
+        return self._settle(endpoint, done, started, request_id)
+
+    async def answer_async(self, endpoint: str, request_id: str = "", **inputs: Any) -> Any:
+        """``answer`` for an event loop, which never blocks on a database or a model."""
+        import anyio.to_thread
+
+        started = time.perf_counter()
+        compute = self._compute[endpoint]
+        try:
+            done = await self.paths.run_async(endpoint, lambda: compute(**inputs))
+        except Fallback as cut:
+            reason = cut.reason
+            done = await anyio.to_thread.run_sync(lambda: compute(**inputs, cut=reason))
+        return self._settle(endpoint, done, started, request_id)
+
+    def _dossier(self, customer_id: str, cut: Reason | None = None) -> Computed:
         now = self.clock.now()
         try:
             profile = self.warehouse.profile(customer_id, now)
@@ -228,18 +308,17 @@ class Service:
                 f"no customer {customer_id!r} in the warehouse", "check the customer id"
             )
         offers = self.controls.offers
-        outcomes = self._run(
-            "dossier",
+        outcomes = self._models(
             {
                 "churn": lambda ch: self._churn(ch, customer_id),
                 "upsell": lambda ch: self._upsell(ch, customer_id, offers),
             },
+            cut,
         )
         inputs = profile.heuristic_inputs()
-        churn = outcomes["churn"]
+        churn, upsell = outcomes["churn"], outcomes["upsell"]
         if churn.reason:
             churn.value = heuristics.churn_risk_row(inputs)
-        upsell = outcomes["upsell"]
         if upsell.reason:
             upsell.value = self._heuristic_offers(inputs, offers)
         probability = float(churn.value)
@@ -261,24 +340,55 @@ class Service:
             churn=ChurnRisk(probability=probability, band=_band(probability), **churn.provenance()),
             upsell=UpsellPropensity(propensity=best, offer_id=best_id, **upsell.provenance()),
         )
-        ms = (time.perf_counter() - started) * 1000
-        self._record("dossier", "churn", customer_id, None, probability, churn, ms, request_id)
-        self._record("dossier", "upsell", customer_id, best_id, best, upsell, ms, request_id)
-        return answer
+        records = [
+            _row("dossier", "churn", customer_id, None, probability, churn),
+            _row("dossier", "upsell", customer_id, best_id, best, upsell),
+        ]
+        return Computed(answer, outcomes, records)
 
-    def compose(
+    def _compose(
         self,
         customer_id: str,
-        *,
-        cart: list[dict[str, Any]] | None = None,
-        offer_ids: list[str] | None = None,
-        limit: int = 3,
-        request_id: str = "",
-    ) -> Composition:
-        """Candidate offers ranked by upsell propensity (the model's, else the rule's)."""
-        from mlops.errors import InputError
+        cart: list[dict[str, Any]] | None,
+        offer_ids: list[str] | None,
+        limit: int,
+        cut: Reason | None = None,
+    ) -> Computed:
+        offers = self._candidates(offer_ids)
+        outcomes = self._models({"upsell": lambda ch: self._upsell(ch, customer_id, offers)}, cut)
+        outcome = outcomes["upsell"]
+        if outcome.reason:
+            inputs = self._customer_inputs(customer_id, outcome)
+            outcome.value = self._heuristic_offers(inputs, offers)
+        order = np.argsort(-np.asarray(outcome.value), kind="stable")[:limit]
+        ranked = [
+            RankedOffer(
+                rank=rank + 1,
+                offer_id=offers[i].offer_id,
+                category=offers[i].category,
+                discount_pct=offers[i].discount_pct,
+                price=offers[i].price,
+                propensity=float(outcome.value[i]),
+            )
+            for rank, i in enumerate(order)
+        ]
+        items = cart or []
+        answer = Composition(
+            customer_id=customer_id,
+            cart_items=sum(int(i.get("quantity", 1)) for i in items),
+            cart_value=round(
+                sum(float(i.get("unit_price", 0)) * int(i.get("quantity", 1)) for i in items), 2
+            ),
+            offers=ranked,
+            **outcome.provenance(),
+        )
+        records = [
+            _row("compose", "upsell", customer_id, o.offer_id, o.propensity, outcome)
+            for o in ranked
+        ]
+        return Computed(answer, outcomes, records)
 
-        started = time.perf_counter()
+    def _candidates(self, offer_ids: list[str] | None) -> list[Offer]:
         known = self.controls.offers
         if offer_ids is None:
             offers = known
@@ -296,63 +406,17 @@ class Service:
                 "no offers to rank: the warehouse's offers table is empty or unreadable",
                 "load offers into the warehouse, or check MLOPS_WAREHOUSE_URL",
             )
-        outcome = self._run(
-            "compose", {"upsell": lambda ch: self._upsell(ch, customer_id, offers)}
-        )["upsell"]
-        if outcome.reason:
-            outcome.value = self._heuristic_offers(
-                self._customer_inputs(customer_id, outcome), offers
-            )
-        order = np.argsort(-np.asarray(outcome.value), kind="stable")[:limit]
-        ranked = [
-            RankedOffer(
-                rank=rank + 1,
-                offer_id=offers[i].offer_id,
-                category=offers[i].category,
-                discount_pct=offers[i].discount_pct,
-                price=offers[i].price,
-                propensity=float(outcome.value[i]),
-            )
-            for rank, i in enumerate(order)
-        ]
-        items = cart or []
-        answer = Composition(
-            customer_id=customer_id,
-            cart_items=sum(int(item.get("quantity", 1)) for item in items),
-            cart_value=round(
-                sum(float(i.get("unit_price", 0)) * int(i.get("quantity", 1)) for i in items), 2
-            ),
-            offers=ranked,
-            **outcome.provenance(),
-        )
-        ms = (time.perf_counter() - started) * 1000
-        for offer in ranked:
-            self._record(
-                "compose",
-                "upsell",
-                customer_id,
-                offer.offer_id,
-                offer.propensity,
-                outcome,
-                ms,
-                request_id,
-            )
-        return answer
+        return offers
 
-    def eta(
+    def _eta(
         self,
         zone: str,
         distance_km: float,
-        item_count: int = 1,
-        *,
-        dispatched_at=None,
-        delivery_id: str | None = None,
-        request_id: str = "",
-    ) -> Eta:
-        """The SLA estimate, the model's minutes and what to promise, with the promise time."""
-        from mlops.clock import to_utc_naive
-
-        started = time.perf_counter()
+        item_count: int,
+        dispatched_at: datetime | None,
+        delivery_id: str | None,
+        cut: Reason | None = None,
+    ) -> Computed:
         at = to_utc_naive(dispatched_at) if dispatched_at else self.clock.now()
         request = {
             "zone": zone,
@@ -362,7 +426,8 @@ class Service:
             "weekday": at.weekday(),
         }
         sla = heuristics.eta_sla_minutes_row(request, **heuristics.eta_constants(self.settings))
-        outcome = self._run("eta", {"eta": lambda ch: self._eta(ch, zone, request)})["eta"]
+        outcomes = self._models({"eta": lambda ch: self._eta_model(ch, zone, request)}, cut)
+        outcome = outcomes["eta"]
         mean = p90 = None
         if outcome.reason:
             recommended = sla
@@ -381,20 +446,18 @@ class Service:
             rule=ETA_RULE,
             **outcome.provenance(),
         )
-        ms = (time.perf_counter() - started) * 1000
         served = sla if outcome.reason else mean
-        self._record("eta", "eta", zone, delivery_id, served, outcome, ms, request_id)
-        return answer
+        return Computed(answer, outcomes, [_row("eta", "eta", zone, delivery_id, served, outcome)])
 
     # --- model paths ---------------------------------------------------------------------
 
-    def _run(
-        self, endpoint: str, paths: dict[str, Callable[[Champion], tuple[Any, EntityFeatures]]]
+    def _models(
+        self,
+        paths: dict[str, Callable[[Champion], tuple[Any, EntityFeatures]]],
+        cut: Reason | None,
     ) -> dict[str, Outcome]:
-        """Apply the policy to each job, run the allowed model paths under the endpoint's
-        budget, and count failures toward each job's circuit."""
+        """Each job's model path, unless the policy (or the budget: ``cut``) says no."""
         outcomes: dict[str, Outcome] = {}
-        runnable: dict[str, tuple[Champion, Callable]] = {}
         controls = self.controls
         for job, path in paths.items():
             champion = self.champions.get(job)
@@ -405,31 +468,22 @@ class Service:
                 loaded=champion is not None,
                 circuit_open=self.breakers[job].is_open,
             )
-            if reason:
-                outcomes[job] = Outcome(reason=reason)
-            else:
-                runnable[job] = (champion, path)
-        if not runnable:
-            return outcomes
+            if reason or cut:
+                outcomes[job] = Outcome(reason=reason or cut)
+                continue
+            try:
+                value, features = path(champion)
+                outcomes[job] = Outcome(value, None, champion.version, features)
+            except Fallback as fallback:
+                outcomes[job] = Outcome(reason=fallback.reason, features=fallback.features)
+            except Exception:
+                log.exception("model path failed", extra={"job": job})
+                outcomes[job] = Outcome(reason=Reason.MODEL_ERROR)
+        return outcomes
 
-        def run_all() -> dict[str, Outcome]:
-            done = {}
-            for job, (champion, path) in runnable.items():
-                try:
-                    value, features = path(champion)
-                    done[job] = Outcome(value, None, champion.version, features)
-                except Fallback as fallback:
-                    done[job] = Outcome(reason=fallback.reason, features=fallback.features)
-                except Exception:
-                    log.exception("model path failed", extra={"job": job})
-                    done[job] = Outcome(reason=Reason.MODEL_ERROR)
-            return done
-
-        try:
-            done = self.paths.run(endpoint, run_all)
-        except Fallback as cut:
-            done = {job: Outcome(reason=cut.reason) for job in runnable}
-        for job, outcome in done.items():
+    def _settle(self, endpoint: str, done: Computed, started: float, request_id: str) -> Any:
+        """Count the outcomes toward the circuits and the metrics; queue the records."""
+        for job, outcome in done.outcomes.items():
             breaker = self.breakers[job]
             if outcome.reason in CIRCUIT_FAILURES:
                 if breaker.failure():
@@ -437,8 +491,16 @@ class Service:
                     log.warning("circuit opened", extra={"job": job, "reason": outcome.reason})
             elif outcome.reason is None:
                 breaker.success()
-        outcomes.update(done)
-        return outcomes
+            source = "heuristic" if outcome.reason else "model"
+            reason = outcome.reason.value if outcome.reason else ""
+            self.metrics.answers.labels(endpoint, job, source, reason).inc()
+        latency_ms = (time.perf_counter() - started) * 1000
+        now = self.clock.now()
+        for record in done.records:
+            self.log.add(
+                {**record, "logged_at": now, "request_id": request_id, "latency_ms": latency_ms}
+            )
+        return done.answer
 
     def _features(self, job: str, entity_id: str) -> EntityFeatures:
         """Fresh features, or ``Fallback`` saying why not (carrying what was found)."""
@@ -476,7 +538,7 @@ class Service:
             self._offer_rows[key] = rows
         return columns, rows
 
-    def _eta(self, champion: Champion, zone: str, request: dict[str, Any]):
+    def _eta_model(self, champion: Champion, zone: str, request: dict[str, Any]):
         features = self._features("eta", zone)
         model = champion.model
         X = models.encode_row(model, {**features.values(), **request})
@@ -509,40 +571,27 @@ class Service:
             log.warning("warehouse unreadable for the heuristic", extra={"error": str(exc)})
         return outcome.features.values() if outcome.features else {}
 
-    # --- the record --------------------------------------------------------------------------
 
-    def _record(
-        self,
-        endpoint: str,
-        job: str,
-        entity_id: str,
-        subject_id: str | None,
-        prediction: float | None,
-        outcome: Outcome,
-        latency_ms: float,
-        request_id: str,
-    ) -> None:
-        source = "heuristic" if outcome.reason else "model"
-        reason = outcome.reason.value if outcome.reason else None
-        self.metrics.answers.labels(endpoint, job, source, reason or "").inc()
-        if prediction is None or not math.isfinite(prediction):
-            return
-        self.log.add(
-            {
-                "logged_at": self.clock.now(),
-                "request_id": request_id,
-                "endpoint": endpoint,
-                "job": job,
-                "entity_id": entity_id,
-                "subject_id": subject_id,
-                "prediction": float(prediction),
-                "source": source,
-                "reason": reason,
-                "model_version": None if outcome.reason else outcome.version,
-                "features_computed_at": outcome.features.computed_at if outcome.features else None,
-                "latency_ms": latency_ms,
-            }
-        )
+def _row(
+    endpoint: str,
+    job: str,
+    entity_id: str,
+    subject_id: str | None,
+    prediction: float,
+    outcome: Outcome,
+) -> dict[str, Any]:
+    """A prediction log row (``_settle`` adds the time, request id and latency)."""
+    return {
+        "endpoint": endpoint,
+        "job": job,
+        "entity_id": entity_id,
+        "subject_id": subject_id,
+        "prediction": float(prediction),
+        "source": "heuristic" if outcome.reason else "model",
+        "reason": outcome.reason.value if outcome.reason else None,
+        "model_version": None if outcome.reason else outcome.version,
+        "features_computed_at": outcome.features.computed_at if outcome.features else None,
+    }
 
 
 def _band(probability: float) -> str:
