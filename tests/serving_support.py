@@ -4,20 +4,16 @@ are fresh at NOW, read by a Service that uses those champions."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import threading
 import time
-from datetime import datetime
 
 import pytest
 
 from mlops.clock import FrozenClock
 from mlops.runtime import Runtime
 from tests.conftest import NOW
-
-REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL")
 
 
 @pytest.fixture(scope="session")
@@ -170,9 +166,3 @@ def wait_until(predicate, timeout: float = 10.0, step: float = 0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(step)
-
-
-def at(hours: float = 0) -> datetime:
-    from datetime import timedelta
-
-    return NOW + timedelta(hours=hours)

@@ -1,0 +1,270 @@
+"""HTTP serving under load: `mlops serve` in one process, wrk driving it from another.
+
+python benchmarks/serve.py [--workers 2] [--connections 1,32] [--duration 15] [--rebuild]
+
+Builds a home with `mlops quickstart` once (then reused), refreshes every job's features with
+`mlops ingest all`, starts `mlops serve` and waits for /readyz to report the champions loaded.
+Then, for each number of concurrent connections, wrk drives /healthz (the bare-framework
+ceiling), the dossier, the order composer and the ETA endpoint, each request for a random
+customer or zone. Reported per run: requests/s, p50/p90/p99/max latency, errors, the share of
+heuristic fallbacks (from /metrics deltas, with their reasons) and the requests/s relative to
+/healthz at the same concurrency. The targets are checked (PASS/FAIL, never an exit code) and
+everything goes to benchmarks/results/serve-w<workers>.json; the server log goes next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import random
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).parent / "results"
+ENDPOINTS = ("healthz", "dossier", "compose", "eta")
+ANSWER = re.compile(r"^mlops_answers_total\{([^}]*)\}\s+(\S+)", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+LUA = """
+local n = 0
+function setup(thread) n = n + 1; thread:set("seed", n) end
+function init(args) math.randomseed(os.time() * 7919 + (seed or 0)) end
+local function pick(t) return t[math.random(#t)] end
+local json = {["Content-Type"] = "application/json"}
+if kind ~= "healthz" then
+  function request()
+    if kind == "dossier" then
+      return wrk.format("GET", "/v1/customers/" .. pick(ids) .. "/dossier")
+    elseif kind == "compose" then
+      return wrk.format("POST", "/v1/orders/compose", json, string.format(
+        '{"customer_id":"%s","cart":[{"category":"%s","quantity":%d,"unit_price":%.2f}],'
+        .. '"limit":3}', pick(ids), pick(cats), math.random(1, 4), math.random(100, 2000) / 100))
+    end
+    return wrk.format("POST", "/v1/deliveries/eta", json, string.format(
+      '{"zone":"%s","distance_km":%.1f,"item_count":%d}',
+      pick(zones), math.random(1, 120) / 10, math.random(1, 8)))
+  end
+end
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('BENCH {"requests":%d,"duration_us":%d,"connect":%d,"read":%d,'
+    .. '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,"max_us":%d}\\n',
+    summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+
+def lua_list(values) -> str:
+    return "{" + ",".join(json.dumps(v) for v in values) + "}"
+
+
+def mlops(env: dict, *args: str, log: Path | None = None) -> None:
+    print("$ mlops " + " ".join(args), flush=True)
+    out = log.open("ab") if log else None
+    try:
+        subprocess.run([sys.executable, "-m", "mlops", *args], env=env, check=True, stdout=out)
+    finally:
+        if out:
+            out.close()
+
+
+def get(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def answers(base: str) -> collections.Counter:
+    """mlops_answers_total by (endpoint, job, source, reason), aggregated over the workers."""
+    counts: collections.Counter = collections.Counter()
+    for labels, value in ANSWER.findall(get(f"{base}/metrics")):
+        lab = dict(LABEL.findall(labels))
+        key = (lab.get("endpoint"), lab.get("job"), lab.get("source"), lab.get("reason", ""))
+        counts[key] += float(value)
+    return counts
+
+
+def fallbacks(before: collections.Counter, after: collections.Counter, endpoint: str) -> dict:
+    delta = {k: after[k] - before.get(k, 0) for k in after if k[0] == endpoint}
+    total = sum(delta.values())
+    heuristic = sum(v for k, v in delta.items() if k[2] == "heuristic")
+    reasons = {f"{k[1]}:{k[3]}": int(v) for k, v in delta.items() if k[2] == "heuristic" and v}
+    share = heuristic / total if total else None
+    return {"answers": int(total), "fallbacks": int(heuristic), "share": share, "reasons": reasons}
+
+
+def wrk(url: str, script: Path, connections: int, threads: int, seconds: int) -> dict:
+    cmd = ["wrk", "--latency", "-s", str(script), f"-c{connections}", f"-t{threads}"]
+    cmd += [f"-d{seconds}s", "--timeout", "10s", url]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
+    if done.returncode or line is None:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
+    r = json.loads(line[6:])
+    r["errors"] = sum(r[k] for k in ("connect", "read", "write", "status", "timeout"))
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r.update({f"{p}_ms": r[f"{p}_us"] / 1000 for p in ("p50", "p90", "p99", "max")})
+    return r
+
+
+def server_log_problems(log: Path) -> dict:
+    """Warnings and errors the server logged, by message (JSON lines; others are skipped)."""
+    seen: collections.Counter = collections.Counter()
+    for raw in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+            seen[f"{entry['level']}: {entry.get('message', '')[:160]}"] += 1
+    return dict(seen)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--home", type=Path, default=Path("/tmp/mlops-bench/serve-home"))
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--connections", default="1,32", help="Comma-separated, e.g. 1,8,32.")
+    p.add_argument("--duration", type=int, default=15, help="Seconds per wrk run.")
+    p.add_argument("--warmup", type=int, default=2, help="Seconds per endpoint, discarded.")
+    p.add_argument("--threads", type=int, default=2, help="wrk threads (capped at connections).")
+    p.add_argument("--port", type=int, default=0, help="Default: a free one.")
+    p.add_argument("--rebuild", action="store_true", help="Run quickstart even if built.")
+    args = p.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on a kill too
+    home = args.home.resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    RESULTS.mkdir(exist_ok=True)
+    log = RESULTS / f"serve-w{args.workers}.log"
+    log.write_bytes(b"")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(MLOPS_HOME=str(home), MLOPS_LOG_REQUESTS="false")
+
+    if args.rebuild or not (home / "mlflow.db").exists():
+        mlops(env, "quickstart", log=log)
+    mlops(env, "ingest", "all", log=log)
+    with sqlite3.connect(home / "warehouse.db") as db:
+        ids = [r[0] for r in db.execute("SELECT customer_id FROM customers")]
+        zones = [r[0] for r in db.execute("SELECT DISTINCT zone FROM deliveries ORDER BY 1")]
+        cats = [r[0] for r in db.execute("SELECT DISTINCT category FROM offers ORDER BY 1")]
+    ids = random.Random(0).sample(ids, min(2000, len(ids)))
+
+    if not args.port:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            args.port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{args.port}"
+    cmd = [sys.executable, "-m", "mlops", "serve", "--host", "127.0.0.1"]
+    cmd += ["--port", str(args.port), "--workers", str(args.workers)]
+    with log.open("ab") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+    runs, tmp = [], Path(tempfile.mkdtemp(prefix="mlops-serve-bench-"))
+    try:
+        ready, deadline = None, time.monotonic() + 120
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = json.loads(get(f"{base}/readyz", timeout=2))
+                if ready.get("mode") == "models":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        if not ready or ready.get("mode") != "models":
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            sys.exit(f"server not ready with models (last /readyz: {ready}); log tail:\n{tail}")
+        scripts = {}
+        for kind in ENDPOINTS:
+            scripts[kind] = tmp / f"{kind}.lua"
+            header = f"kind = {json.dumps(kind)}\nids = {lua_list(ids)}\n"
+            header += f"zones = {lua_list(zones)}\ncats = {lua_list(cats)}\n"
+            scripts[kind].write_text(header + LUA)
+        url = {k: base + ("/healthz" if k == "healthz" else "/") for k in ENDPOINTS}
+        if args.warmup > 0:
+            for kind in ENDPOINTS:
+                wrk(url[kind], scripts[kind], 4, min(args.threads, 4), args.warmup)
+        for conns in (int(c) for c in args.connections.split(",")):
+            for kind in ENDPOINTS:
+                before = answers(base) if kind != "healthz" else None
+                r = wrk(url[kind], scripts[kind], conns, min(args.threads, conns), args.duration)
+                r.update(connections=conns, endpoint=kind)
+                if before is not None:
+                    r["fallback"] = fallbacks(before, answers(base), kind)
+                runs.append(r)
+                print(f"  c={conns:<3} {kind:<8} {r['rps']:8.0f} req/s  p99 {r['p99_ms']:.2f} ms")
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGINT)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+        for f in tmp.iterdir():
+            f.unlink()
+        tmp.rmdir()
+
+    ceiling = {r["connections"]: r["rps"] for r in runs if r["endpoint"] == "healthz"}
+    print(f"\n{'conns':>5} {'endpoint':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
+          f"{'fallback':>8} {'/healthz':>8}")  # fmt: skip
+    for r in runs:
+        r["vs_healthz"] = r["rps"] / ceiling[r["connections"]] if ceiling[r["connections"]] else 0
+        share = r.get("fallback", {}).get("share")
+        print(f"{r['connections']:>5} {r['endpoint']:<8} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} "
+              f"{r['p99_ms']:>7.2f} {r['errors']:>6} {'' if share is None else f'{share:.1%}':>8} "
+              f"{r['vs_healthz']:>8.2f}")  # fmt: skip
+        if r.get("fallback", {}).get("reasons"):
+            print(f"{'':>15}fallback reasons: {r['fallback']['reasons']}")
+    by = {(r["connections"], r["endpoint"]): r for r in runs}
+    targets = []
+    for kind in ENDPOINTS[1:]:
+        if r := by.get((32, kind)):
+            targets += [
+                (f"c=32 {kind} req/s >= 40% of /healthz", r["vs_healthz"] >= 0.4),
+                (f"c=32 {kind} p99 <= 30 ms", r["p99_ms"] <= 30),
+                (f"c=32 {kind} zero errors", r["errors"] == 0),
+            ]
+    if r := by.get((1, "dossier")):
+        targets.append(("c=1 dossier p99 <= 5 ms", r["p99_ms"] <= 5))
+    print()
+    for name, ok in targets:
+        print(f"{'PASS' if ok else 'FAIL'}  {name}")
+    problems = server_log_problems(log)
+    for message, count in problems.items():
+        print(f"server log: {count} x {message}")
+    version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    path = RESULTS / f"serve-w{args.workers}.json"
+    payload = {
+        "benchmark": "serve",
+        "when": datetime.now().isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "wrk": version.splitlines()[0] if version else None,
+        "workers": args.workers,
+        "duration_s": args.duration,
+        "threads": args.threads,
+        "home": str(home),
+        "readyz": ready,
+        "runs": runs,
+        "targets": [{"target": n, "pass": ok} for n, ok in targets],
+        "server_log": str(log),
+        "server_log_problems": problems,
+    }
+    path.write_text(json.dumps(payload, indent=2, default=str))
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
