@@ -326,17 +326,7 @@ class Service:
         answer = Dossier(
             customer_id=customer_id,
             as_of=now,
-            profile=CustomerProfile(
-                plan=profile.plan,
-                region=profile.region,
-                signup_at=profile.signup_at,
-                tenure_days=round(profile.tenure_days, 3),
-                orders_30d=profile.orders_30d,
-                orders_90d=profile.orders_90d,
-                spend_90d=round(profile.spend_90d, 2),
-                last_order_at=profile.last_order_at,
-                days_since_last_order=profile.days_since_last_order,
-            ),
+            profile=CustomerProfile.model_validate(profile, from_attributes=True),
             churn=ChurnRisk(probability=probability, band=_band(probability), **churn.provenance()),
             upsell=UpsellPropensity(propensity=best, offer_id=best_id, **upsell.provenance()),
         )
