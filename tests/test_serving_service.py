@@ -368,3 +368,31 @@ def test_service_is_usable_without_starting_http(serving_rt):
         assert np.all(np.diff(values) > 0)  # further is longer
     finally:
         svc.close()
+
+
+def test_scores_are_memoised_exactly_by_version_and_feature_values(serving_rt):
+    import json
+
+    from sqlalchemy import update
+
+    svc = make_service(serving_rt, feature_cache_seconds=0)
+    try:
+        customer = a_customer(serving_rt)
+        first = svc.dossier(customer)
+        svc.champions.get("churn").model.booster = BrokenBooster()  # a call would now fail
+        assert svc.dossier(customer).churn == first.churn  # the memo answered, not the model
+        fv = feature_values
+        with serving_rt.store.begin() as conn:
+            packed = conn.execute(
+                select(fv.c.values_json).where(fv.c.job == "churn", fv.c.entity_id == customer)
+            ).scalar_one()
+            values = json.loads(packed)
+            values["orders_30d"] = (values["orders_30d"] or 0) + 5
+            conn.execute(
+                update(fv)
+                .where(fv.c.job == "churn", fv.c.entity_id == customer)
+                .values(values_json=json.dumps(values))
+            )
+        assert svc.dossier(customer).churn.reason == "model_error"  # new values: model called
+    finally:
+        svc.close()

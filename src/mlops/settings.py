@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     feature_cache_seconds: float = Field(
         2.0, ge=0, description="In-process cache of online feature rows (0: no cache)."
     )
+    score_cache_entries: int = Field(
+        50_000,
+        ge=1,
+        description="Model scores memoised per worker (exact: keyed by version "
+        "and feature values).",
+    )
     redis_cache_seconds: float = Field(
         30.0, gt=0, description="Lifetime of feature rows in the shared Redis cache."
     )

@@ -21,6 +21,7 @@ class Controls:
         self.flags: dict[str, flags.Flag] = {name: flags.Flag(name, True) for name in flags.NAMES}
         self.trips: dict[str, list[trips.Trip]] = {}
         self.offers: list[Offer] = []
+        self.offers_version = 0  # bumped when the offers change: part of cached scores' keys
         self.problems: dict[str, str] = {}
 
     def refresh(self) -> bool:
@@ -34,7 +35,9 @@ class Controls:
         except Exception as exc:
             self._problem("store", exc)
         try:
-            self.offers = self.warehouse.offers()
+            offers = self.warehouse.offers()
+            if offers != self.offers:
+                self.offers, self.offers_version = offers, self.offers_version + 1
             self.problems.pop("warehouse", None)
         except Exception as exc:
             self._problem("warehouse", exc)

@@ -20,6 +20,7 @@ from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
 from mlops.serving.feature_cache import FeatureCache, namespace
+from mlops.serving.memo import Memo
 from mlops.serving.metrics import Metrics
 from mlops.serving.policy import (
     CircuitBreaker,
@@ -131,7 +132,10 @@ class Service:
                 (s.registry_poll_seconds, self.reload_models),
             ]
         )
-        self._offer_rows: dict[tuple, np.ndarray] = {}
+        # Scores are pure functions of (model version, feature values, offers): memoised
+        # exactly, so a hit is what the model would answer. Cleared with the caches anyway.
+        self.scores: Memo[Any] = Memo(s.score_cache_entries)
+        self._offer_rows: Memo[np.ndarray] = Memo(1_000)
         self._compute = {"dossier": self._dossier, "compose": self._compose, "eta": self._eta}
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -156,7 +160,7 @@ class Service:
         """Re-read flags, trips and offers; a change clears the caches."""
         changed = self.controls.refresh()
         if changed:
-            self.cache.clear()
+            self.clear_cache()
             log.info("flags or trips changed; caches cleared")
         for job, breaker in self.breakers.items():
             self.metrics.circuit_open.labels(job).set(1 if breaker.is_open else 0)
@@ -166,6 +170,7 @@ class Service:
         """Ask the registry for the champions now (also what the poller does)."""
         changes = self.champions.refresh()
         if changes:
+            self.scores.clear()
             self._offer_rows.clear()
         for job, version in self.champions.versions().items():
             self.metrics.model_version.labels(job).set(version or 0)
@@ -180,6 +185,8 @@ class Service:
         return flag
 
     def clear_cache(self) -> int:
+        """Drop cached scores and feature rows (here and in Redis); returns Redis keys deleted."""
+        self.scores.clear()
         return self.cache.clear()
 
     def feature_ages(self) -> dict[str, float]:
@@ -307,11 +314,11 @@ class Service:
             raise CustomerNotFound(
                 f"no customer {customer_id!r} in the warehouse", "check the customer id"
             )
-        offers = self.controls.offers
+        offers, offers_key = self.controls.offers, (self.controls.offers_version, None)
         outcomes = self._models(
             {
                 "churn": lambda ch: self._churn(ch, customer_id),
-                "upsell": lambda ch: self._upsell(ch, customer_id, offers),
+                "upsell": lambda ch: self._upsell(ch, customer_id, offers, offers_key),
             },
             cut,
         )
@@ -345,7 +352,10 @@ class Service:
         cut: Reason | None = None,
     ) -> Computed:
         offers = self._candidates(offer_ids)
-        outcomes = self._models({"upsell": lambda ch: self._upsell(ch, customer_id, offers)}, cut)
+        key = (self.controls.offers_version, None if offer_ids is None else tuple(offer_ids))
+        outcomes = self._models(
+            {"upsell": lambda ch: self._upsell(ch, customer_id, offers, key)}, cut
+        )
         outcome = outcomes["upsell"]
         if outcome.reason:
             inputs = self._customer_inputs(customer_id, outcome)
@@ -503,30 +513,28 @@ class Service:
 
     def _churn(self, champion: Champion, customer_id: str):
         features = self._features("churn", customer_id)
-        return models.predict_row(champion.model, features.values()), features
+        values = features.values()
+        key = ("churn", champion.version, customer_id, tuple(values.values()))
+        return self.scores.get(key, lambda: models.predict_row(champion.model, values)), features
 
-    def _upsell(self, champion: Champion, customer_id: str, offers: list[Offer]):
+    def _upsell(self, champion: Champion, customer_id: str, offers: list[Offer], offers_key):
         features = self._features("upsell", customer_id)
+        values = features.values()
         model = champion.model
-        base = models.encode_row(model, features.values())
-        X = np.repeat(base, len(offers), axis=0)
-        columns, rows = self._offer_matrix(champion, offers)
-        X[:, columns] = rows
-        return models.predict(model, X), features
 
-    def _offer_matrix(self, champion: Champion, offers: list[Offer]) -> tuple[list[int], Any]:
-        """The offers' own encoded columns, computed once per model and offer list."""
-        key = (champion.job, champion.version, tuple(o.offer_id for o in offers))
-        model = champion.model
-        columns = [model.feature_columns.index(c) for c in OFFER_COLUMNS]
-        rows = self._offer_rows.get(key)
-        if rows is None:
-            encoded = np.vstack([models.encode_row(model, o.model_inputs()) for o in offers])
-            rows = encoded[:, columns]
-            if len(self._offer_rows) > 1000:
-                self._offer_rows.clear()
-            self._offer_rows[key] = rows
-        return columns, rows
+        def predict():
+            X = np.repeat(models.encode_row(model, values), len(offers), axis=0)
+            columns = [model.feature_columns.index(c) for c in OFFER_COLUMNS]
+            X[:, columns] = self._offer_rows.get(
+                (champion.version, offers_key),
+                lambda: np.vstack([models.encode_row(model, o.model_inputs()) for o in offers])[
+                    :, columns
+                ],
+            )
+            return models.predict(model, X)
+
+        key = ("upsell", champion.version, customer_id, tuple(values.values()), offers_key)
+        return self.scores.get(key, predict), features
 
     def _eta_model(self, champion: Champion, zone: str, request: dict[str, Any]):
         features = self._features("eta", zone)
