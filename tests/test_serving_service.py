@@ -251,6 +251,7 @@ def test_heuristic_path_with_the_store_database_down(serving_rt, backend, tmp_pa
     try:
         ready = svc.readiness()
         assert not ready["ready"] and ready["database"].startswith("unreachable")
+        assert b"mlops_feature_age_seconds" in svc.metrics.render()[0]  # scrapes still work
         answer = svc.eta("Z01", 4.0, 2)
         assert answer.source == "heuristic"
         assert answer.reason in ("features_unavailable", "slo_exceeded")

@@ -196,9 +196,15 @@ class Service:
         from mlops.db.schema import feature_snapshots as snap
 
         now = self.clock.now()
-        with self.rt.store.connect() as conn:
-            rows = conn.execute(select(snap.c.job, func.max(snap.c.as_of)).group_by(snap.c.job))
-            return {job: (now - newest).total_seconds() for job, newest in rows if newest}
+        try:
+            with self.rt.store.connect() as conn:
+                rows = conn.execute(
+                    select(snap.c.job, func.max(snap.c.as_of)).group_by(snap.c.job)
+                ).all()
+        except Exception as exc:  # a scrape must not fail because the store is down
+            log.warning("feature ages unreadable", extra={"error": str(exc)})
+            return {}
+        return {job: (now - newest).total_seconds() for job, newest in rows if newest}
 
     def readiness(self) -> dict[str, Any]:
         """Database reachable, and which jobs have a champion (the rest answer by heuristic)."""
