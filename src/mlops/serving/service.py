@@ -97,10 +97,10 @@ class Service:
     """Everything one serving process holds. ``start`` loads and begins polling; ``close``
     stops and writes the pending prediction log."""
 
-    def __init__(self, rt: Runtime, *, champions: Champions | None = None) -> None:
+    def __init__(self, rt: Runtime) -> None:
         s = rt.settings
         self.rt, self.settings, self.clock = rt, s, rt.clock
-        self.champions = champions or Champions(s, rt.clock)
+        self.champions = Champions(s, rt.clock)
         self.warehouse = WarehouseReads(rt.warehouse)
         self.online = OnlineStore(rt.store, rt.clock)
         self.controls = Controls(rt.store, self.warehouse)
