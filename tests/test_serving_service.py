@@ -12,7 +12,8 @@ from sqlalchemy import delete, func, select
 from mlops.db.schema import feature_values, prediction_log
 from mlops.errors import InputError
 from mlops.serving import flags, trips
-from mlops.serving.service import CustomerNotFound, Service
+from mlops.serving.endpoints import CustomerNotFound
+from mlops.serving.service import Service
 from mlops.specs.features import JOBS
 from mlops.training import heuristics
 from tests.conftest import NOW

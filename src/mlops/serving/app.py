@@ -15,8 +15,9 @@ from mlops.runtime import Runtime
 from mlops.serving import flags as flag_store
 from mlops.serving import schemas
 from mlops.serving.auth import require_admin
+from mlops.serving.endpoints import CustomerNotFound, Unavailable
 from mlops.serving.middleware import RequestContext
-from mlops.serving.service import CustomerNotFound, Service, Unavailable
+from mlops.serving.service import Service
 from mlops.settings import Settings
 
 

@@ -1,24 +1,23 @@
-"""The serving library: dossier, order composition and ETA, each ML-backed value from the
-champion model when the fallback policy allows it, else from the heuristic, with its provenance.
-The HTTP routes only parse, call this and format; it is usable from Python as is."""
+"""The serving library: what one process holds (champions, controls, caches, circuits, the
+prediction log) and how a request is answered within its budget. What each endpoint computes
+is in ``endpoints``. The HTTP routes only parse, call this and format."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from mlops.clock import to_utc_naive
-from mlops.errors import InputError, MlopsError
 from mlops.runtime import Runtime
+from mlops.serving import endpoints
 from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
+from mlops.serving.endpoints import Computed, Outcome
 from mlops.serving.feature_cache import FeatureCache, namespace
 from mlops.serving.memo import Memo
 from mlops.serving.metrics import Metrics
@@ -31,66 +30,16 @@ from mlops.serving.policy import (
     precheck,
 )
 from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.profiles import Offer, WarehouseReads
-from mlops.serving.schemas import (
-    ChurnRisk,
-    Composition,
-    CustomerProfile,
-    Dossier,
-    Eta,
-    RankedOffer,
-    UpsellPropensity,
-)
+from mlops.serving.profiles import WarehouseReads
+from mlops.serving.schemas import Composition, Dossier, Eta
 from mlops.specs.features import JOBS
 from mlops.store.online import EntityFeatures, OnlineStore, entity
-from mlops.training import heuristics, models
-from mlops.training.values import to_float
 
 log = logging.getLogger("mlops.serving")
 
-CHURN_BANDS = ((0.3, "low"), (0.6, "medium"), (1.01, "high"))
-OFFER_COLUMNS = ("offer_category", "discount_pct", "offer_price")
-ETA_RULE = "min(SLA, max(model, model p90)); the SLA when the heuristic answers"
 # Failures that count toward opening a job's circuit: each one cost time or signals a broken
 # model path. Missing or stale features are data, not a broken path.
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
-
-
-class CustomerNotFound(MlopsError):
-    """The warehouse has no such customer."""
-
-
-class Unavailable(MlopsError):
-    """A dependency the answer cannot do without is unreachable."""
-
-
-@dataclass
-class Computed:
-    """An endpoint's answer, its jobs' outcomes and the prediction log rows to write."""
-
-    answer: Any
-    outcomes: dict[str, Outcome]
-    records: list[dict[str, Any]]
-
-
-@dataclass
-class Outcome:
-    """One job's model path: a value, or the reason the heuristic answers instead."""
-
-    value: Any = None
-    reason: Reason | None = None
-    version: int | None = None
-    features: EntityFeatures | None = None
-
-    def provenance(self) -> dict[str, Any]:
-        f = self.features
-        return {
-            "source": "heuristic" if self.reason else "model",
-            "reason": self.reason.value if self.reason else None,
-            "model_version": None if self.reason else self.version,
-            "computed_at": f.computed_at if f else None,
-            "staleness_seconds": f.age_seconds if f else None,
-        }
 
 
 class Service:
@@ -135,8 +84,12 @@ class Service:
         # Scores are pure functions of (model version, feature values, offers): memoised
         # exactly, so a hit is what the model would answer. Cleared with the caches anyway.
         self.scores: Memo[Any] = Memo(s.score_cache_entries)
-        self._offer_rows: Memo[np.ndarray] = Memo(1_000)
-        self._compute = {"dossier": self._dossier, "compose": self._compose, "eta": self._eta}
+        self.offer_rows: Memo[np.ndarray] = Memo(1_000)
+        self._compute = {
+            "dossier": lambda **kw: endpoints.dossier(self, **kw),
+            "compose": lambda **kw: endpoints.compose(self, **kw),
+            "eta": lambda **kw: endpoints.eta(self, **kw),
+        }
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -171,7 +124,7 @@ class Service:
         changes = self.champions.refresh()
         if changes:
             self.scores.clear()
-            self._offer_rows.clear()
+            self.offer_rows.clear()
         for job, version in self.champions.versions().items():
             self.metrics.model_version.labels(job).set(version or 0)
         return changes
@@ -307,157 +260,9 @@ class Service:
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs, cut=reason))
         return self._settle(endpoint, done, started, request_id)
 
-    def _dossier(self, customer_id: str, cut: Reason | None = None) -> Computed:
-        now = self.clock.now()
-        try:
-            profile = self.warehouse.profile(customer_id, now)
-        except Exception as exc:
-            raise Unavailable(
-                f"the warehouse cannot be read: {exc.__class__.__name__}",
-                "check MLOPS_WAREHOUSE_URL and the warehouse server",
-            ) from exc
-        if profile is None:
-            raise CustomerNotFound(
-                f"no customer {customer_id!r} in the warehouse", "check the customer id"
-            )
-        offers, offers_key = self.controls.offers, (self.controls.offers_version, None)
-        outcomes = self._models(
-            {
-                "churn": lambda ch: self._churn(ch, customer_id),
-                "upsell": lambda ch: self._upsell(ch, customer_id, offers, offers_key),
-            },
-            cut,
-        )
-        inputs = profile.heuristic_inputs()
-        churn, upsell = outcomes["churn"], outcomes["upsell"]
-        if churn.reason:
-            churn.value = heuristics.churn_risk_row(inputs)
-        if upsell.reason:
-            upsell.value = self._heuristic_offers(inputs, offers)
-        probability = float(churn.value)
-        best_id, best = _best(offers, upsell.value)
-        answer = Dossier(
-            customer_id=customer_id,
-            as_of=now,
-            profile=CustomerProfile.model_validate(profile, from_attributes=True),
-            churn=ChurnRisk(probability=probability, band=_band(probability), **churn.provenance()),
-            upsell=UpsellPropensity(propensity=best, offer_id=best_id, **upsell.provenance()),
-        )
-        records = [
-            _row("dossier", "churn", customer_id, None, probability, churn),
-            _row("dossier", "upsell", customer_id, best_id, best, upsell),
-        ]
-        return Computed(answer, outcomes, records)
-
-    def _compose(
-        self,
-        customer_id: str,
-        cart: list[dict[str, Any]] | None,
-        offer_ids: list[str] | None,
-        limit: int,
-        cut: Reason | None = None,
-    ) -> Computed:
-        offers = self._candidates(offer_ids)
-        key = (self.controls.offers_version, None if offer_ids is None else tuple(offer_ids))
-        outcomes = self._models(
-            {"upsell": lambda ch: self._upsell(ch, customer_id, offers, key)}, cut
-        )
-        outcome = outcomes["upsell"]
-        if outcome.reason:
-            inputs = self._customer_inputs(customer_id, outcome)
-            outcome.value = self._heuristic_offers(inputs, offers)
-        order = np.argsort(-np.asarray(outcome.value), kind="stable")[:limit]
-        ranked = [
-            RankedOffer(
-                rank=rank + 1,
-                offer_id=offers[i].offer_id,
-                category=offers[i].category,
-                discount_pct=offers[i].discount_pct,
-                price=offers[i].price,
-                propensity=float(outcome.value[i]),
-            )
-            for rank, i in enumerate(order)
-        ]
-        items = cart or []
-        answer = Composition(
-            customer_id=customer_id,
-            cart_items=sum(int(i.get("quantity", 1)) for i in items),
-            cart_value=round(
-                sum(float(i.get("unit_price", 0)) * int(i.get("quantity", 1)) for i in items), 2
-            ),
-            offers=ranked,
-            **outcome.provenance(),
-        )
-        records = [
-            _row("compose", "upsell", customer_id, o.offer_id, o.propensity, outcome)
-            for o in ranked
-        ]
-        return Computed(answer, outcomes, records)
-
-    def _candidates(self, offer_ids: list[str] | None) -> list[Offer]:
-        known = self.controls.offers
-        if offer_ids is None:
-            offers = known
-        else:
-            by_id = {o.offer_id: o for o in known}
-            unknown = [o for o in offer_ids if o not in by_id]
-            if unknown:
-                raise InputError(
-                    f"unknown offer ids: {', '.join(unknown[:10])}",
-                    "pass ids from the warehouse's offers table, or omit offer_ids",
-                )
-            offers = [by_id[o] for o in dict.fromkeys(offer_ids)]
-        if not offers:
-            raise Unavailable(
-                "no offers to rank: the warehouse's offers table is empty or unreadable",
-                "load offers into the warehouse, or check MLOPS_WAREHOUSE_URL",
-            )
-        return offers
-
-    def _eta(
-        self,
-        zone: str,
-        distance_km: float,
-        item_count: int,
-        dispatched_at: datetime | None,
-        delivery_id: str | None,
-        cut: Reason | None = None,
-    ) -> Computed:
-        at = to_utc_naive(dispatched_at) if dispatched_at else self.clock.now()
-        request = {
-            "zone": zone,
-            "distance_km": distance_km,
-            "item_count": item_count,
-            "hour": at.hour,
-            "weekday": at.weekday(),
-        }
-        sla = heuristics.eta_sla_minutes_row(request, **heuristics.eta_constants(self.settings))
-        outcomes = self._models({"eta": lambda ch: self._eta_model(ch, zone, request)}, cut)
-        outcome = outcomes["eta"]
-        mean = p90 = None
-        if outcome.reason:
-            recommended = sla
-        else:
-            mean, p90 = outcome.value
-            recommended = min(sla, max(mean, p90 if p90 is not None else mean))
-        answer = Eta(
-            zone=zone,
-            dispatched_at=at,
-            sla_minutes=round(sla, 2),
-            model_minutes=None if mean is None else round(mean, 2),
-            model_p90_minutes=None if p90 is None else round(p90, 2),
-            recommended_minutes=round(recommended, 2),
-            promise_at=to_utc_naive(at + timedelta(minutes=recommended)),
-            at_risk=mean is not None and mean > sla,
-            rule=ETA_RULE,
-            **outcome.provenance(),
-        )
-        served = sla if outcome.reason else mean
-        return Computed(answer, outcomes, [_row("eta", "eta", zone, delivery_id, served, outcome)])
-
     # --- model paths ---------------------------------------------------------------------
 
-    def _models(
+    def run_models(
         self,
         paths: dict[str, Callable[[Champion], tuple[Any, EntityFeatures]]],
         cut: Reason | None,
@@ -508,7 +313,7 @@ class Service:
             )
         return done.answer
 
-    def _features(self, job: str, entity_id: str) -> EntityFeatures:
+    def fresh_features(self, job: str, entity_id: str) -> EntityFeatures:
         """Fresh features, or ``Fallback`` saying why not (carrying what was found)."""
         spec = JOBS[job]
         features = entity(spec, entity_id, self.cache.row(spec, entity_id), self.clock.now())
@@ -516,97 +321,3 @@ class Service:
         if reason:
             raise Fallback(reason, features=features)
         return features
-
-    def _churn(self, champion: Champion, customer_id: str):
-        features = self._features("churn", customer_id)
-        values = features.values()
-        key = ("churn", champion.version, customer_id, tuple(values.values()))
-        return self.scores.get(key, lambda: models.predict_row(champion.model, values)), features
-
-    def _upsell(self, champion: Champion, customer_id: str, offers: list[Offer], offers_key):
-        features = self._features("upsell", customer_id)
-        values = features.values()
-        model = champion.model
-
-        def predict():
-            X = np.repeat(models.encode_row(model, values), len(offers), axis=0)
-            columns = [model.feature_columns.index(c) for c in OFFER_COLUMNS]
-            X[:, columns] = self._offer_rows.get(
-                (champion.version, offers_key),
-                lambda: np.vstack([models.encode_row(model, o.model_inputs()) for o in offers])[
-                    :, columns
-                ],
-            )
-            return models.predict(model, X)
-
-        key = ("upsell", champion.version, customer_id, tuple(values.values()), offers_key)
-        return self.scores.get(key, predict), features
-
-    def _eta_model(self, champion: Champion, zone: str, request: dict[str, Any]):
-        features = self._features("eta", zone)
-        model = champion.model
-        X = models.encode_row(model, {**features.values(), **request})
-        mean = float(models.predict(model, X)[0])
-        p90 = float(models.predict_p90(model, X)[0]) if model.booster_p90 is not None else None
-        return (mean, p90), features
-
-    # --- heuristics ------------------------------------------------------------------------
-
-    def _heuristic_offers(self, inputs: dict[str, Any], offers: list[Offer]) -> np.ndarray:
-        if not offers:
-            return np.empty(0)
-        return np.asarray(
-            heuristics.upsell_propensity(
-                np.full(len(offers), to_float(inputs.get("acceptance_rate_90d"))),
-                np.array([o.discount_pct for o in offers], dtype=float),
-                np.full(len(offers), to_float(inputs.get("impressions_90d"))),
-            ),
-            dtype=float,
-        )
-
-    def _customer_inputs(self, customer_id: str, outcome: Outcome) -> dict[str, Any]:
-        """The upsell heuristic's inputs: live from the warehouse, else the stored features
-        whatever their age, else none (the heuristic's prior)."""
-        try:
-            profile = self.warehouse.profile(customer_id, self.clock.now())
-            if profile is not None:
-                return profile.heuristic_inputs()
-        except Exception as exc:
-            log.warning("warehouse unreadable for the heuristic", extra={"error": str(exc)})
-        return outcome.features.values() if outcome.features else {}
-
-
-def _row(
-    endpoint: str,
-    job: str,
-    entity_id: str,
-    subject_id: str | None,
-    prediction: float,
-    outcome: Outcome,
-) -> dict[str, Any]:
-    """A prediction log row (``_settle`` adds the time, request id and latency)."""
-    return {
-        "endpoint": endpoint,
-        "job": job,
-        "entity_id": entity_id,
-        "subject_id": subject_id,
-        "prediction": float(prediction),
-        "source": "heuristic" if outcome.reason else "model",
-        "reason": outcome.reason.value if outcome.reason else None,
-        "model_version": None if outcome.reason else outcome.version,
-        "features_computed_at": outcome.features.computed_at if outcome.features else None,
-    }
-
-
-def _band(probability: float) -> str:
-    for upper, band in CHURN_BANDS:
-        if probability < upper:
-            return band
-    return "high"
-
-
-def _best(offers: list[Offer], scores) -> tuple[str | None, float]:
-    if not offers:
-        return None, 0.0
-    i = int(np.argmax(scores))
-    return offers[i].offer_id, float(scores[i])
