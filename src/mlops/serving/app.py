@@ -95,35 +95,41 @@ def _routes(app: FastAPI, service: Service) -> None:
     async def _bad_input(request: Request, exc: InputError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
+    # The ML routes are async: the service runs each request's work on its model pool, so the
+    # loop never blocks, and there is one thread hop per request.
     @app.get(
         "/v1/customers/{customer_id}/dossier", response_model=schemas.Dossier, responses=errors
     )
-    def dossier(customer_id: str, request: Request):
+    async def dossier(customer_id: str, request: Request):
         """Profile summary with churn risk and upsell propensity."""
-        return service.dossier(customer_id, request_id=_rid(request))
+        return _json(await service.answer_async("dossier", _rid(request), customer_id=customer_id))
 
     @app.post("/v1/orders/compose", response_model=schemas.Composition, responses=errors)
-    def compose(body: schemas.ComposeRequest, request: Request):
+    async def compose(body: schemas.ComposeRequest, request: Request):
         """Rank candidate offers for a customer's cart by upsell propensity."""
-        return service.compose(
-            body.customer_id,
+        answer = await service.answer_async(
+            "compose",
+            _rid(request),
+            customer_id=body.customer_id,
             cart=[item.model_dump() for item in body.cart],
             offer_ids=body.offer_ids,
             limit=body.limit,
-            request_id=_rid(request),
         )
+        return _json(answer)
 
     @app.post("/v1/deliveries/eta", response_model=schemas.Eta)
-    def eta(body: schemas.EtaRequest, request: Request):
+    async def eta(body: schemas.EtaRequest, request: Request):
         """SLA estimate, model estimate and the promise to make."""
-        return service.eta(
-            body.zone,
-            body.distance_km,
-            body.item_count,
+        answer = await service.answer_async(
+            "eta",
+            _rid(request),
+            zone=body.zone,
+            distance_km=body.distance_km,
+            item_count=body.item_count,
             dispatched_at=body.dispatched_at,
             delivery_id=body.delivery_id,
-            request_id=_rid(request),
         )
+        return _json(answer)
 
     @app.get("/healthz")
     async def healthz():
