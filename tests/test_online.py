@@ -105,3 +105,38 @@ def test_connections_of_ended_threads_go_back_to_the_pool(tmp_path):
     assert [r[0][0] for r in results] == [1, 1, 1]
     conns.close()
     engine.dispose()
+
+
+def test_prepared_reads_equal_sqlalchemy_reads(ingested):
+    """The driver-level path returns exactly what SQLAlchemy's own execution returns, types
+    included (timestamps, numerics), on both databases."""
+    from datetime import timedelta
+
+    from mlops.db.connections import ThreadConnections
+    from mlops.serving.profiles import _PROFILE
+    from mlops.store.online import _ONE
+
+    now = ingested.clock.now()
+    cases = [
+        (ingested.store, _ONE, {"job": "eta", "entity_id": _zones(ingested)[0]}),
+        (
+            ingested.warehouse,
+            _PROFILE,
+            {
+                "customer_id": "C0000007",
+                "now": now,
+                "since_30d": now - timedelta(days=30),
+                "since_90d": now - timedelta(days=90),
+            },
+        ),
+    ]
+    for engine, statement, params in cases:
+        conns = ThreadConnections(engine)
+        fast = conns.all(statement, params)
+        with engine.connect() as conn:
+            slow = conn.execute(statement, params).all()
+        assert len(fast) == 1
+        assert [tuple(r) for r in fast] == [tuple(r) for r in slow]
+        assert [type(v) for v in fast[0]] == [type(v) for v in slow[0]]
+        assert fast[0]._fields == tuple(slow[0]._fields)
+        conns.close()

@@ -1,14 +1,56 @@
 """Connections for a long-lived process: one autocommit connection per thread, so a read is
-one query with no pool checkout and no transaction."""
+one query with no pool checkout and no transaction; each statement is compiled once and run on
+the driver's cursor (SQLAlchemy's per-execution work is most of a primary-key read's cost)."""
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections import namedtuple
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Select
+
+
+class Prepared:
+    """A Core SELECT compiled once for a dialect, with its bind and result type processing,
+    run on a raw DBAPI cursor. Rows are named tuples with the statement's column keys."""
+
+    def __init__(self, statement: Select, dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if any(bind.expanding for bind in compiled.binds.values()):
+            raise ValueError("statements with expanding IN parameters cannot be prepared")
+        self.sql = str(compiled)
+        self.defaults = dict(compiled.params)  # literal values written in the statement
+        self.order = list(compiled.positiontup) if compiled.positional else None
+        self.binds = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        self.dialect = dialect
+        self.types = [c.type.dialect_impl(dialect) for c in statement.selected_columns]
+        self.results: list | None = None  # from the first cursor's column type codes
+        self.row = namedtuple("Row", [c.key for c in statement.selected_columns])
+
+    def parameters(self, given: dict[str, Any]) -> Any:
+        values = {**self.defaults, **given}
+        for name, processor in self.binds.items():
+            values[name] = processor(values[name])
+        return values if self.order is None else tuple(values[n] for n in self.order)
+
+    def rows(self, raw: list[tuple], description) -> list[tuple]:
+        if self.results is None:
+            self.results = [
+                t.result_processor(self.dialect, d[1])
+                for t, d in zip(self.types, description, strict=True)
+            ]
+        procs = self.results
+        return [
+            self.row(*(p(v) if p else v for p, v in zip(procs, r, strict=True))) for r in raw
+        ]
 
 
 class ThreadConnections:
@@ -19,19 +61,45 @@ class ThreadConnections:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._errors = engine.dialect.loaded_dbapi.Error
+        self._prepared: dict[int, Prepared | None] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
         self._owned: dict[int, tuple[threading.Thread, Connection]] = {}
 
-    def all(self, statement: Any, params: dict[str, Any] | None = None) -> list[Row]:
-        """Every row of one statement."""
+    def all(self, statement: Any, params: dict[str, Any] | None = None) -> list[tuple]:
+        """Every row of one statement (named tuples)."""
         try:
-            return self._connection().execute(statement, params or {}).all()
-        except DBAPIError:
+            return self._run(statement, params or {})
+        except (DBAPIError, self._errors):
             # The database restarted or dropped us: one fresh connection, one retry (a genuine
             # error in the statement raises again from the retry).
             self._drop()
-            return self._connection().execute(statement, params or {}).all()
+            return self._run(statement, params or {})
+
+    def _run(self, statement: Any, params: dict[str, Any]) -> list[tuple]:
+        prepared = self._prepare(statement)
+        conn = self._connection()
+        if prepared is None:
+            return conn.execute(statement, params).all()
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(prepared.sql, prepared.parameters(params))
+            return prepared.rows(cursor.fetchall(), cursor.description)
+        finally:
+            cursor.close()
+
+    def _prepare(self, statement: Any) -> Prepared | None:
+        key = id(statement)  # the statements are module constants, alive for the process
+        if key not in self._prepared:
+            if not isinstance(statement, Select):
+                self._prepared[key] = None
+                return None
+            try:
+                self._prepared[key] = Prepared(statement, self.engine.dialect)
+            except ValueError:
+                self._prepared[key] = None  # run through SQLAlchemy as is
+        return self._prepared[key]
 
     def close(self) -> None:
         """Close every thread's connection."""
