@@ -398,3 +398,30 @@ def test_scores_are_memoised_exactly_by_version_and_feature_values(serving_rt):
         assert svc.dossier(customer).churn.reason == "model_error"  # new values: model called
     finally:
         svc.close()
+
+
+def test_inline_isolation_catches_an_overrun_when_it_ends(serving_rt):
+    import asyncio
+
+    svc = make_service(
+        serving_rt, model_isolation="inline", slo_ms={"eta": 10.0}, circuit_overruns=1
+    )
+    try:
+        request = {
+            "zone": a_zone(serving_rt),
+            "distance_km": 3.0,
+            "item_count": 1,
+            "dispatched_at": None,
+            "delivery_id": None,
+        }
+        fast = asyncio.run(svc.answer_async("eta", **request))
+        assert fast.source == "model"
+        model = svc.champions.get("eta").model
+        model.booster = SlowBooster(model.booster, 0.1)
+        began = time.perf_counter()
+        slow = asyncio.run(svc.answer_async("eta", **request))
+        assert time.perf_counter() - began >= 0.1  # inline: not cut off, caught at the end
+        assert slow.reason == "slo_exceeded" and slow.recommended_minutes == slow.sla_minutes
+        assert asyncio.run(svc.answer_async("eta", **request)).reason == "circuit_open"
+    finally:
+        svc.close()

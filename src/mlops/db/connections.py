@@ -48,9 +48,7 @@ class Prepared:
                 for t, d in zip(self.types, description, strict=True)
             ]
         procs = self.results
-        return [
-            self.row(*(p(v) if p else v for p, v in zip(procs, r, strict=True))) for r in raw
-        ]
+        return [self.row(*(p(v) if p else v for p, v in zip(procs, r, strict=True))) for r in raw]
 
 
 class ThreadConnections:

@@ -248,11 +248,18 @@ class Service:
         return self._settle(endpoint, done, started, request_id)
 
     async def answer_async(self, endpoint: str, request_id: str = "", **inputs: Any) -> Any:
-        """``answer`` for an event loop, which never blocks on a database or a model."""
+        """``answer`` for an event loop. With ``model_isolation="thread"`` the loop never blocks
+        on a database or a model; with ``"inline"`` it computes on the loop and an overrun is
+        caught when it ends (see the setting)."""
         import anyio.to_thread
 
         started = time.perf_counter()
         compute = self._compute[endpoint]
+        if self.settings.model_isolation == "inline":
+            done = compute(**inputs)
+            if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
+                done = compute(**inputs, cut=Reason.SLO_EXCEEDED)
+            return self._settle(endpoint, done, started, request_id)
         try:
             done = await self.paths.run_async(endpoint, lambda: compute(**inputs))
         except Fallback as cut:
