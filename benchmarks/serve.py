@@ -9,7 +9,8 @@ ceiling), the dossier, the order composer and the ETA endpoint, each request for
 customer or zone. Reported per run: requests/s, p50/p90/p99/max latency, errors, the share of
 heuristic fallbacks (from /metrics deltas, with their reasons) and the requests/s relative to
 /healthz at the same concurrency. The targets are checked (PASS/FAIL, never an exit code) and
-everything goes to benchmarks/results/serve-w<workers>.json; the server log goes next to it.
+everything goes to benchmarks/results/serve-w<workers>-<isolation>.json; the server log goes
+next to it.
 """
 
 from __future__ import annotations
@@ -142,15 +143,24 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="wrk threads (capped at connections).")
     p.add_argument("--port", type=int, default=0, help="Default: a free one.")
     p.add_argument("--rebuild", action="store_true", help="Run quickstart even if built.")
+    p.add_argument(
+        "--isolation",
+        choices=("thread", "inline"),
+        default="thread",
+        help="MLOPS_MODEL_ISOLATION of the server (thread: model paths cut off at the budget).",
+    )
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on a kill too
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
     RESULTS.mkdir(exist_ok=True)
-    log = RESULTS / f"serve-w{args.workers}.log"
+    tag = f"serve-w{args.workers}-{args.isolation}"
+    log = RESULTS / f"{tag}.log"
     log.write_bytes(b"")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update(MLOPS_HOME=str(home), MLOPS_LOG_REQUESTS="false")
+    env.update(
+        MLOPS_HOME=str(home), MLOPS_LOG_REQUESTS="false", MLOPS_MODEL_ISOLATION=args.isolation
+    )
 
     if args.rebuild or not (home / "mlflow.db").exists():
         mlops(env, "quickstart", log=log)
@@ -244,7 +254,7 @@ def main() -> None:
     for message, count in problems.items():
         print(f"server log: {count} x {message}")
     version = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
-    path = RESULTS / f"serve-w{args.workers}.json"
+    path = RESULTS / f"{tag}.json"
     payload = {
         "benchmark": "serve",
         "when": datetime.now().isoformat(timespec="seconds"),
@@ -253,6 +263,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "wrk": version.splitlines()[0] if version else None,
         "workers": args.workers,
+        "isolation": args.isolation,
         "duration_s": args.duration,
         "threads": args.threads,
         "home": str(home),

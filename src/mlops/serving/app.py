@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Response
@@ -55,6 +56,9 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
             # out of the collector's sight keeps full collections from pausing requests for
             # hundreds of milliseconds.
             gc.freeze()
+            # Background threads (prediction log, pollers, the model pool) hold the GIL for up
+            # to the switch interval when a request needs it: 5 ms by default, a p99 of its own.
+            sys.setswitchinterval(0.0005)
         try:
             yield
         finally:
