@@ -312,6 +312,10 @@ def test_regressor_beats_the_sla_formula_and_p90_covers_ninety_percent(regressor
     p90 = m.predict_p90(regressor, m.encode(regressor, valid))
     assert np.mean(valid["label"] <= p90) == pytest.approx(0.9, abs=0.04)
     assert regressor.calibration is None
+    # the single-row path (LightGBM's one-row C API) gives exactly the batch numbers
+    X = m.encode(regressor, valid.head(50))
+    np.testing.assert_array_equal([m.predict_one(regressor, x) for x in X], minutes[:50])
+    np.testing.assert_array_equal([m.predict_p90_one(regressor, x) for x in X], p90[:50])
 
 
 def test_save_and_load_predict_exactly_the_same(tmp_path, classifier, regressor, churn_data):

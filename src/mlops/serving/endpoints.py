@@ -266,9 +266,9 @@ def eta_path(svc: Service, champion: Champion, zone: str, request: dict[str, Any
     """The ETA model's minutes (and p90) on the zone's fresh features and the request."""
     features = svc.fresh_features("eta", zone)
     model = champion.model
-    X = models.encode_row(model, {**features.values(), **request})
-    mean = float(models.predict(model, X)[0])
-    p90 = float(models.predict_p90(model, X)[0]) if model.booster_p90 is not None else None
+    x = models.encode_row(model, {**features.values(), **request})[0]
+    mean = models.predict_one(model, x)
+    p90 = models.predict_p90_one(model, x) if model.booster_p90 is not None else None
     return (mean, p90), features
 
 
