@@ -22,6 +22,7 @@ import os
 import platform
 import random
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -150,6 +151,8 @@ def main() -> None:
         help="MLOPS_MODEL_ISOLATION of the server (thread: model paths cut off at the budget).",
     )
     args = p.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian's package)")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server on a kill too
     home = args.home.resolve()
     home.mkdir(parents=True, exist_ok=True)
