@@ -70,3 +70,22 @@ def test_model_path_is_cut_off_at_twice_the_slo():
     assert cut.value.reason == Reason.SLO_EXCEEDED
     assert time.perf_counter() - began < 0.3  # it did not wait for the slow path
     paths.close()
+
+
+def test_pollers_run_on_their_own_threads_so_a_hung_task_delays_no_other():
+    import threading
+
+    from mlops.serving.controls import Poller
+
+    release, ticks = threading.Event(), []
+    hung = Poller("hung", 0.01, release.wait)  # blocks until released
+    fast = Poller("fast", 0.01, lambda: ticks.append(1))
+    hung.start()
+    fast.start()
+    deadline = time.monotonic() + 5
+    while len(ticks) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    fast.stop()
+    hung.stop()
+    assert len(ticks) >= 5  # the fast poll kept going while the other task hung

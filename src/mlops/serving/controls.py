@@ -59,15 +59,16 @@ def _state(f: dict[str, flags.Flag], t: dict[str, list[trips.Trip]]) -> tuple:
 
 
 class Poller:
-    """Runs each task every ``interval`` seconds on one daemon thread until stopped."""
+    """Runs ``task`` every ``interval`` seconds on a daemon thread of its own until stopped (one
+    thread per task, so a registry that hangs never delays the kill switch)."""
 
-    def __init__(self, tasks: list[tuple[float, Callable[[], object]]]) -> None:
-        self.tasks = tasks
+    def __init__(self, name: str, interval: float, task: Callable[[], object]) -> None:
+        self.name, self.interval, self.task = name, interval, task
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="mlops-poller", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -76,16 +77,8 @@ class Poller:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        import time
-
-        due = [time.monotonic() + interval for interval, _ in self.tasks]
-        while not self._stop.is_set():
-            now = time.monotonic()
-            for i, (interval, task) in enumerate(self.tasks):
-                if now >= due[i]:
-                    due[i] = now + interval
-                    try:
-                        task()
-                    except Exception:  # a poll must never kill the poller
-                        log.exception("poll task failed")
-            self._stop.wait(max(0.05, min(due) - time.monotonic()))
+        while not self._stop.wait(self.interval):
+            try:
+                self.task()
+            except Exception:  # a poll must never kill the poller
+                log.exception("poll task failed", extra={"poller": self.name})

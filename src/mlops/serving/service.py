@@ -75,12 +75,10 @@ class Service:
             max_pending=s.prediction_log_max_pending,
             on_dropped=lambda n: self.metrics.prediction_log_dropped.inc(n),
         )
-        self._poller = Poller(
-            [
-                (s.control_poll_seconds, self.refresh_controls),
-                (s.registry_poll_seconds, self.reload_models),
-            ]
-        )
+        self._pollers = [
+            Poller("mlops-controls", s.control_poll_seconds, self.refresh_controls),
+            Poller("mlops-registry", s.registry_poll_seconds, self.reload_models),
+        ]
         # Scores are pure functions of (model version, feature values, offers): memoised
         # exactly, so a hit is what the model would answer. Cleared with the caches anyway.
         self.scores: Memo[Any] = Memo(s.score_cache_entries)
@@ -99,10 +97,12 @@ class Service:
         self.refresh_controls()
         self.log.start()
         if poll:
-            self._poller.start()
+            for poller in self._pollers:
+                poller.start()
 
     def close(self) -> None:
-        self._poller.stop()
+        for poller in self._pollers:
+            poller.stop()
         self.log.close()
         self.paths.close()
         self.cache.close()
