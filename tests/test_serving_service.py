@@ -425,3 +425,24 @@ def test_inline_isolation_catches_an_overrun_when_it_ends(serving_rt):
         assert asyncio.run(svc.answer_async("eta", **request)).reason == "circuit_open"
     finally:
         svc.close()
+
+
+def test_kill_switch_answers_at_once_while_model_paths_are_jammed(serving_rt):
+    import threading
+
+    svc = make_service(serving_rt, model_threads=1, slo_ms={"eta": 500.0})
+    try:
+        zone = a_zone(serving_rt)
+        model = svc.champions.get("eta").model
+        model.booster = SlowBooster(model.booster, 2.0)
+        jam = threading.Thread(target=lambda: svc.eta(zone, 3.0))
+        jam.start()
+        time.sleep(0.1)  # the only model thread is busy for 2 s now
+        svc.set_flag("eta", False, reason="incident", actor="oncall")
+        began = time.perf_counter()
+        answer = svc.eta(zone, 3.0)
+        assert answer.reason == "flag_off"
+        assert time.perf_counter() - began < 0.5  # not queued behind the jam (budget: 1 s)
+        jam.join()
+    finally:
+        svc.close()

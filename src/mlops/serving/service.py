@@ -39,6 +39,7 @@ log = logging.getLogger("mlops.serving")
 
 # Failures that count toward opening a job's circuit: each one cost time or signals a broken
 # model path. Missing or stale features are data, not a broken path.
+ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
 
 
@@ -241,6 +242,8 @@ class Service:
         """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
         compute = self._compute[endpoint]
+        if self._models_off(endpoint):
+            return self._settle(endpoint, compute(**inputs), started, request_id)
         try:
             done = self.paths.run(endpoint, lambda: compute(**inputs))
         except Fallback as cut:
@@ -260,6 +263,9 @@ class Service:
             if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
                 done = compute(**inputs, cut=Reason.SLO_EXCEEDED)
             return self._settle(endpoint, done, started, request_id)
+        if self._models_off(endpoint):
+            done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
+            return self._settle(endpoint, done, started, request_id)
         try:
             done = await self.paths.run_async(endpoint, lambda: compute(**inputs))
         except Fallback as cut:
@@ -276,16 +282,9 @@ class Service:
     ) -> dict[str, Outcome]:
         """Each job's model path, unless the policy (or the budget: ``cut``) says no."""
         outcomes: dict[str, Outcome] = {}
-        controls = self.controls
         for job, path in paths.items():
             champion = self.champions.get(job)
-            reason = precheck(
-                job,
-                flag_off=flag_store.job_enabled(controls.flags, job),
-                trip_kinds=[t.kind for t in controls.trips.get(job, ())],
-                loaded=champion is not None,
-                circuit_open=self.breakers[job].is_open,
-            )
+            reason = self._precheck(job)
             if reason or cut:
                 outcomes[job] = Outcome(reason=reason or cut)
                 continue
@@ -298,6 +297,22 @@ class Service:
                 log.exception("model path failed", extra={"job": job})
                 outcomes[job] = Outcome(reason=Reason.MODEL_ERROR)
         return outcomes
+
+    def _precheck(self, job: str) -> Reason | None:
+        controls = self.controls
+        return precheck(
+            job,
+            flag_off=flag_store.job_enabled(controls.flags, job),
+            trip_kinds=[t.kind for t in controls.trips.get(job, ())],
+            loaded=self.champions.get(job) is not None,
+            circuit_open=self.breakers[job].is_open,
+        )
+
+    def _models_off(self, endpoint: str) -> bool:
+        """True when no job of the endpoint may use its model: the answer is the heuristic's
+        and is computed without queueing behind model paths (which may be jammed: that is
+        when the kill switch gets flipped)."""
+        return all(self._precheck(job) for job in ENDPOINT_JOBS[endpoint])
 
     def _settle(self, endpoint: str, done: Computed, started: float, request_id: str) -> Any:
         """Count the outcomes toward the circuits and the metrics; queue the records."""
