@@ -43,4 +43,7 @@ def quickstart(
         f"MLflow: {rt.settings.mlflow_uri} (browse with `mlflow ui --backend-store-uri "
         f"{rt.settings.mlflow_uri}`)"
     )
-    console.print("next: `mlops models list`, `mlops ingest all --dry-run`, `mlops train eta`")
+    console.print(
+        "next: `mlops serve` (then http://127.0.0.1:8000/docs, "
+        "/v1/customers/C0000001/dossier), `mlops models list`, `mlops flags get`"
+    )
