@@ -65,14 +65,31 @@ class Outcome:
     version: int | None = None
     features: EntityFeatures | None = None
 
+    @property
+    def source(self) -> str:
+        return "heuristic" if self.reason else "model"
+
+    @property
+    def reason_name(self) -> str | None:
+        return self.reason.value if self.reason else None
+
+    @property
+    def model_version(self) -> int | None:
+        """The version that answered (None when the heuristic did)."""
+        return None if self.reason else self.version
+
+    @property
+    def computed_at(self) -> datetime | None:
+        return self.features.computed_at if self.features else None
+
     def provenance(self) -> dict[str, Any]:
-        f = self.features
+        """The API's provenance fields of this answer."""
         return {
-            "source": "heuristic" if self.reason else "model",
-            "reason": self.reason.value if self.reason else None,
-            "model_version": None if self.reason else self.version,
-            "computed_at": f.computed_at if f else None,
-            "staleness_seconds": f.age_seconds if f else None,
+            "source": self.source,
+            "reason": self.reason_name,
+            "model_version": self.model_version,
+            "computed_at": self.computed_at,
+            "staleness_seconds": self.features.age_seconds if self.features else None,
         }
 
 
@@ -316,10 +333,10 @@ def _row(
         "entity_id": entity_id,
         "subject_id": subject_id,
         "prediction": float(prediction),
-        "source": "heuristic" if outcome.reason else "model",
-        "reason": outcome.reason.value if outcome.reason else None,
-        "model_version": None if outcome.reason else outcome.version,
-        "features_computed_at": outcome.features.computed_at if outcome.features else None,
+        "source": outcome.source,
+        "reason": outcome.reason_name,
+        "model_version": outcome.model_version,
+        "features_computed_at": outcome.computed_at,
     }
 
 

@@ -37,9 +37,9 @@ from mlops.store.online import EntityFeatures, OnlineStore, entity
 
 log = logging.getLogger("mlops.serving")
 
+ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 # Failures that count toward opening a job's circuit: each one cost time or signals a broken
 # model path. Missing or stale features are data, not a broken path.
-ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
 
 
@@ -324,9 +324,8 @@ class Service:
                     log.warning("circuit opened", extra={"job": job, "reason": outcome.reason})
             elif outcome.reason is None:
                 breaker.success()
-            source = "heuristic" if outcome.reason else "model"
-            reason = outcome.reason.value if outcome.reason else ""
-            self.metrics.answers.labels(endpoint, job, source, reason).inc()
+            reason = outcome.reason_name or ""
+            self.metrics.answers.labels(endpoint, job, outcome.source, reason).inc()
         latency_ms = (time.perf_counter() - started) * 1000
         now = self.clock.now()
         for record in done.records:
