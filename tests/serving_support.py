@@ -82,27 +82,25 @@ def service(serving_rt):
     svc.close()
 
 
-def a_customer(rt) -> str:
-    """A customer that has stored churn and upsell features."""
+def _first_entity(rt, job: str) -> str:
     from sqlalchemy import select
 
     from mlops.db.schema import feature_values as fv
 
     with rt.store.connect() as conn:
         return conn.execute(
-            select(fv.c.entity_id).where(fv.c.job == "upsell").order_by(fv.c.entity_id).limit(1)
+            select(fv.c.entity_id).where(fv.c.job == job).order_by(fv.c.entity_id).limit(1)
         ).scalar_one()
+
+
+def a_customer(rt) -> str:
+    """A customer that has stored churn and upsell features."""
+    return _first_entity(rt, "upsell")
 
 
 def a_zone(rt) -> str:
-    from sqlalchemy import select
-
-    from mlops.db.schema import feature_values as fv
-
-    with rt.store.connect() as conn:
-        return conn.execute(
-            select(fv.c.entity_id).where(fv.c.job == "eta").order_by(fv.c.entity_id).limit(1)
-        ).scalar_one()
+    """A zone that has stored ETA features."""
+    return _first_entity(rt, "eta")
 
 
 class SlowBooster:
