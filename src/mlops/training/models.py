@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mlops.errors import InputError
+from mlops.training import single_row
 from mlops.training.values import to_float
 
 if TYPE_CHECKING:
@@ -420,9 +421,9 @@ def predict_one(model: Model, x: np.ndarray) -> float:
     """``predict`` for one encoded row (a 1-d float64 array), through LightGBM's single-row
     C API: the same number, without the per-call set-up that dominates one-row cost."""
     if model.kind == "classifier":
-        margin = _one_row(model, model.booster, x, raw=True)
+        margin = single_row.predict(model._row_predictors, model.booster, x, raw=True)
         return float((model.calibration or Calibration()).apply(margin))
-    return _one_row(model, model.booster, x, raw=False)
+    return single_row.predict(model._row_predictors, model.booster, x, raw=False)
 
 
 def predict_p90_one(model: Model, x: np.ndarray) -> float:
@@ -431,68 +432,7 @@ def predict_p90_one(model: Model, x: np.ndarray) -> float:
         raise InputError(
             f"this {model.kind} has no p90 booster", "train a regressor with fit(..., p90=True)"
         )
-    return _one_row(model, model.booster_p90, x, raw=False)
-
-
-# LightGBM's single-row C API, which its Python package does not wrap: the prediction set-up
-# (parameters, predictor) is done once per handle instead of on every call, 45-60 us less per
-# row here. Constants from LightGBM's c_api.h. A handle is not shared between threads.
-_PREDICT_NORMAL, _PREDICT_RAW_SCORE, _DTYPE_FLOAT64 = 0, 1, 1
-
-
-class _RowPredictor:
-    def __init__(self, booster: lgb.Booster, ncol: int, raw: bool) -> None:
-        import ctypes
-
-        from lightgbm.basic import _LIB, _safe_call
-
-        self._ctypes, self._lib, self._check = ctypes, _LIB, _safe_call
-        self.booster = booster
-        self._handle = ctypes.c_void_p()
-        _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
-                booster._handle,
-                ctypes.c_int(_PREDICT_RAW_SCORE if raw else _PREDICT_NORMAL),
-                ctypes.c_int(0),
-                ctypes.c_int(-1),
-                ctypes.c_int(_DTYPE_FLOAT64),
-                ctypes.c_int32(ncol),
-                ctypes.c_char_p(b"num_threads=1"),
-                ctypes.byref(self._handle),
-            )
-        )
-        self._out = np.empty(1, dtype=np.float64)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
-        self._out_len = ctypes.c_int64()
-
-    def __call__(self, x: np.ndarray) -> float:
-        self._check(
-            self._lib.LGBM_BoosterPredictForMatSingleRowFast(
-                self._handle,
-                x.ctypes.data_as(self._ctypes.c_void_p),
-                self._ctypes.byref(self._out_len),
-                self._out_ptr,
-            )
-        )
-        return float(self._out[0])
-
-    def __del__(self) -> None:
-        if getattr(self, "_handle", None):
-            self._lib.LGBM_FastConfigFree(self._handle)
-
-
-def _one_row(model: Model, booster: Any, x: np.ndarray, *, raw: bool) -> float:
-    import lightgbm as lgb
-
-    if not isinstance(booster, lgb.Booster):  # a stand-in for a booster: its own predict
-        return float(booster.predict(x.reshape(1, -1), raw_score=raw)[0])
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    predictors = model._row_predictors.__dict__
-    key = (id(booster), raw)
-    predictor = predictors.get(key)
-    if predictor is None or predictor.booster is not booster:
-        predictor = predictors[key] = _RowPredictor(booster, x.shape[0], raw)
-    return predictor(x)
+    return single_row.predict(model._row_predictors, model.booster_p90, x, raw=False)
 
 
 def feature_importance(model: Model) -> dict[str, float]:
