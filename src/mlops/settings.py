@@ -112,6 +112,55 @@ class Settings(BaseSettings):
     )
     log_requests: bool = Field(True, description="One JSON log line per HTTP request.")
 
+    # Monitoring.
+    auto_fallback: dict[str, bool] = Field(
+        default_factory=lambda: {"churn": True, "upsell": True, "eta": True},
+        description="Per job: a drift alert or guardrail breach trips the job to its heuristic "
+        "until an engineer clears it (mlops flags clear-trips <job>) (JSON).",
+    )
+    drift_min_sample: int = Field(
+        100, ge=1, description="Fewest live values a KS or chi-square test is judged on."
+    )
+    accuracy_floor: dict[str, float] = Field(
+        default_factory=lambda: {"churn": 0.70, "upsell": 0.65, "eta": 8.0},
+        description="Per job, the alert line: churn and upsell ROC-AUC below it, ETA MAE "
+        "(minutes) above it (JSON).",
+    )
+    accuracy_min_sample: int = Field(
+        200, ge=1, description="Fewest labelled predictions an accuracy alert is judged on."
+    )
+    ab_treatment_share: dict[str, float] = Field(
+        default_factory=lambda: {"churn": 1.0, "upsell": 1.0, "eta": 1.0},
+        description="Per job, the share of entities in the treatment arm (model); the rest "
+        "get the heuristic as the control arm (JSON; 1.0 = no experiment).",
+    )
+    ab_salt: str = Field(
+        "mlops-ab-1", description="Salt of the arm assignment; change it to reshuffle arms."
+    )
+    guardrail_margin: dict[str, float] = Field(
+        default_factory=lambda: {"churn": 0.02, "upsell": 0.01, "eta": 0.02},
+        description="Per job, how far (absolute) the treatment's guardrail metric may regress "
+        "from the control's before a significant difference trips the fallback (JSON).",
+    )
+    guardrail_alpha: float = Field(
+        0.05, gt=0, lt=1, description="Significance level of the guardrail test (one-sided)."
+    )
+    guardrail_min_sample: int = Field(
+        500, ge=1, description="Fewest outcomes per arm before a guardrail is judged."
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="Alerts are also POSTed here as JSON (Slack, PagerDuty, ...)."
+    )
+    alert_webhook_timeout_seconds: float = Field(
+        5.0, gt=0, description="Timeout of one webhook attempt."
+    )
+    alert_webhook_retries: int = Field(
+        3, ge=0, le=10, description="Webhook retries after a failed attempt (with backoff)."
+    )
+    ops_metrics_seconds: float = Field(
+        15.0, ge=0, description="How long /metrics reuses the operational figures it read."
+    )
+
     @property
     def mlflow_uri(self) -> str:
         """MLflow tracking URI: a SQLite store under home unless set."""

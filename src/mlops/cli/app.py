@@ -7,7 +7,18 @@ import sys
 
 import typer
 
-from mlops.cli import db, flags, ingest, models, quickstart, serve, specs, train, warehouse
+from mlops.cli import (
+    db,
+    flags,
+    ingest,
+    models,
+    monitor,
+    quickstart,
+    serve,
+    specs,
+    train,
+    warehouse,
+)
 
 app = typer.Typer(
     name="mlops",
@@ -21,6 +32,7 @@ app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(specs.app, name="specs")
 app.add_typer(models.app, name="models")
 app.add_typer(flags.app, name="flags")
+app.add_typer(monitor.app, name="monitor")
 app.command("ingest")(ingest.ingest)
 app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)

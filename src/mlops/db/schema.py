@@ -181,5 +181,46 @@ prediction_log = Table(
     Column("model_version", Integer),
     Column("features_computed_at", Timestamp),
     Column("latency_ms", Float, nullable=False),
+    # The A/B arm the entity was assigned to: treatment (model) or control (heuristic).
+    Column("arm", String(16)),
     Index("ix_ml_prediction_log_job_logged", "job", "logged_at"),
+)
+
+# One row per statistic a monitor computed (drift per feature, accuracy, guardrails): the
+# history the dashboard charts and the evidence behind every alert and trip.
+monitor_results = Table(
+    "ml_monitor_results",
+    metadata,
+    Column("result_id", Integer, primary_key=True, autoincrement=True),
+    Column("checked_at", Timestamp, nullable=False),
+    Column("monitor", String(16), nullable=False),
+    Column("job", String(32), nullable=False),
+    Column("feature", String(64), nullable=False),
+    Column("statistic", String(32), nullable=False),
+    Column("value", Float),
+    Column("threshold", Float),
+    Column("status", String(16), nullable=False),
+    Column("sample_size", Integer, nullable=False),
+    Column("model_version", Integer),
+    Column("detail", Text),
+    Index("ix_ml_monitor_results_job_checked", "monitor", "job", "checked_at"),
+)
+
+# One row per incident: raised once when a condition starts, seen again while it lasts,
+# resolved when a check finds it gone. A new incident after resolution is a new row.
+alerts = Table(
+    "ml_alerts",
+    metadata,
+    Column("alert_id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("job", String(32), nullable=False),
+    Column("subject", String(128), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("opened_at", Timestamp, nullable=False),
+    Column("last_seen_at", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp),
+    Column("occurrences", Integer, nullable=False),
+    Column("delivered", Boolean, nullable=False),
+    Index("ix_ml_alerts_open", "kind", "job", "subject", "status"),
 )

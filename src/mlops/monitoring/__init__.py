@@ -1,0 +1,1 @@
+"""Monitoring: drift, accuracy, operations, A/B guardrails, alerts and the dashboard."""
