@@ -13,6 +13,7 @@ import numpy as np
 
 from mlops.clock import to_utc_naive
 from mlops.errors import InputError, MlopsError
+from mlops.serving.arms import eta_unit
 from mlops.serving.policy import Reason
 from mlops.serving.profiles import Offer
 from mlops.serving.schemas import (
@@ -64,6 +65,7 @@ class Outcome:
     reason: Reason | None = None
     version: int | None = None
     features: EntityFeatures | None = None
+    arm: str | None = None  # the A/B arm (see ``arms``)
 
     @property
     def source(self) -> str:
@@ -114,6 +116,7 @@ def dossier(svc: Service, customer_id: str, cut: Reason | None = None) -> Comput
             "upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, offers_key),
         },
         cut,
+        customer_id,
     )
     inputs = profile.heuristic_inputs()
     churn, upsell = outcomes["churn"], outcomes["upsell"]
@@ -149,7 +152,7 @@ def compose(
     offers = candidates(svc, offer_ids)
     key = (svc.controls.offers_version, None if offer_ids is None else tuple(offer_ids))
     outcomes = svc.run_models(
-        {"upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, key)}, cut
+        {"upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, key)}, cut, customer_id
     )
     outcome = outcomes["upsell"]
     if outcome.reason:
@@ -224,7 +227,9 @@ def eta(
         "weekday": at.weekday(),
     }
     sla = heuristics.eta_sla_minutes_row(request, **heuristics.eta_constants(svc.settings))
-    outcomes = svc.run_models({"eta": lambda ch: eta_path(svc, ch, zone, request)}, cut)
+    outcomes = svc.run_models(
+        {"eta": lambda ch: eta_path(svc, ch, zone, request)}, cut, eta_unit(zone, delivery_id)
+    )
     outcome = outcomes["eta"]
     mean = p90 = None
     if outcome.reason:
@@ -337,6 +342,7 @@ def _row(
         "reason": outcome.reason_name,
         "model_version": outcome.model_version,
         "features_computed_at": outcome.computed_at,
+        "arm": outcome.arm,
     }
 
 

@@ -1,9 +1,11 @@
 """The fallback policy, in one place: when an answer must come from the heuristic, and why.
 
 In order: the job's flag (or the global ``ml`` flag) is off; a drift or guardrail trip is
-recorded for the job; no champion is loaded; the job's circuit is open after repeated
-overruns or errors; the features are missing, stale (past TTL) or unreadable; the model path
-ran past twice the endpoint's SLO (it is cut off there); the model path raised.
+recorded for the job; the entity is in the control arm of the job's A/B experiment
+(``ab_control``, by design, not a failure: see ``arms``); no champion is loaded; the job's
+circuit is open after repeated overruns or errors; the features are missing, stale (past TTL)
+or unreadable; the model path ran past twice the endpoint's SLO (it is cut off there); the
+model path raised.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class Reason(StrEnum):
     FLAG_OFF = "flag_off"
     DRIFT = "drift"
     GUARDRAIL = "guardrail"
+    AB_CONTROL = "ab_control"
     NO_CHAMPION = "no_champion"
     CIRCUIT_OPEN = "circuit_open"
     FEATURES_MISSING = "features_missing"
@@ -127,13 +130,23 @@ class ModelPaths:
 
 
 def precheck(
-    job: str, *, flag_off: str | None, trip_kinds: list[str], loaded: bool, circuit_open: bool
+    job: str,
+    *,
+    flag_off: str | None,
+    trip_kinds: list[str],
+    loaded: bool,
+    circuit_open: bool,
+    control: bool = False,
 ) -> Reason | None:
     """The reasons known before any feature is read or the model is called."""
     if flag_off:
         return Reason.FLAG_OFF
     if trip_kinds:
         return Reason.DRIFT if "drift" in trip_kinds else Reason.GUARDRAIL
+    # After the switches, so both arms say the same while the experiment is suspended (the
+    # guardrail check leaves those answers out of both arms alike).
+    if control:
+        return Reason.AB_CONTROL
     if not loaded:
         return Reason.NO_CHAMPION
     if circuit_open:

@@ -16,7 +16,8 @@ class Provenance(BaseModel):
     source: Source = Field(description="'model' or 'heuristic' (the rule-based fallback).")
     reason: str | None = Field(
         None,
-        description="Why the heuristic answered: flag_off, drift, guardrail, no_champion, "
+        description="Why the heuristic answered: flag_off, drift, guardrail, ab_control (the "
+        "A/B experiment's control arm), no_champion, "
         "circuit_open, features_missing, features_stale, features_unavailable, slo_exceeded, "
         "model_error. Null when the model answered.",
     )

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlops.runtime import Runtime
-from mlops.serving import endpoints
+from mlops.serving import arms, endpoints
 from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
@@ -242,7 +242,7 @@ class Service:
         """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
         compute = self._compute[endpoint]
-        if self._models_off(endpoint):
+        if self._models_off(endpoint, inputs):
             return self._settle(endpoint, compute(**inputs), started, request_id)
         try:
             done = self.paths.run(endpoint, lambda: compute(**inputs))
@@ -263,7 +263,7 @@ class Service:
             if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
                 done = compute(**inputs, cut=Reason.SLO_EXCEEDED)
             return self._settle(endpoint, done, started, request_id)
-        if self._models_off(endpoint):
+        if self._models_off(endpoint, inputs):
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
             return self._settle(endpoint, done, started, request_id)
         try:
@@ -279,40 +279,55 @@ class Service:
         self,
         paths: dict[str, Callable[[Champion], tuple[Any, EntityFeatures]]],
         cut: Reason | None,
+        unit: str,
     ) -> dict[str, Outcome]:
-        """Each job's model path, unless the policy (or the budget: ``cut``) says no."""
+        """Each job's model path, unless the policy (or the budget: ``cut``) says no. ``unit``
+        is the id the A/B arm is drawn from (see ``arms``)."""
         outcomes: dict[str, Outcome] = {}
         for job, path in paths.items():
             champion = self.champions.get(job)
-            reason = self._precheck(job)
+            arm = self.arm(job, unit)
+            reason = self._precheck(job, arm)
             if reason or cut:
-                outcomes[job] = Outcome(reason=reason or cut)
+                outcomes[job] = Outcome(reason=reason or cut, arm=arm)
                 continue
             try:
                 value, features = path(champion)
-                outcomes[job] = Outcome(value, None, champion.version, features)
+                outcomes[job] = Outcome(value, None, champion.version, features, arm)
             except Fallback as fallback:
-                outcomes[job] = Outcome(reason=fallback.reason, features=fallback.features)
+                outcomes[job] = Outcome(reason=fallback.reason, features=fallback.features, arm=arm)
             except Exception:
                 log.exception("model path failed", extra={"job": job})
-                outcomes[job] = Outcome(reason=Reason.MODEL_ERROR)
+                outcomes[job] = Outcome(reason=Reason.MODEL_ERROR, arm=arm)
         return outcomes
 
-    def _precheck(self, job: str) -> Reason | None:
+    def arm(self, job: str, unit: str) -> str:
+        """The A/B arm of ``unit`` for the job (``treatment`` when there is no experiment)."""
+        s = self.settings
+        return arms.assign(s.ab_treatment_share.get(job, 1.0), s.ab_salt, job, unit)
+
+    def _precheck(self, job: str, arm: str = arms.TREATMENT) -> Reason | None:
         controls = self.controls
         return precheck(
             job,
             flag_off=flag_store.job_enabled(controls.flags, job),
             trip_kinds=[t.kind for t in controls.trips.get(job, ())],
+            control=arm == arms.CONTROL,
             loaded=self.champions.get(job) is not None,
             circuit_open=self.breakers[job].is_open,
         )
 
-    def _models_off(self, endpoint: str) -> bool:
-        """True when no job of the endpoint may use its model: the answer is the heuristic's
-        and is computed without queueing behind model paths (which may be jammed: that is
-        when the kill switch gets flipped)."""
-        return all(self._precheck(job) for job in ENDPOINT_JOBS[endpoint])
+    def _models_off(self, endpoint: str, inputs: dict[str, Any]) -> bool:
+        """True when no job of the endpoint may use its model for these inputs (switched off,
+        tripped, or the control arm): the answer is the heuristic's and is computed without
+        queueing behind model paths (which may be jammed: that is when the kill switch gets
+        flipped)."""
+        unit = (
+            arms.eta_unit(inputs["zone"], inputs.get("delivery_id"))
+            if endpoint == "eta"
+            else inputs["customer_id"]
+        )
+        return all(self._precheck(job, self.arm(job, unit)) for job in ENDPOINT_JOBS[endpoint])
 
     def _settle(self, endpoint: str, done: Computed, started: float, request_id: str) -> Any:
         """Count the outcomes toward the circuits and the metrics; queue the records."""
