@@ -14,6 +14,7 @@ from mlops.cli import (
     models,
     monitor,
     quickstart,
+    schedule,
     serve,
     specs,
     train,
@@ -33,6 +34,8 @@ app.add_typer(specs.app, name="specs")
 app.add_typer(models.app, name="models")
 app.add_typer(flags.app, name="flags")
 app.add_typer(monitor.app, name="monitor")
+app.add_typer(schedule.app, name="schedule")
+app.add_typer(schedule.scheduler_app, name="scheduler")
 app.command("ingest")(ingest.ingest)
 app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)

@@ -224,3 +224,32 @@ alerts = Table(
     Column("delivered", Boolean, nullable=False),
     Index("ix_ml_alerts_open", "kind", "job", "subject", "status"),
 )
+
+# Every attempt of every task the built-in scheduler ran: the slot it was due (scheduled_for),
+# when it really started (the difference is the scheduler delay), how it ended, and which
+# scheduler process (owner) ran it.
+scheduler_runs = Table(
+    "ml_scheduler_runs",
+    metadata,
+    Column("run_id", Integer, primary_key=True, autoincrement=True),
+    Column("task", String(64), nullable=False),
+    Column("scheduled_for", Timestamp, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp),
+    Column("status", String(16), nullable=False),
+    Column("error", Text),
+    Index("ix_ml_scheduler_runs_task_slot", "task", "scheduled_for"),
+)
+
+# One row per task some scheduler is running now: whoever holds an unexpired row runs the task;
+# an expired row (its holder died) can be taken over. Rows are deleted on release.
+scheduler_leases = Table(
+    "ml_scheduler_leases",
+    metadata,
+    Column("task", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_at", Timestamp, nullable=False),
+    Column("expires_at", Timestamp, nullable=False),
+)

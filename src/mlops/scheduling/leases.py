@@ -1,0 +1,79 @@
+"""Leases in ``ml_scheduler_leases``: at most one scheduler process, on any machine, runs a
+task at a time. A lease is one row per task, taken with a single conditional upsert (insert
+when free, take over when expired or already ours), so two schedulers racing for it cannot
+both win on SQLite or PostgreSQL. Holders renew it while they work; a dead holder's lease
+expires and is taken over.
+
+Expiry compares timestamps written by different machines: keep their clocks in sync (NTP)
+and the lease a good deal longer than the skew."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine, case, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from mlops.db.schema import scheduler_leases as leases
+
+# Long enough to ride out a slow database round trip or a GC pause of the holder, short
+# enough that a crashed scheduler blocks a task for only a couple of minutes.
+LEASE = timedelta(minutes=2)
+
+
+def acquire(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta = LEASE) -> bool:
+    """Take the task's lease for ``owner`` until ``now + ttl``; False if someone else holds it."""
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    values = {"task": task, "owner": owner, "acquired_at": now, "expires_at": now + ttl}
+    stmt = insert(leases).values(**values)
+    # The WHERE of ON CONFLICT DO UPDATE is evaluated on the locked, current row: of two
+    # racing takeovers of an expired lease, the second sees the first's new expiry and loses.
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[leases.c.task],
+        set_={
+            "owner": stmt.excluded.owner,
+            # Renewing our own lease keeps the time we first took it.
+            "acquired_at": _keep_if_ours(owner, stmt.excluded.acquired_at),
+            "expires_at": stmt.excluded.expires_at,
+        },
+        where=or_(leases.c.expires_at <= now, leases.c.owner == owner),
+    )
+    with engine.begin() as conn:
+        return conn.execute(stmt).rowcount == 1
+
+
+def _keep_if_ours(owner: str, new):
+    return case((leases.c.owner == owner, leases.c.acquired_at), else_=new)
+
+
+def renew(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta = LEASE) -> bool:
+    """Push our lease's expiry to ``now + ttl``; False if it is no longer ours."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(leases)
+            .where(leases.c.task == task, leases.c.owner == owner)
+            .values(expires_at=now + ttl)
+        )
+        return result.rowcount == 1
+
+
+def release(engine: Engine, task: str, owner: str) -> bool:
+    """Give the lease back (only if it is still ours)."""
+    with engine.begin() as conn:
+        result = conn.execute(delete(leases).where(leases.c.task == task, leases.c.owner == owner))
+        return result.rowcount == 1
+
+
+def holder(engine: Engine, task: str) -> dict | None:
+    """The task's lease row (owner, acquired_at, expires_at), or None when nobody holds it."""
+    with engine.connect() as conn:
+        row = conn.execute(select(leases).where(leases.c.task == task)).mappings().first()
+    return dict(row) if row else None
+
+
+def holders(engine: Engine) -> dict[str, dict]:
+    """Every lease row by task: owner, acquired_at, expires_at."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(leases)).mappings().all()
+    return {row["task"]: dict(row) for row in rows}
