@@ -1,0 +1,438 @@
+"""Accuracy in production: the prediction log joined with the outcomes that reach the warehouse
+later, scored with the training metrics per day or week, model and heuristic answers apart.
+
+A prediction is labelled only once its label is due; one not yet due is left out, never
+counted as a negative. The rules (DESIGN.md's labels, applied to a logged answer):
+
+- churn: 1 when the customer places no completed order in ``[logged_at, logged_at + 30 d)``,
+  else 0; due when ``logged_at + 30 d <= now``.
+- upsell: whether the customer accepted the first impression of the predicted offer
+  (``subject_id``) shown in ``[logged_at, logged_at + UPSELL_HORIZON]``; due when
+  ``logged_at + UPSELL_HORIZON <= now``. No impression in that window means the offer was
+  not shown: no label. A dossier that had no offer to propose logs no offer id: no label.
+- eta: the actual minutes from ``dispatched_at`` to ``delivered_at`` of the predicted
+  delivery (``subject_id``), once delivered (``delivered_at <= now``). Predictions without a
+  delivery id, or for deliveries unknown or still in flight, have no label. The logged
+  prediction is the minutes that answered: the model's mean, or the SLA when the heuristic
+  answered.
+
+The prediction log lives in the store and the outcomes in the warehouse, which may be another
+database: the log is read first, then its keys are pushed down to the warehouse in chunks
+(``warehouse/sql/outcomes_*.sql``) and the two are joined in pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import bindparam, select
+
+from mlops.db.schema import prediction_log
+from mlops.errors import InputError
+from mlops.runtime import Runtime
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.monitoring.alerts import Alert
+
+JOBS = ("churn", "upsell", "eta")
+CHURN_HORIZON = timedelta(days=30)
+# An offer proposed by the dossier or the order composer is shown, if at all, in the session
+# that asked for it; a day covers a composer call whose order is placed later that day.
+UPSELL_HORIZON = timedelta(hours=24)
+# How long after a period ends until its labels are all due: the label horizons, and for ETA
+# time for the period's last deliveries to arrive.
+LABEL_DELAY = {"churn": CHURN_HORIZON, "upsell": UPSELL_HORIZON, "eta": timedelta(hours=2)}
+DEFAULT_WINDOW = timedelta(days=90)  # covers two months of due churn labels
+PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
+STATISTIC = {"churn": "roc_auc", "upsell": "roc_auc", "eta": "mae"}
+METRICS = {
+    "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_predicted"),
+    "upsell": ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_predicted"),
+    "eta": ("mae", "median_abs_error", "p90_abs_error", "within_10min", "bias"),
+}
+ALERT_SUBJECT = "model"
+
+# ``labelled()``'s columns, in order (the A/B guardrails and the dashboard read them):
+LABELLED_COLUMNS = {
+    "prediction_id": "int64",  # ml_prediction_log.prediction_id
+    "logged_at": "datetime64[ns]",  # when the answer was served (naive UTC)
+    "job": "object",  # churn | upsell | eta
+    "endpoint": "object",  # dossier | compose | eta
+    "entity_id": "object",  # customer (churn, upsell) or zone (eta)
+    "subject_id": "object",  # offer id (upsell), delivery id (eta), None (churn)
+    "prediction": "float64",  # probability (churn, upsell) or minutes (eta) served
+    "source": "object",  # model | heuristic
+    "reason": "object",  # the fallback reason when the heuristic answered, else None
+    "arm": "object",  # A/B arm (treatment | control) or None
+    "model_version": "Int64",  # the version that answered, <NA> for the heuristic
+    "label": "float64",  # 1.0/0.0 churned or accepted (churn, upsell); actual minutes (eta)
+}
+REPORT_COLUMNS = (
+    "job",
+    "period",
+    "period_start",
+    "period_end",
+    "complete",
+    "source",
+    "n",
+    "statistic",
+    "value",
+    "threshold",
+    "status",
+    "model_version",
+)
+
+
+@dataclass
+class AccuracyReport:
+    """One accuracy check: ``frame`` has a row per job, period and source (REPORT_COLUMNS, then
+    the job's metrics); ``opened`` the accuracy alerts this check opened."""
+
+    checked_at: datetime
+    since: datetime
+    by: str
+    jobs: list[str]
+    frame: pd.DataFrame
+    written: int = 0
+    opened: list[Alert] = field(default_factory=list)
+
+    def latest(self, job: str, source: str = "model") -> dict[str, Any] | None:
+        """The latest complete period's row of ``job`` and ``source``, if any."""
+        rows = self.frame[
+            (self.frame["job"] == job) & (self.frame["source"] == source) & self.frame["complete"]
+        ]
+        return None if rows.empty else rows.iloc[-1].to_dict()
+
+
+def labelled(
+    rt: Runtime, job: str, *, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """Every prediction of ``job`` logged in ``[since, until)`` whose label is due, with its
+    label (columns: LABELLED_COLUMNS, ordered by logged_at)."""
+    job = _job(job)
+    now = rt.clock.now()
+    preds = _predictions(rt, job, since, until, now)
+    if preds.empty:
+        return _empty()
+    if job == "churn":
+        frame = _label_churn(rt, preds)
+    elif job == "upsell":
+        frame = _label_upsell(rt, preds)
+    else:
+        frame = _label_eta(rt, preds, now)
+    frame["job"] = job
+    frame = frame.sort_values(["logged_at", "prediction_id"], kind="stable")
+    return frame[list(LABELLED_COLUMNS)].astype(LABELLED_COLUMNS).reset_index(drop=True)
+
+
+def report(
+    rt: Runtime,
+    job: str | None = None,
+    *,
+    since: datetime | None = None,
+    by: str = "day",
+    record: bool = True,
+) -> AccuracyReport:
+    """The training metrics per period (``by`` day or week, from ``since``, default 90 days
+    ago, aligned to its period's start) for model and heuristic answers separately. With
+    ``record``, writes one ``ml_monitor_results`` row per job, period and source and raises
+    an accuracy alert when the model's latest complete period is past the job's floor."""
+    import pandas as pd
+
+    jobs = list(JOBS) if job in (None, "all") else [_job(job)]
+    if by not in PERIODS:
+        raise InputError(f"cannot read --by {by!r}", "write --by day or --by week")
+    now = rt.clock.now()
+    if since is not None and since >= now:
+        raise InputError(
+            f"since {since:%Y-%m-%d %H:%M:%S} is not in the past (now is {now:%Y-%m-%d %H:%M})",
+            "pass an earlier date, or a duration such as 30d",
+        )
+    first = pd.Series([pd.Timestamp(since or now - DEFAULT_WINDOW)])
+    start = _period_start(first, by)[0].to_pydatetime()
+    rows: list[dict[str, Any]] = []
+    for name in jobs:
+        rows.extend(_score(rt, name, labelled(rt, name, since=start), by, now))
+    metric_columns = list(dict.fromkeys(m for name in jobs for m in METRICS[name]))
+    frame = pd.DataFrame(rows, columns=[*REPORT_COLUMNS, *metric_columns])
+    result = AccuracyReport(checked_at=now, since=start, by=by, jobs=jobs, frame=frame)
+    if record:
+        from mlops.monitoring import results
+
+        result.written = results.write(rt, [_result_row(row, by, now) for row in rows])
+        for name in jobs:
+            result.opened.extend(_alert(rt, name, result.latest(name)))
+    return result
+
+
+# --- reading and labelling -------------------------------------------------------------
+
+
+def _job(job: str) -> str:
+    if job not in JOBS:
+        raise InputError(f"unknown job {job!r}", f"use one of {', '.join(JOBS)} or all")
+    return job
+
+
+def _predictions(
+    rt: Runtime, job: str, since: datetime | None, until: datetime | None, now: datetime
+) -> pd.DataFrame:
+    t = prediction_log
+    query = select(
+        t.c.prediction_id,
+        t.c.logged_at,
+        t.c.endpoint,
+        t.c.entity_id,
+        t.c.subject_id,
+        t.c.prediction,
+        t.c.source,
+        t.c.reason,
+        t.c.arm,
+        t.c.model_version,
+    ).where(t.c.job == bindparam("job"))
+    params: dict[str, Any] = {"job": job}
+    if since is not None:
+        query = query.where(t.c.logged_at >= bindparam("since"))
+        params["since"] = since
+    if until is not None:
+        query = query.where(t.c.logged_at < bindparam("until"))
+        params["until"] = until
+    if job != "eta":
+        query = query.where(t.c.logged_at <= bindparam("due"))
+        params["due"] = now - LABEL_DELAY[job]
+    if job != "churn":
+        query = query.where(t.c.subject_id.is_not(None))
+    frame = _select_frame(rt, query, params)
+    frame["logged_at"] = _timestamps(frame["logged_at"])
+    return frame
+
+
+def _select_frame(rt: Runtime, query, params: dict[str, Any]) -> pd.DataFrame:
+    """A Core SELECT's rows as a DataFrame, straight from the driver's cursor (a million
+    SQLAlchemy Row objects would cost more than the query); timestamps as the driver gives."""
+    import pandas as pd
+
+    from mlops.db.connections import Prepared
+
+    prepared = Prepared(query, rt.store.dialect)
+    with rt.store.connect() as conn:
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(prepared.sql, prepared.parameters(params))
+            rows = cursor.fetchall()
+        finally:
+            cursor.close()
+    return pd.DataFrame.from_records(rows, columns=[c.key for c in query.selected_columns])
+
+
+def _timestamps(values: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    from mlops.db.types import SQLITE_TS_FORMAT
+
+    if len(values) and isinstance(values.iloc[0], str):  # SQLite's text timestamps
+        return pd.to_datetime(values, format=SQLITE_TS_FORMAT).astype("datetime64[ns]")
+    return pd.to_datetime(values).astype("datetime64[ns]")
+
+
+def _outcomes(rt: Runtime, name: str, params: dict, keys: Sequence[str]) -> pd.DataFrame:
+    from mlops.warehouse import views
+
+    with rt.warehouse.connect() as conn:
+        return views.run_query_for_keys(conn, name, params, keys)
+
+
+def _label_churn(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    first = preds["logged_at"].min().to_pydatetime()
+    last = preds["logged_at"].max().to_pydatetime()
+    orders = _outcomes(
+        rt,
+        "outcomes_churn",
+        {"start": first, "end": last + CHURN_HORIZON},
+        preds["entity_id"].unique().tolist(),
+    )
+    orders["placed_at"] = _timestamps(orders["placed_at"])
+    # The customer's first completed order at or after the prediction: none within the
+    # horizon is a churn.
+    joined = pd.merge_asof(
+        preds.sort_values("logged_at", kind="stable"),
+        orders[["customer_id", "placed_at"]].sort_values("placed_at", kind="stable"),
+        left_on="logged_at",
+        right_on="placed_at",
+        left_by="entity_id",
+        right_by="customer_id",
+        direction="forward",
+        tolerance=pd.Timedelta(CHURN_HORIZON),
+        allow_exact_matches=True,
+    )
+    # tolerance is inclusive; an order exactly 30 days later is already outside the window.
+    ordered = joined["placed_at"].notna() & (
+        joined["placed_at"] < joined["logged_at"] + pd.Timedelta(CHURN_HORIZON)
+    )
+    joined["label"] = (~ordered).astype("float64")
+    return joined
+
+
+def _label_upsell(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    first = preds["logged_at"].min().to_pydatetime()
+    last = preds["logged_at"].max().to_pydatetime()
+    shown = _outcomes(
+        rt,
+        "outcomes_upsell",
+        {"start": first, "end": last + UPSELL_HORIZON},
+        preds["entity_id"].unique().tolist(),
+    )
+    shown["shown_at"] = _timestamps(shown["shown_at"])
+    shown["accepted"] = shown["accepted"].astype("float64")
+    joined = pd.merge_asof(
+        preds.sort_values("logged_at", kind="stable"),
+        shown[["customer_id", "offer_id", "shown_at", "accepted"]].sort_values(
+            "shown_at", kind="stable"
+        ),
+        left_on="logged_at",
+        right_on="shown_at",
+        left_by=["entity_id", "subject_id"],
+        right_by=["customer_id", "offer_id"],
+        direction="forward",
+        tolerance=pd.Timedelta(UPSELL_HORIZON),
+        allow_exact_matches=True,
+    )
+    joined = joined[joined["shown_at"].notna()]
+    return joined.assign(label=joined["accepted"])
+
+
+def _label_eta(rt: Runtime, preds: pd.DataFrame, now: datetime) -> pd.DataFrame:
+    delivered = _outcomes(rt, "outcomes_eta", {"now": now}, preds["subject_id"].unique().tolist())
+    delivered["minutes"] = delivered["minutes"].astype("float64")
+    joined = preds.merge(delivered, left_on="subject_id", right_on="delivery_id", how="inner")
+    return joined.assign(label=joined["minutes"])
+
+
+def _empty() -> pd.DataFrame:
+    import pandas as pd
+
+    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in LABELLED_COLUMNS.items()})
+
+
+# --- scoring, results and alerts -------------------------------------------------------
+
+
+def _period_start(values: pd.Series, by: str) -> pd.Series:
+    import pandas as pd
+
+    day = values.dt.normalize()
+    if by == "week":  # ISO weeks, from Monday
+        return day - pd.to_timedelta(day.dt.day_of_week, unit="D")
+    return day
+
+
+def _score(
+    rt: Runtime, job: str, frame: pd.DataFrame, by: str, now: datetime
+) -> list[dict[str, Any]]:
+    from mlops.training import metrics
+
+    if frame.empty:
+        return []
+    compute = metrics.regression if job == "eta" else metrics.classification
+    statistic = STATISTIC[job]
+    floor = rt.settings.accuracy_floor.get(job)
+    frame = frame.assign(period_start=_period_start(frame["logged_at"], by))
+    rows = []
+    for (start, source), group in frame.groupby(["period_start", "source"], sort=True):
+        end = start + PERIODS[by]
+        scores = compute(group["label"].to_numpy(), group["prediction"].to_numpy())
+        value = scores[statistic]
+        versions = group["model_version"].dropna()
+        rows.append(
+            {
+                "job": job,
+                "period": _period_label(start, by),
+                "period_start": start.to_pydatetime(),
+                "period_end": end.to_pydatetime(),
+                "complete": end.to_pydatetime() + LABEL_DELAY[job] <= now,
+                "source": source,
+                "n": len(group),
+                "statistic": statistic,
+                "value": value,
+                "threshold": floor,
+                "status": _status(job, len(group), value, floor, rt.settings.accuracy_min_sample),
+                "model_version": int(versions.mode().iloc[0]) if len(versions) else None,
+                **{m: scores[m] for m in METRICS[job]},
+            }
+        )
+    return rows
+
+
+def _period_label(start: pd.Timestamp, by: str) -> str:
+    if by == "week":
+        year, week, _ = start.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{start:%Y-%m-%d}"
+
+
+def _status(job: str, n: int, value: float, floor: float | None, min_sample: int) -> str:
+    if n < min_sample or not math.isfinite(value):
+        return "insufficient"
+    if floor is None:
+        return "ok"
+    worse = value > floor if job == "eta" else value < floor
+    return "alert" if worse else "ok"
+
+
+def _result_row(row: dict[str, Any], by: str, now: datetime) -> dict[str, Any]:
+    """An ``ml_monitor_results`` row: feature is ``<by>:<period start>:<source>``, e.g.
+    ``day:2026-05-01:model`` or ``week:2026-04-27:heuristic``; detail holds every metric."""
+    value = row["value"]
+    detail = {
+        "period": row["period"],
+        "start": row["period_start"].isoformat(),
+        "end": row["period_end"].isoformat(),
+        "complete": bool(row["complete"]),
+        "metrics": {m: _finite(row[m]) for m in METRICS[row["job"]]},
+    }
+    return {
+        "checked_at": now,
+        "monitor": "accuracy",
+        "job": row["job"],
+        "feature": f"{by}:{row['period_start']:%Y-%m-%d}:{row['source']}",
+        "statistic": row["statistic"],
+        "value": _finite(value),
+        "threshold": row["threshold"],
+        "status": row["status"],
+        "sample_size": int(row["n"]),
+        "model_version": row["model_version"],
+        "detail": json.dumps(detail),
+    }
+
+
+def _finite(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _alert(rt: Runtime, job: str, latest: dict[str, Any] | None) -> list[Alert]:
+    """Open (or keep) the job's alert when the model's latest complete period is past the
+    floor; resolve it when that period is within; leave it be when there is too little data."""
+    from mlops.monitoring import alerts
+
+    if latest is None or latest["status"] not in ("ok", "alert"):
+        return []
+    firing = {}
+    if latest["status"] == "alert":
+        name = "MAE" if job == "eta" else "ROC-AUC"
+        side = "above the ceiling" if job == "eta" else "below the floor"
+        firing[ALERT_SUBJECT] = (
+            f"{job} model {name} {latest['value']:.3f} {side} {latest['threshold']:g} "
+            f"on {latest['period']} ({latest['n']} labelled predictions)"
+        )
+    return alerts.check(rt, "accuracy", job, firing, scope=[ALERT_SUBJECT])
