@@ -38,9 +38,10 @@ def acquire(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta
             "expires_at": stmt.excluded.expires_at,
         },
         where=or_(leases.c.expires_at <= now, leases.c.owner == owner),
-    )
+    ).returning(leases.c.owner)
+    # A row comes back when we inserted or took over; none when the condition kept it.
     with engine.begin() as conn:
-        return conn.execute(stmt).rowcount == 1
+        return conn.execute(stmt).first() is not None
 
 
 def _keep_if_ours(owner: str, new):

@@ -31,7 +31,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mlops.runtime import Runtime
@@ -40,8 +40,9 @@ from mlops.scheduling.tasks import Schedule, Task, latest_slot, next_slots
 
 log = logging.getLogger("mlops.scheduler")
 
-# How often the holder pushes its leases' expiry forward while it works (real time).
-RENEW_EVERY_SECONDS = leases.LEASE.total_seconds() / 4
+# How often the holder pushes its leases' expiry forward while it works (clock time, the same
+# clock expiry is judged by).
+RENEW_EVERY = leases.LEASE / 4
 # After finding a task's lease held by another scheduler, look again this much later.
 BUSY_RECHECK = timedelta(seconds=10)
 
@@ -85,7 +86,7 @@ class _ChainRun:
     not_before: datetime | None = None
     previous_ok: bool = True
     worker: _Worker | None = None
-    renewed: float = field(default_factory=time.monotonic)
+    renewed: datetime | None = None
     lease_lost: bool = False
 
     @property
@@ -222,7 +223,7 @@ class Scheduler:
             steps = self.schedule.chain(root)
             history.abandon(self.rt.store, [t.name for t in steps], now)
             self._last[root.name] = slot
-            chain = _ChainRun(steps=steps, scheduled_for=slot)
+            chain = _ChainRun(steps=steps, scheduled_for=slot, renewed=now)
             self._chains[root.name] = chain
             did.append(self._launch(chain, now))
 
@@ -307,9 +308,9 @@ class Scheduler:
 
     def _renew_leases(self, now: datetime) -> None:
         for chain in self._chains.values():
-            if time.monotonic() - chain.renewed < RENEW_EVERY_SECONDS:
+            if chain.renewed is None or now - chain.renewed < RENEW_EVERY:
                 continue
-            chain.renewed = time.monotonic()
+            chain.renewed = now
             if not leases.renew(self.rt.store, chain.root.name, self.owner, now):
                 if not chain.lease_lost:
                     log.error("lease of %s lost while running it", chain.root.name)
@@ -419,6 +420,8 @@ def _extra(attempt: Attempt) -> dict:
 
 
 def _human(delta: timedelta) -> str:
+    if delta.total_seconds() < 60:
+        return f"{delta.total_seconds():g} s"
     seconds = int(delta.total_seconds())
     if seconds % 3600 == 0:
         return f"{seconds // 3600} h"
