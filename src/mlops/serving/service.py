@@ -68,7 +68,7 @@ class Service:
             job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in JOBS
         }
         self.paths = ModelPaths(s.model_threads, s.slo_ms)
-        self.metrics = Metrics(self.feature_ages)
+        self.metrics = Metrics(self.feature_ages, runtime=rt)
         self.log = PredictionLog(
             rt.store,
             batch=s.prediction_log_batch,
