@@ -1,0 +1,483 @@
+"""The task table built from the specs, `mlops schedule list|export`, and the generated Airflow
+module and crontab lines: parsed (AST), executed against a fake `airflow` package (Airflow
+itself is not installed here), and, when MLOPS_TEST_AIRFLOW_PYTHON names a Python with
+Airflow, loaded by Airflow's DagBag."""
+
+from __future__ import annotations
+
+import ast
+import os
+import shlex
+import subprocess
+import sys
+import types
+from datetime import datetime, timedelta
+
+import pytest
+from croniter import croniter
+from typer.testing import CliRunner
+
+from mlops.cli.app import app
+from mlops.clock import FrozenClock
+from mlops.errors import ConfigError, InputError
+from mlops.runtime import Runtime
+from mlops.scheduling import actions, airflow, crontab
+from mlops.scheduling.tasks import Schedule, Task, build, latest_slot, next_slots
+from mlops.settings import Settings
+from mlops.specs.features import JOBS
+
+NOW = datetime(2026, 6, 1, 12, 0, 7)
+EXPECTED = {
+    "ingest:churn": "0 2 * * *",
+    "ingest:upsell": "0 */6 * * *",
+    "ingest:eta": "*/5 * * * *",
+    "train:churn": "0 3 1 * *",
+    "train:upsell": "0 4 1 * *",
+    "train:eta": "0 5 * * 1",
+    "monitor:accuracy": "30 6 * * *",
+    "monitor:guardrails": "15 * * * *",
+}
+
+
+def settings(tmp_path, environment="production") -> Settings:
+    return Settings(home=tmp_path, environment=environment)
+
+
+# --- the task table --------------------------------------------------------------------
+
+
+def test_the_schedule_follows_the_specs(tmp_path):
+    schedule = build(settings(tmp_path))
+    assert {t.name: t.cron for t in schedule.roots} == EXPECTED
+    for job in JOBS.values():
+        assert schedule.get(f"ingest:{job.name}").cron == job.refresh_cron
+        assert schedule.get(f"train:{job.name}").cron == job.retrain_cron
+        chain = schedule.chain(schedule.get(f"ingest:{job.name}"))
+        assert [(t.name, t.command, t.when) for t in chain] == [
+            (f"ingest:{job.name}", ("mlops", "ingest", job.name), "success"),
+            (f"monitor:drift:{job.name}", ("mlops", "monitor", "drift", job.name), "success"),
+            (f"monitor:ops:{job.name}", ("mlops", "monitor", "ops"), "done"),
+        ]
+        assert chain[0].action == actions.Ingest(job.name) and chain[0].takes_slot
+        assert schedule.get(f"train:{job.name}").action == actions.Train(job.name)
+    # ETA refreshes every 5 minutes: its attempts and retries fit inside the slot.
+    eta = schedule.get("ingest:eta")
+    assert eta.timeout < timedelta(minutes=5)
+    assert eta.retry_delay + eta.backoff(2) < timedelta(minutes=5)
+
+
+def test_staging_trains_with_dry_run(tmp_path):
+    schedule = build(settings(tmp_path, "staging"))
+    for job in JOBS:
+        task = schedule.get(f"train:{job}")
+        assert task.command == ("mlops", "train", job, "--dry-run")
+        assert task.action == actions.Train(job, dry_run=True)
+    assert schedule.get("ingest:churn").command == ("mlops", "ingest", "churn")
+
+
+def test_backoff_doubles_up_to_its_cap():
+    task = build(Settings()).get("ingest:churn")
+    assert [task.backoff(n) for n in (1, 2, 3, 4, 5)] == [
+        timedelta(minutes=m) for m in (5, 10, 20, 30, 30)
+    ]
+
+
+def test_slots_agree_with_croniter():
+    for cron in EXPECTED.values():
+        it = croniter(cron, NOW)
+        assert next_slots(cron, NOW, 3) == [it.get_next(datetime) for _ in range(3)]
+        assert latest_slot(cron, NOW) == croniter(cron, NOW).get_prev(datetime)
+    exact = datetime(2026, 6, 1, 2, 0)
+    assert latest_slot("0 2 * * *", exact) == exact  # a slot at now is due now
+    assert next_slots("0 2 * * *", exact, 1) == [datetime(2026, 6, 2, 2, 0)]
+
+
+def _task(name, **kw) -> Task:
+    return Task(name, "", ("true",), lambda rt, slot: None, **kw)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "message"),
+    [
+        ((_task("a", cron="* * * * *"), _task("a", cron="* * * * *")), "listed twice"),
+        ((_task("a"),), "exactly one of cron and after"),
+        ((_task("a", cron="every day"),), "invalid cron"),
+        ((_task("b", after="a"),), "unknown task"),
+        (
+            (_task("a", cron="* * * * *"), _task("b", after="a"), _task("c", after="a")),
+            "two followers",
+        ),
+    ],
+)
+def test_a_bad_task_table_is_refused(tasks, message):
+    with pytest.raises(ConfigError, match=message):
+        Schedule(tasks)
+
+
+# --- mlops schedule list / export ------------------------------------------------------
+
+
+@pytest.fixture
+def invoke(tmp_path):
+    def run(*args, environment="production"):
+        rt = Runtime(settings=settings(tmp_path, environment), clock=FrozenClock(NOW))
+        runner = CliRunner()
+        result = runner.invoke(app, list(args), obj=rt, env={"COLUMNS": "160"})
+        rt.close()
+        return result
+
+    return run
+
+
+def test_schedule_list_shows_the_next_three_runs_of_each_task(invoke):
+    result = invoke("schedule", "list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    for name, cron in EXPECTED.items():
+        row = next(i for i, line in enumerate(lines) if line.strip().startswith(name + " "))
+        expected = [f"{t:%m-%d %H:%M}" for t in croniter_next(cron, 3)]
+        shown = [lines[row + i] for i in range(3)]
+        for line, when in zip(shown, expected, strict=True):
+            assert when in line, (name, line)
+        assert cron in lines[row]
+    assert "└ monitor:drift:eta" in result.output and "then, always" in result.output
+    assert "mlops ingest eta --scheduled-for SLOT" in result.output
+    assert "14 tasks: 8 on a cron, 6 after another; environment production" in result.output
+
+
+def croniter_next(cron: str, count: int) -> list[datetime]:
+    it = croniter(cron, NOW)
+    return [it.get_next(datetime) for _ in range(count)]
+
+
+def test_schedule_list_in_staging_shows_dry_run_training(invoke):
+    result = invoke("schedule", "list", environment="staging")
+    assert result.exit_code == 0
+    assert "mlops train churn --dry-run" in result.output
+    assert "environment staging" in result.output
+
+
+def test_export_needs_exactly_one_target(tmp_path, capsys, monkeypatch):
+    from mlops.cli.app import main
+
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path))
+    for args in ([], ["--crontab", "--airflow", str(tmp_path)]):
+        with pytest.raises(SystemExit) as exited:
+            main(["schedule", "export", *args])
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert "choose one of --airflow DIR and --crontab" in err and "fix:" in err
+
+
+def test_export_airflow_writes_the_dag_module(invoke, tmp_path):
+    result = invoke("schedule", "export", "--airflow", str(tmp_path / "dags"))
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "dags" / "mlops_schedule.py"
+    assert path.is_file() and "wrote" in result.output and "8 DAGs" in result.output
+    assert not list((tmp_path / "dags").glob("*.tmp"))
+
+
+def test_export_crontab_prints_lines(invoke):
+    result = invoke("schedule", "export", "--crontab")
+    assert result.exit_code == 0
+    assert sum(1 for line in result.output.splitlines() if "flock -n" in line) == 8
+
+
+def test_help_texts_explain_the_commands():
+    runner = CliRunner()
+    for args, words in (
+        (["schedule", "--help"], "Airflow"),
+        (["schedule", "list", "--help"], "next three runs"),
+        (["schedule", "export", "--help"], "catchup"),
+        (["scheduler", "run", "--help"], "SIGTERM"),
+    ):
+        result = runner.invoke(app, args, env={"COLUMNS": "200"})
+        assert result.exit_code == 0 and words in result.output, args
+
+
+# --- the Airflow module ----------------------------------------------------------------
+
+
+def render(environment="production") -> tuple[str, Schedule]:
+    schedule = build(Settings(environment=environment))
+    return airflow.render(schedule, generated_at=NOW, environment=environment), schedule
+
+
+def _kwargs(call: ast.Call) -> dict:
+    return {k.arg: k.value for k in call.keywords}
+
+
+def parse_dags(source: str) -> dict[str, dict]:
+    """DAG id -> its literal arguments, operators (in order) and the >> chain, from the AST."""
+    tree = ast.parse(source)
+    dags = {}
+    for node in tree.body:
+        if not isinstance(node, ast.With):
+            continue
+        call = node.items[0].context_expr
+        assert isinstance(call, ast.Call) and call.func.id == "DAG"
+        args = {k: ast.literal_eval(v) for k, v in _kwargs(call).items() if k != "start_date"}
+        operators, order = {}, []
+        for stmt in node.body:
+            if isinstance(stmt, ast.Assign):
+                op = stmt.value
+                assert op.func.id == "BashOperator"
+                kw = _kwargs(op)
+                operators[stmt.targets[0].id] = {
+                    "task_id": ast.literal_eval(kw["task_id"]),
+                    "bash_command": ast.literal_eval(kw["bash_command"]),
+                    "retries": ast.literal_eval(kw["retries"]),
+                    "retry_delay": ast.unparse(kw["retry_delay"]),
+                    "execution_timeout": ast.unparse(kw["execution_timeout"]),
+                    "trigger_rule": ast.literal_eval(kw.get("trigger_rule", ast.Constant(None))),
+                }
+            elif isinstance(stmt, ast.Expr):
+                order = _chain(stmt.value)
+        dags[args["dag_id"]] = {**args, "operators": operators, "order": order}
+    return dags
+
+
+def _chain(node) -> list[str]:
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.RShift):
+        return _chain(node.left) + _chain(node.right)
+    return [node.id]
+
+
+def test_the_airflow_module_is_valid_python_without_mlops():
+    source, _ = render()
+    compile(source, airflow.FILE_NAME, "exec")
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported == {"datetime", "airflow"}
+
+
+def test_the_airflow_dags_match_the_schedule():
+    source, schedule = render()
+    dags = parse_dags(source)
+    assert sorted(dags) == sorted(f"mlops_{r.slug}" for r in schedule.roots)
+    for root in schedule.roots:
+        dag = dags[f"mlops_{root.slug}"]
+        assert dag["schedule"] == root.cron
+        assert dag["catchup"] is False and dag["max_active_runs"] == 1
+        chain = schedule.chain(root)
+        assert dag["order"] == ([t.slug for t in chain] if len(chain) > 1 else [])
+        for task in chain:
+            op = dag["operators"][task.slug]
+            assert op["task_id"] == task.slug
+            assert shlex.split(op["bash_command"])[: len(task.command)] == list(task.command)
+            assert op["retries"] == task.retries
+            assert op["retry_delay"] == f"timedelta(seconds={task.retry_delay.seconds})"
+            assert op["execution_timeout"] == (
+                f"timedelta(seconds={int(task.timeout.total_seconds())})"
+            )
+            assert op["trigger_rule"] == ("all_done" if task.when == "done" else None)
+    ingest = dags["mlops_ingest_eta"]
+    assert ingest["order"] == ["ingest_eta", "monitor_drift_eta", "monitor_ops_eta"]
+    assert ingest["operators"]["ingest_eta"]["bash_command"] == (
+        'mlops ingest eta --scheduled-for "{{ data_interval_end | ts if data_interval_end '
+        "else '' }}\""
+    )
+    assert dags["mlops_train_churn"]["operators"]["train_churn"]["bash_command"] == (
+        "mlops train churn"
+    )
+
+
+def test_staging_airflow_training_runs_dry():
+    dags = parse_dags(render("staging")[0])
+    for job in JOBS:
+        command = dags[f"mlops_train_{job}"]["operators"][f"train_{job}"]["bash_command"]
+        assert command == f"mlops train {job} --dry-run"
+
+
+class FakeAirflow:
+    """Just enough of Airflow's DAG and BashOperator to execute the generated module."""
+
+    def __init__(self) -> None:
+        self.dags: dict[str, dict] = {}
+        self.current = None
+        fake = self
+
+        class DAG:
+            def __init__(self, **kwargs):
+                self.kwargs, self.tasks = kwargs, {}
+                fake.dags[kwargs["dag_id"]] = {"dag": self, "edges": []}
+
+            def __enter__(self):
+                fake.current = self
+                return self
+
+            def __exit__(self, *exc):
+                fake.current = None
+
+        class BashOperator:
+            def __init__(self, **kwargs):
+                assert fake.current is not None, "operator outside a DAG"
+                self.kwargs, self.dag = kwargs, fake.current
+                fake.current.tasks[kwargs["task_id"]] = self
+
+            def __rshift__(self, other):
+                fake.dags[self.dag.kwargs["dag_id"]]["edges"].append(
+                    (self.kwargs["task_id"], other.kwargs["task_id"])
+                )
+                return other
+
+        self.modules = {
+            "airflow": types.ModuleType("airflow"),
+            "airflow.sdk": types.ModuleType("airflow.sdk"),
+            "airflow.providers": types.ModuleType("airflow.providers"),
+            "airflow.providers.standard": types.ModuleType("airflow.providers.standard"),
+            "airflow.providers.standard.operators": types.ModuleType("ops"),
+            "airflow.providers.standard.operators.bash": types.ModuleType("bash"),
+        }
+        self.modules["airflow.sdk"].DAG = DAG
+        self.modules["airflow.providers.standard.operators.bash"].BashOperator = BashOperator
+
+
+def test_the_airflow_module_runs_against_a_fake_airflow(monkeypatch, tmp_path):
+    source, schedule = render()
+    fake = FakeAirflow()
+    for name, module in fake.modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    for name in [m for m in sys.modules if m == "mlops" or m.startswith("mlops.")]:
+        monkeypatch.delitem(sys.modules, name)  # proves the module needs no mlops import
+    exec(compile(source, "mlops_schedule.py", "exec"), {"__name__": "mlops_schedule"})
+    assert not any(m == "mlops" or m.startswith("mlops.") for m in sys.modules)
+    assert set(fake.dags) == {f"mlops_{r.slug}" for r in schedule.roots}
+    for root in schedule.roots:
+        entry = fake.dags[f"mlops_{root.slug}"]
+        dag = entry["dag"]
+        assert dag.kwargs["schedule"] == root.cron and dag.kwargs["catchup"] is False
+        assert dag.kwargs["start_date"].tzinfo is not None
+        chain = schedule.chain(root)
+        assert list(dag.tasks) == [t.slug for t in chain]
+        assert entry["edges"] == list(zip(list(dag.tasks), list(dag.tasks)[1:], strict=False))
+        for task in chain:
+            op = dag.tasks[task.slug].kwargs
+            assert op["retries"] == task.retries and op["retry_delay"] == task.retry_delay
+            assert op["max_retry_delay"] == task.max_retry_delay
+            assert op["execution_timeout"] == task.timeout
+            assert op["retry_exponential_backoff"] is True
+
+
+@pytest.mark.skipif(
+    not os.environ.get("MLOPS_TEST_AIRFLOW_PYTHON"),
+    reason="set MLOPS_TEST_AIRFLOW_PYTHON to a Python with apache-airflow installed",
+)
+def test_airflow_dagbag_loads_the_module_without_errors(tmp_path):
+    schedule = build(Settings(environment="staging"))
+    airflow.write(schedule, tmp_path / "dags", generated_at=NOW, environment="staging")
+    script = (
+        "import json, sys\n"
+        "from airflow.models.dagbag import DagBag\n"
+        "bag = DagBag(dag_folder=sys.argv[1], include_examples=False)\n"
+        "print(json.dumps({'errors': {k: str(v) for k, v in bag.import_errors.items()},\n"
+        "  'dags': {d: {'schedule': str(getattr(g, 'timetable').summary),\n"
+        "    'tasks': [t.task_id for t in g.topological_sort()] if hasattr(g, 'topological_sort')\n"
+        "      else sorted(g.task_ids)} for d, g in bag.dags.items()}}))\n"
+    )
+    home = tmp_path / "airflow-home"
+    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False"}
+    out = subprocess.run(
+        [os.environ["MLOPS_TEST_AIRFLOW_PYTHON"], "-c", script, str(tmp_path / "dags")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
+    import json
+
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    assert found["errors"] == {}
+    assert set(found["dags"]) == {f"mlops_{r.slug}" for r in schedule.roots}
+    assert found["dags"]["mlops_ingest_eta"]["tasks"] == [
+        "ingest_eta",
+        "monitor_drift_eta",
+        "monitor_ops_eta",
+    ]
+
+
+# --- crontab ---------------------------------------------------------------------------
+
+
+def test_crontab_lines_parse_and_run_the_same_commands():
+    schedule = build(Settings(environment="staging"))
+    text = crontab.render(schedule, generated_at=NOW, environment="staging", lock_dir="/locks")
+    entries = [
+        line for line in text.splitlines() if line and not line.startswith("#") and "=" not in line
+    ]
+    assert "CRON_TZ=UTC" in text.splitlines()
+    assert len(entries) == len(schedule.roots)
+    for root, line in zip(schedule.roots, entries, strict=True):
+        fields = line.split(None, 5)
+        cron = " ".join(fields[:5])
+        assert cron == root.cron and croniter.is_valid(cron)
+        assert croniter(cron, NOW).get_next(datetime) == next_slots(root.cron, NOW, 1)[0]
+        argv = shlex.split(fields[5])
+        assert argv[:4] == ["flock", "-n", f"/locks/mlops-{root.slug}.lock", "sh"]
+        script = argv[5]
+        for task in schedule.chain(root):
+            assert f"timeout {int(task.timeout.total_seconds())} {shlex.join(task.command)}" in (
+                script
+            )
+    eta = entries[2].split(None, 5)[5]
+    assert "&& timeout 120 mlops monitor drift eta; timeout 120 mlops monitor ops" in eta
+    assert r'--scheduled-for "$(date -u +\%Y-\%m-\%dT\%H:\%M:00)"' in eta
+    assert "mlops train churn --dry-run" in text
+
+
+def test_crontab_shell_runs_the_chain_in_order(tmp_path):
+    """The shell text of a line, run with stand-in commands: drift only after a successful
+    refresh, ops always; the slot is the current UTC minute."""
+    schedule = build(Settings())
+    root = schedule.get("ingest:eta")
+    script = shlex.split(crontab.line(schedule, root, "/tmp").split(None, 5)[5])[5]
+    script = script.replace("\\%", "%")  # what cron hands to the shell
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    log = tmp_path / "calls"
+    stand_ins = {
+        # mlops: logs its arguments; the refresh fails when FAIL=1.
+        "mlops": f'echo "mlops $*" >> {log}\n[ "$1" = ingest ] && exit ${{FAIL:-0}}\nexit 0\n',
+        # timeout SECONDS COMMAND...: logs the limit, runs the command.
+        "timeout": f'echo "timeout $1" >> {log}\nshift\nexec "$@"\n',
+    }
+    for name, body in stand_ins.items():
+        (bin_dir / name).write_text("#!/bin/sh\n" + body)
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    subprocess.run(["sh", "-c", script], env=env, check=True)
+    calls = log.read_text().splitlines()
+    mlops_calls = [c for c in calls if c.startswith("mlops ")]
+    assert [c.split()[1:3] for c in mlops_calls] == [
+        ["ingest", "eta"],
+        ["monitor", "drift"],
+        ["monitor", "ops"],
+    ]
+    slot = mlops_calls[0].split("--scheduled-for ")[1]
+    assert datetime.fromisoformat(slot).second == 0
+    log.unlink()
+    subprocess.run(["sh", "-c", script], env={**env, "FAIL": "1"}, check=False)
+    mlops_calls = [c for c in log.read_text().splitlines() if c.startswith("mlops ")]
+    assert [c.split()[1] for c in mlops_calls] == ["ingest", "monitor"]
+    assert mlops_calls[1].split()[2] == "ops"
+
+
+def test_the_written_module_replaces_the_old_one_whole(tmp_path):
+    schedule = build(Settings())
+    folder = tmp_path / "dags"
+    path = airflow.write(schedule, folder, generated_at=NOW, environment="production")
+    first = path.read_text()
+    staging = airflow.write(schedule, folder, generated_at=NOW, environment="staging")
+    assert staging == path and "environment: staging" in path.read_text() != first
+    assert sorted(p.name for p in folder.iterdir()) == [airflow.FILE_NAME]
+
+
+def test_an_unknown_task_table_is_refused(invoke):
+    result = invoke("schedule", "list", "--tasks", "no_such_module:X")
+    assert isinstance(result.exception, InputError)
+    assert "cannot load --tasks 'no_such_module:X'" in str(result.exception)
