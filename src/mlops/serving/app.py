@@ -7,12 +7,14 @@ import gc
 import os
 import sys
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from mlops.errors import InputError
+from mlops.monitoring import report as monitoring_report
 from mlops.runtime import Runtime
 from mlops.serving import flags as flag_store
 from mlops.serving import schemas
@@ -158,6 +160,33 @@ def _routes(app: FastAPI, service: Service) -> None:
         """Prometheus exposition."""
         body, content_type = service.metrics.render()
         return Response(body, media_type=content_type)
+
+    plotly_route = monitoring_report.plotly_js_route()
+
+    # Sync routes: FastAPI runs them on its thread pool, so reading the database and drawing the
+    # charts never blocks the event loop.
+    @app.get("/dashboard", response_class=HTMLResponse)
+    def dashboard(
+        days: int = Query(30, ge=1, le=365, description="Days back (3 or fewer: per hour)."),
+    ):
+        """Monitoring dashboard (HTML, Plotly charts; read-only): drift status per feature,
+        fallback rates by reason, feature freshness against TTL, ETA residuals, accuracy of
+        model vs heuristic, feature distributions against the champion's reference, churn
+        score by cohort, ingestion runs. ``mlops monitor report`` writes the same page to a
+        file."""
+        page = monitoring_report.page(
+            service.rt, since=timedelta(days=days), plotly_src=plotly_route
+        )
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+
+    @app.get(plotly_route, include_in_schema=False)
+    def dashboard_plotly():
+        # Versioned path: browsers keep it for good and the page never resends ~4.8 MB.
+        return Response(
+            monitoring_report.plotly_js(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=31536000, immutable"},
+        )
 
     @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)])
     def get_flags():
