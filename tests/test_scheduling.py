@@ -534,3 +534,23 @@ def test_schedulers_with_separate_engines_share_leases(migrated, other_runtime):
     a.tick(wait=True)
     assert b.tick(wait=True) == []
     assert len(recorder.calls) == 1
+
+
+def test_the_monitoring_actions_run_the_monitoring_library(seeded):
+    """The in-process callables behind the monitor tasks, on a store with no champion yet."""
+    from mlops.db.schema import monitor_results
+    from mlops.scheduling import actions
+
+    rt = seeded
+    slot = rt.clock.now()
+    assert actions.Ingest("eta")(rt, slot).endswith("rejected")
+    assert actions.Drift("eta")(rt, slot).startswith("eta not checked (")
+    assert actions.Ops()(rt, slot).startswith("3 jobs checked")
+    assert actions.Accuracy()(rt, slot).endswith("results written")
+    assert [part.split()[0] for part in actions.Guardrails()(rt, slot).split("; ")] == [
+        "churn",
+        "upsell",
+        "eta",
+    ]
+    with rt.store.connect() as conn:
+        assert conn.execute(select(monitor_results)).first() is not None

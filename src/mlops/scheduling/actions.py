@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from mlops.specs.features import JOBS
-
 
 @dataclass(frozen=True)
 class Ingest:
@@ -41,54 +39,55 @@ class Train:
 
 @dataclass(frozen=True)
 class Drift:
-    """``mlops monitor drift <job>``."""
+    """``mlops monitor drift <job>``: written to ml_monitor_results, alerts, maybe a trip."""
 
     job: str
 
-    def __call__(self, rt, scheduled_for: datetime) -> str | None:
+    def __call__(self, rt, scheduled_for: datetime) -> str:
         from mlops.monitoring import drift
 
-        return _summary(drift.check(rt, self.job))
+        parts = []
+        for result in drift.check(rt, self.job):
+            # No champion yet is not a failure to retry: the next refresh checks again.
+            state = f"not checked ({result.error})" if result.error else result.status
+            parts.append(f"{result.job} {state}" + _opened(result.opened))
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
 class Ops:
-    """``mlops monitor ops``."""
+    """``mlops monitor ops``: stale-features and failed-ingestion alerts for every job."""
 
-    def __call__(self, rt, scheduled_for: datetime) -> str | None:
+    def __call__(self, rt, scheduled_for: datetime) -> str:
         from mlops.monitoring import ops
 
-        return _summary(ops.check(rt))
+        found = ops.check(rt)
+        return f"{len(found.report.jobs)} jobs checked" + _opened(found.opened)
 
 
 @dataclass(frozen=True)
 class Accuracy:
-    """``mlops monitor accuracy``: every job."""
+    """``mlops monitor accuracy``: every job, per day, model and heuristic apart."""
 
-    def __call__(self, rt, scheduled_for: datetime) -> str | None:
+    def __call__(self, rt, scheduled_for: datetime) -> str:
         from mlops.monitoring import accuracy
 
-        for job in JOBS:
-            accuracy.report(rt, job)
-        return f"{len(JOBS)} jobs checked"
+        found = accuracy.report(rt)
+        return f"{found.written} results written" + _opened(found.opened)
 
 
 @dataclass(frozen=True)
 class Guardrails:
-    """``mlops monitor guardrails``: every job."""
+    """``mlops monitor guardrails``: every job's A/B arms; a breach may trip the fallback."""
 
-    def __call__(self, rt, scheduled_for: datetime) -> str | None:
+    def __call__(self, rt, scheduled_for: datetime) -> str:
         from mlops.monitoring import guardrails
 
-        for job in JOBS:
-            guardrails.check(rt, job)
-        return f"{len(JOBS)} jobs checked"
+        found = guardrails.check(rt)
+        return "; ".join(
+            f"{g.job} {g.decision}" + (" (fallback tripped)" if g.trip else "") for g in found
+        )
 
 
-def _summary(result) -> str | None:
-    """A short line from whatever a monitor returns (a report, a list of results, nothing)."""
-    if result is None:
-        return None
-    if isinstance(result, list | tuple):
-        return f"{len(result)} results"
-    return type(result).__name__
+def _opened(alerts) -> str:
+    return f", {len(alerts)} alerts opened" if alerts else ""
