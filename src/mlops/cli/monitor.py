@@ -243,6 +243,101 @@ def _accuracy_number(value) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
+@app.command("drift")
+def drift_command(
+    ctx: typer.Context,
+    job: str = typer.Argument("all", help="churn, upsell, eta or all."),
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        help="Compare every snapshot of this period (e.g. 7d) instead of the current online "
+        "values.",
+    ),
+) -> None:
+    """Live feature values against the champion's reference: PSI and KS (numeric), PSI and
+    chi-square (categories); alerts and, where automatic fallback is on, a trip."""
+    from mlops.cli.output import console, parse_duration
+    from mlops.errors import NotReadyError
+    from mlops.monitoring import drift
+    from mlops.specs.features import resolve_jobs
+
+    period = parse_duration(window) if window else None
+    resolve_jobs(job)  # an unknown job is bad input before anything is read
+    rt = _ready(ctx)
+    found = drift.check(rt, job, window=period)
+    checked = [r for r in found if r.error is None]
+    if not checked:
+        first = found[0].error
+        if len(found) == 1:
+            raise first
+        raise NotReadyError("no job has a champion to compare with", first.hint)
+    for result in found:
+        if result.error is not None:
+            console.print(f"[yellow]{result.job}: not checked[/yellow]: {result.error}")
+        else:
+            console.print(
+                f"[bold]{result.job}[/bold]: {result.source} values vs champion "
+                f"v{result.model_version}",
+                highlight=False,
+            )
+            console.print(_drift_table(result))
+    _drift_summary(rt, checked)
+
+
+_DRIFT_COLOURS = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
+
+
+def _drift_table(result):
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("feature", no_wrap=True)
+    table.add_column("PSI", justify="right")
+    table.add_column("test")
+    table.add_column("p-value", justify="right")
+    table.add_column("sample", justify="right")
+    table.add_column("status")
+    for f in result.features:
+        colour = _DRIFT_COLOURS[f.status]
+        table.add_row(
+            f.feature,
+            "-" if f.psi is None else f"{f.psi:.3f}",
+            "KS" if f.test == "ks" else "chi2",
+            "-" if f.pvalue is None else f"{f.pvalue:.3g}",
+            f"{f.sample_size:,}",
+            f"[{colour}]{f.status}[/]",
+        )
+    return table
+
+
+def _drift_summary(rt, checked) -> None:
+    from mlops.cli.output import console
+
+    alerting = {r.job: r for r in checked if r.alerting}
+    if not alerting:
+        console.print(f"no drift alert in {', '.join(r.job for r in checked)}")
+        return
+    for job, result in alerting.items():
+        names = ", ".join(f.feature for f in result.alerting)
+        console.print(f"[bold red]drift alert[/bold red] {job}: {names}", highlight=False)
+    new = sum(len(r.opened) for r in checked)
+    ongoing = sum(len(r.alerting) for r in checked) - new
+    console.print(f"alerts raised: {new} new, {ongoing} ongoing")
+    trips = []
+    for job, result in alerting.items():
+        if result.trip is not None:
+            trips.append(f"{job} tripped now")
+        elif rt.settings.auto_fallback.get(job, False):
+            trips.append(f"{job} already tripped")
+        else:
+            trips.append(f"{job} not tripped (auto fallback off: the model still answers)")
+    console.print(f"trips recorded: {'; '.join(trips)}")
+    console.print(
+        "a tripped job answers from its heuristic until cleared: mlops flags clear-trips <job>"
+    )
+
+
 @app.command("report")
 def report_command(
     ctx: typer.Context,
