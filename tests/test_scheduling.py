@@ -554,3 +554,33 @@ def test_the_monitoring_actions_run_the_monitoring_library(seeded):
     ]
     with rt.store.connect() as conn:
         assert conn.execute(select(monitor_results)).first() is not None
+
+
+def test_the_loop_outlives_a_database_error(migrated, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from mlops.scheduling import scheduler as scheduler_module
+
+    rt, clock = migrated, migrated.clock
+    real_start, failures = history.start, []
+
+    def flaky_start(*args, **kwargs):
+        if not failures:
+            failures.append(1)
+            raise OperationalError("INSERT ...", {}, ConnectionError("server closed"))
+        return real_start(*args, **kwargs)
+
+    monkeypatch.setattr(scheduler_module.history, "start", flaky_start)
+    monkeypatch.setattr(scheduler_module, "DATABASE_RETRY_SECONDS", 0.01)
+    recorder = Recorder()
+    schedule = recorded(build(rt.settings), recorder)
+    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:eta"))))
+    clock.set(datetime(2026, 6, 1, 0, 5))
+    Scheduler(rt, schedule, owner="d").run(once=True, handle_signals=False)
+    assert failures == [1]
+    assert [(r["task"], r["status"]) for r in rows(rt)] == [
+        ("ingest:eta", "succeeded"),
+        ("monitor:drift:eta", "succeeded"),
+        ("monitor:ops:eta", "succeeded"),
+    ]
+    assert lease_rows(rt) == []

@@ -34,6 +34,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.exc import DBAPIError
+
 from mlops.runtime import Runtime
 from mlops.scheduling import history, leases
 from mlops.scheduling.tasks import Schedule, Task, latest_slot, next_slots
@@ -45,6 +47,8 @@ log = logging.getLogger("mlops.scheduler")
 RENEW_EVERY = leases.LEASE / 4
 # After finding a task's lease held by another scheduler, look again this much later.
 BUSY_RECHECK = timedelta(seconds=10)
+# The loop outlives a database that is briefly away: it logs, waits this long, tries again.
+DATABASE_RETRY_SECONDS = 5.0
 
 
 @dataclass
@@ -371,14 +375,23 @@ class Scheduler:
         previous = self._install_signals() if handle_signals else {}
         try:
             while not self._stop.is_set():
-                self.tick()
+                try:
+                    self.tick()
+                except DBAPIError as exc:
+                    # Every step is recorded before it is acted on, so the next tick picks up
+                    # where this one stopped; a lease taken meanwhile lapses if we stay away.
+                    log.error("database error, retrying: %s", exc.orig or exc)
+                    self._stop.wait(DATABASE_RETRY_SECONDS)
+                    continue
                 if once and not self.busy:
                     break
                 self._sleep_until(self.next_wake(), slice_seconds)
         finally:
-            self._drain(slice_seconds)
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+            try:
+                self._drain(slice_seconds)
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
 
     def _sleep_until(self, wake: datetime, slice_seconds: float) -> None:
         while not self._stop.is_set() and self.rt.clock.now() < wake:
