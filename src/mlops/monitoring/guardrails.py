@@ -1,0 +1,394 @@
+"""A/B guardrails: does the treatment arm (the model) do worse than the control arm (the
+heuristic) on the job's business metric? A one-sided two-proportion z-test for
+non-inferiority decides; a significant regression beyond the agreed margin raises a guardrail
+alert and trips the job's fallback (``monitoring.fallback``) where automatic fallback is on.
+
+The metrics (one 0/1 outcome per unit, units taken from ``accuracy.labelled``):
+
+- upsell, ``acceptance_rate`` (higher is better): whether the customer accepted the first
+  offer shown to them in the window.
+- churn, ``retention_flagged`` (higher is better): whether a customer flagged high risk (the
+  dossier's "high" band) was retained (no churn label) after their first high-risk flag.
+  Each arm flags by its own scores, so this compares what happens to the customers each arm
+  singles out, as agreed; it is not a like-for-like comparison of the same customers.
+- eta, ``late_share`` (lower is better): whether the delivery arrived after its promise. The
+  logged prediction is the model's mean minutes (what accuracy scores), not the promise, so
+  the promise is the delivery's ``promised_at`` in the warehouse (the promise the customer
+  was given, which the product service sets from our ``promise_at``); late is
+  ``delivered_at > promised_at``, the feature views' definition.
+
+One unit per randomised entity (the customer; for ETA the delivery): its first labelled
+prediction in the window, so outcomes are independent draws, as the test assumes. Answers
+given while the experiment was suspended for both arms alike (kill switch, drift or guardrail
+trip) are left out of both arms, and so are answers logged without an arm. The window starts
+at the job's last cleared guardrail trip (an engineer's reset starts a new experiment), or
+``since`` when later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from mlops.db.schema import fallback_trips
+from mlops.errors import InputError
+from mlops.runtime import Runtime
+from mlops.serving.arms import CONTROL, TREATMENT
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops.monitoring.alerts import Alert
+    from mlops.serving.trips import Trip
+
+JOBS = ("churn", "upsell", "eta")
+# Reasons that applied to both arms alike: the experiment was not running.
+SUSPENDED = ("flag_off", "drift", "guardrail")
+DECISIONS = ("insufficient", "ok", "warn", "breach")
+STATUS = {"insufficient": "insufficient", "ok": "ok", "warn": "warn", "breach": "alert"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    description: str
+    higher_is_better: bool
+
+
+METRICS = {
+    "upsell": Metric("acceptance_rate", "acceptance of the first offer shown", True),
+    "churn": Metric("retention_flagged", "retention of customers flagged high risk", True),
+    "eta": Metric("late_share", "deliveries later than the promise", False),
+}
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One arm's outcomes: ``hits`` units with the outcome out of ``n``."""
+
+    hits: int
+    n: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.hits / self.n if self.n else None
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The test's figures. ``difference`` is treatment minus control (in the metric's units);
+    ``harm`` is how much worse the treatment is (the difference signed so that positive is
+    worse); the interval is the difference's two-sided ``confidence`` interval, which is
+    ``1 - 2 alpha`` so that its worse-side bound lies past the margin exactly when the
+    one-sided test trips."""
+
+    control: Arm
+    treatment: Arm
+    margin: float
+    alpha: float
+    min_sample: int
+    higher_is_better: bool
+    difference: float | None
+    harm: float | None
+    ci_low: float | None
+    ci_high: float | None
+    z: float | None
+    p_value: float | None
+    decision: str
+
+    @property
+    def confidence(self) -> float:
+        return 1 - 2 * self.alpha
+
+
+def compare(
+    control: Arm,
+    treatment: Arm,
+    *,
+    margin: float,
+    alpha: float,
+    min_sample: int,
+    higher_is_better: bool,
+) -> Comparison:
+    """The one-sided non-inferiority z-test: H0 "the treatment is at most ``margin`` worse",
+    rejected (``breach``) when p < alpha; ``insufficient`` when an arm has < ``min_sample``."""
+    from scipy.stats import norm
+
+    if margin < 0 or not 0 < alpha < 0.5:
+        raise ValueError(f"need margin >= 0 and 0 < alpha < 0.5, got {margin}, {alpha}")
+    figures: dict[str, Any] = dict.fromkeys(("difference", "harm", "ci_low", "ci_high", "z", "p"))
+    if control.n and treatment.n:
+        pc, pt = control.hits / control.n, treatment.hits / treatment.n
+        difference = pt - pc
+        harm = -difference if higher_is_better else difference
+        # Unpooled (Wald) standard error: H0 is a difference of -margin, not of 0, so the
+        # pooled estimate under "no difference" would be the wrong null.
+        se = math.sqrt(pt * (1 - pt) / treatment.n + pc * (1 - pc) / control.n)
+        half = norm.ppf(1 - alpha) * se
+        if se > 0:
+            z = (harm - margin) / se
+            p = float(norm.sf(z))
+        else:  # both arms all 0 or all 1: no spread, the point estimate is the answer
+            z = math.copysign(math.inf, harm - margin) if harm != margin else 0.0
+            p = 0.0 if harm > margin else 1.0
+        figures = {
+            "difference": difference,
+            "harm": harm,
+            "ci_low": difference - half,
+            "ci_high": difference + half,
+            "z": z,
+            "p": p,
+        }
+    if min(control.n, treatment.n) < max(min_sample, 1):
+        decision = "insufficient"
+    elif figures["p"] < alpha:
+        decision = "breach"
+    elif figures["harm"] > margin:
+        decision = "warn"  # worse than the margin, not (yet) significantly
+    else:
+        decision = "ok"
+    return Comparison(
+        control=control,
+        treatment=treatment,
+        margin=margin,
+        alpha=alpha,
+        min_sample=min_sample,
+        higher_is_better=higher_is_better,
+        difference=figures["difference"],
+        harm=figures["harm"],
+        ci_low=figures["ci_low"],
+        ci_high=figures["ci_high"],
+        z=figures["z"],
+        p_value=figures["p"],
+        decision=decision,
+    )
+
+
+def units(job: str, labelled: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit (columns ``arm``, ``hit``) from ``accuracy.labelled`` rows; ETA rows
+    need a boolean ``late`` column besides (see ``late_deliveries``)."""
+    import pandas as pd
+
+    frame = labelled[labelled["arm"].isin((TREATMENT, CONTROL))]
+    frame = frame[~frame["reason"].isin(SUSPENDED)]
+    if job == "churn":
+        frame = frame[frame["prediction"] >= high_risk_floor()]
+    key = ["subject_id"] if job == "eta" else ["entity_id"]
+    frame = frame.sort_values(["logged_at", "prediction_id"], kind="stable").drop_duplicates(key)
+    if job == "churn":
+        hit = frame["label"] == 0  # retained
+    elif job == "upsell":
+        hit = frame["label"] == 1  # accepted
+    else:
+        hit = frame["late"].astype(bool)
+    return pd.DataFrame({"arm": frame["arm"].to_numpy(), "hit": hit.to_numpy(dtype=bool)})
+
+
+def arm_counts(job: str, labelled: pd.DataFrame) -> dict[str, Arm]:
+    """Each arm's hits and units (see ``units``)."""
+    found = units(job, labelled)
+    counts = found.groupby("arm")["hit"].agg(["sum", "count"])
+    return {
+        arm: Arm(int(counts.at[arm, "sum"]), int(counts.at[arm, "count"]))
+        if arm in counts.index
+        else Arm(0, 0)
+        for arm in (CONTROL, TREATMENT)
+    }
+
+
+def high_risk_floor() -> float:
+    """The lowest churn probability the dossier calls "high" (its band table's bound)."""
+    from mlops.serving.endpoints import CHURN_BANDS
+
+    return next(upper for upper, band in CHURN_BANDS if band == "medium")
+
+
+# --- the check ---------------------------------------------------------------------------
+
+
+@dataclass
+class Guardrail:
+    """One job's check: the metric, the window, the comparison and what it set off."""
+
+    job: str
+    metric: Metric
+    since: datetime | None
+    comparison: Comparison
+    model_version: int | None = None
+    opened: list[Alert] = field(default_factory=list)
+    trip: Trip | None = None
+
+    @property
+    def decision(self) -> str:
+        return self.comparison.decision
+
+
+def check(
+    rt: Runtime, job: str | None = None, *, since: datetime | None = None, record: bool = True
+) -> list[Guardrail]:
+    """Compare the arms of ``job`` (every job when None or "all"). With ``record``, writes
+    ``ml_monitor_results`` rows (monitor "guardrail"), raises or resolves the guardrail
+    alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on)."""
+    from mlops.monitoring import accuracy
+
+    jobs = list(JOBS) if job in (None, "all") else [_job(job)]
+    now = rt.clock.now()
+    if since is not None and since >= now:
+        raise InputError(
+            f"since {since:%Y-%m-%d %H:%M:%S} is not in the past (now is {now:%Y-%m-%d %H:%M})",
+            "pass an earlier date, or a duration such as 30d",
+        )
+    s = rt.settings
+    found = []
+    for name in jobs:
+        start = _window_start(rt, name, since)
+        labelled = accuracy.labelled(rt, name, since=start)
+        if name == "eta":
+            labelled = late_deliveries(rt, labelled)
+        counts = arm_counts(name, labelled)
+        metric = METRICS[name]
+        comparison = compare(
+            counts[CONTROL],
+            counts[TREATMENT],
+            margin=s.guardrail_margin.get(name, 0.0),
+            alpha=s.guardrail_alpha,
+            min_sample=s.guardrail_min_sample,
+            higher_is_better=metric.higher_is_better,
+        )
+        versions = labelled.loc[labelled["arm"] == TREATMENT, "model_version"].dropna()
+        result = Guardrail(
+            name,
+            metric,
+            start,
+            comparison,
+            int(versions.mode().iloc[0]) if len(versions) else None,
+        )
+        if record:
+            _record(rt, result)
+        found.append(result)
+    return found
+
+
+def late_deliveries(rt: Runtime, labelled: pd.DataFrame) -> pd.DataFrame:
+    """ETA's labelled rows with ``late``: delivered after the warehouse's ``promised_at``."""
+    from mlops.warehouse import views
+
+    keys = labelled["subject_id"].dropna().unique().tolist()
+    if not keys:
+        return labelled.assign(late=False)
+    with rt.warehouse.connect() as conn:
+        outcome = views.run_query_for_keys(conn, "guardrail_eta", {"now": rt.clock.now()}, keys)
+    late = dict(zip(outcome["delivery_id"], outcome["late"].astype(bool), strict=True))
+    frame = labelled[labelled["subject_id"].isin(late)]
+    return frame.assign(late=frame["subject_id"].map(late).astype(bool))
+
+
+def describe(result: Guardrail) -> str:
+    """One line: the arms, the difference and the decision."""
+    c, m = result.comparison, result.metric
+    arms = f"control {_rate(c.control)} vs treatment {_rate(c.treatment)}"
+    if c.difference is None:
+        return f"{result.job} {m.name}: {arms}; {c.decision}"
+    return (
+        f"{result.job} {m.name}: {arms}, difference {c.difference:+.4f} "
+        f"({c.confidence:.0%} CI {c.ci_low:+.4f} to {c.ci_high:+.4f}), margin {c.margin:g}, "
+        f"p={c.p_value:.3g}; {c.decision}"
+    )
+
+
+def _rate(arm: Arm) -> str:
+    return "-" if arm.rate is None else f"{arm.rate:.4f} (n={arm.n:,})"
+
+
+def _job(job: str) -> str:
+    if job not in JOBS:
+        raise InputError(f"unknown job {job!r}", f"use one of {', '.join(JOBS)} or all")
+    return job
+
+
+def _window_start(rt: Runtime, job: str, since: datetime | None) -> datetime | None:
+    """``since``, or the job's last cleared guardrail trip when that is later."""
+    t = fallback_trips
+    with rt.store.connect() as conn:
+        reset = conn.execute(
+            select(func.max(t.c.cleared_at)).where(
+                t.c.job == job, t.c.kind == "guardrail", t.c.cleared_at.is_not(None)
+            )
+        ).scalar()
+    if reset is None or (since is not None and since >= reset):
+        return since
+    return reset
+
+
+def _record(rt: Runtime, result: Guardrail) -> None:
+    from mlops.monitoring import alerts, fallback, results
+
+    c, m, now = result.comparison, result.metric, rt.clock.now()
+    detail = {
+        "metric": m.description,
+        "higher_is_better": m.higher_is_better,
+        "since": result.since.isoformat() if result.since else None,
+        "control": {"hits": c.control.hits, "n": c.control.n, "rate": c.control.rate},
+        "treatment": {"hits": c.treatment.hits, "n": c.treatment.n, "rate": c.treatment.rate},
+        "difference": c.difference,
+        "ci": [c.ci_low, c.ci_high],
+        "confidence": c.confidence,
+        "z": c.z if c.z is None or math.isfinite(c.z) else None,
+        "p_value": c.p_value,
+        "margin": c.margin,
+        "alpha": c.alpha,
+        "min_sample": c.min_sample,
+        "decision": c.decision,
+    }
+    common = {
+        "checked_at": now,
+        "monitor": "guardrail",
+        "job": result.job,
+        "feature": m.name,
+        "status": STATUS[c.decision],
+        "model_version": result.model_version,
+        "detail": json.dumps(detail),
+    }
+    n = c.control.n + c.treatment.n
+    results.write(
+        rt,
+        [
+            {
+                **common,
+                "statistic": "control_rate",
+                "value": c.control.rate,
+                "sample_size": c.control.n,
+            },
+            {
+                **common,
+                "statistic": "treatment_rate",
+                "value": c.treatment.rate,
+                "sample_size": c.treatment.n,
+            },
+            {
+                **common,
+                "statistic": "difference",
+                "value": c.difference,
+                "threshold": -c.margin if m.higher_is_better else c.margin,
+                "sample_size": n,
+            },
+            {
+                **common,
+                "statistic": "p_value",
+                "value": c.p_value,
+                "threshold": c.alpha,
+                "sample_size": n,
+            },
+        ],
+    )
+    if c.decision == "insufficient":
+        return  # too little to judge: an open incident stays open, none is opened
+    firing = {m.name: describe(result)} if c.decision == "breach" else {}
+    result.opened = alerts.check(rt, "guardrail", result.job, firing, scope=[m.name])
+    if c.decision == "breach":
+        result.trip = fallback.trip(rt, result.job, "guardrail", describe(result))
