@@ -555,6 +555,6 @@ def test_sql_files_bind_many_keys_in_chunks(world):
         frame = views.run_query_for_keys(conn, "outcomes_churn", params, keys, chunk=7)
         assert sorted(frame.customer_id) == sorted(f"c{i}" for i in range(25))
         none = views.run_query_for_keys(conn, "outcomes_churn", params, [])
-        assert none.empty and list(none.columns) == ["customer_id", "placed_at"]
+        assert none.empty and list(none.columns) == ["customer_id", "placed_epoch"]
         count = conn.execute(text("SELECT COUNT(*) FROM orders")).scalar()
     assert count == 25

@@ -59,21 +59,24 @@ METRICS = {
 }
 ALERT_SUBJECT = "model"
 
-# ``labelled()``'s columns, in order (the A/B guardrails and the dashboard read them):
+# ``labelled()``'s columns, in order (the A/B guardrails and the dashboard read them). "text"
+# columns hold Python strings or missing values, in pandas' default string dtype (object on
+# pandas 2, str on pandas 3).
 LABELLED_COLUMNS = {
     "prediction_id": "int64",  # ml_prediction_log.prediction_id
     "logged_at": "datetime64[ns]",  # when the answer was served (naive UTC)
-    "job": "object",  # churn | upsell | eta
-    "endpoint": "object",  # dossier | compose | eta
-    "entity_id": "object",  # customer (churn, upsell) or zone (eta)
-    "subject_id": "object",  # offer id (upsell), delivery id (eta), None (churn)
+    "job": "text",  # churn | upsell | eta
+    "endpoint": "text",  # dossier | compose | eta
+    "entity_id": "text",  # customer (churn, upsell) or zone (eta)
+    "subject_id": "text",  # offer id (upsell), delivery id (eta), None (churn)
     "prediction": "float64",  # probability (churn, upsell) or minutes (eta) served
-    "source": "object",  # model | heuristic
-    "reason": "object",  # the fallback reason when the heuristic answered, else None
-    "arm": "object",  # A/B arm (treatment | control) or None
+    "source": "text",  # model | heuristic
+    "reason": "text",  # the fallback reason when the heuristic answered, else None
+    "arm": "text",  # A/B arm (treatment | control) or None
     "model_version": "Int64",  # the version that answered, <NA> for the heuristic
     "label": "float64",  # 1.0/0.0 churned or accepted (churn, upsell); actual minutes (eta)
 }
+_TYPED = {c: d for c, d in LABELLED_COLUMNS.items() if d != "text"}
 REPORT_COLUMNS = (
     "job",
     "period",
@@ -129,7 +132,7 @@ def labelled(
         frame = _label_eta(rt, preds, now)
     frame["job"] = job
     frame = frame.sort_values(["logged_at", "prediction_id"], kind="stable")
-    return frame[list(LABELLED_COLUMNS)].astype(LABELLED_COLUMNS).reset_index(drop=True)
+    return frame[list(LABELLED_COLUMNS)].astype(_TYPED).reset_index(drop=True)
 
 
 def report(
@@ -242,6 +245,12 @@ def _timestamps(values: pd.Series) -> pd.Series:
     return pd.to_datetime(values).astype("datetime64[ns]")
 
 
+def _from_epoch(seconds: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    return pd.to_datetime(seconds.astype("float64").round(), unit="s").astype("datetime64[ns]")
+
+
 def _outcomes(rt: Runtime, name: str, params: dict, keys: Sequence[str]) -> pd.DataFrame:
     from mlops.warehouse import views
 
@@ -260,7 +269,7 @@ def _label_churn(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
         {"start": first, "end": last + CHURN_HORIZON},
         preds["entity_id"].unique().tolist(),
     )
-    orders["placed_at"] = _timestamps(orders["placed_at"])
+    orders["placed_at"] = _from_epoch(orders["placed_epoch"])
     # The customer's first completed order at or after the prediction: none within the
     # horizon is a churn.
     joined = pd.merge_asof(
@@ -293,7 +302,7 @@ def _label_upsell(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
         {"start": first, "end": last + UPSELL_HORIZON},
         preds["entity_id"].unique().tolist(),
     )
-    shown["shown_at"] = _timestamps(shown["shown_at"])
+    shown["shown_at"] = _from_epoch(shown["shown_epoch"])
     shown["accepted"] = shown["accepted"].astype("float64")
     joined = pd.merge_asof(
         preds.sort_values("logged_at", kind="stable"),
@@ -322,7 +331,7 @@ def _label_eta(rt: Runtime, preds: pd.DataFrame, now: datetime) -> pd.DataFrame:
 def _empty() -> pd.DataFrame:
     import pandas as pd
 
-    return pd.DataFrame({c: pd.Series(dtype=d) for c, d in LABELLED_COLUMNS.items()})
+    return pd.DataFrame({c: pd.Series(dtype=_TYPED.get(c, "object")) for c in LABELLED_COLUMNS})
 
 
 # --- scoring, results and alerts -------------------------------------------------------
