@@ -40,9 +40,11 @@ def _online_frame(rt, job: str) -> pd.DataFrame:
     return pd.DataFrame([e.values() for e in found.values()])
 
 
-def registry_matching_live_values(rt, trained_home, tmp_path, jobs=("churn", "upsell")):
+def registry_matching_live_values(
+    rt, trained_home, tmp_path, jobs=("churn", "upsell"), edit=lambda job, reference: None
+):
     """A runtime on ``rt``'s store and clock whose private registry's champion of each job has
-    reference distributions of the store's current online values."""
+    reference distributions of the store's current online values (then ``edit``-ed)."""
     from mlflow import MlflowClient
 
     from mlops.training import tracking
@@ -59,6 +61,7 @@ def registry_matching_live_values(rt, trained_home, tmp_path, jobs=("churn", "up
         spec = get_job(job)
         categorical = [f.name for f in spec.features if f.dtype == "category"]
         reference = reference_distributions(_online_frame(rt, job), spec.feature_names, categorical)
+        edit(job, reference)
         run = client.create_run(experiment)
         client.log_text(run.info.run_id, json.dumps(reference), tracking.REFERENCE_ARTIFACT)
         client.set_terminated(run.info.run_id)
@@ -185,6 +188,23 @@ def test_no_trip_when_automatic_fallback_is_off(serving_rt, trained_home, tmp_pa
         rt.close()
     assert result.alerting and result.opened and result.trip is None
     assert trips.active(serving_rt.store) == {}
+
+
+def test_features_the_champion_knew_otherwise_are_left_out(serving_rt, trained_home, tmp_path):
+    def edit(job, reference):
+        # As if the champion had seen tenure_days as a category, and a feature since removed.
+        shares = {"new": 0.5, "old": 0.5}
+        reference["tenure_days"] = {"kind": "category", "rows": 300, "shares": shares}
+        reference["retired_feature"] = dict(reference["orders_30d"])
+
+    rt = registry_matching_live_values(serving_rt, trained_home, tmp_path, ("churn",), edit)
+    try:
+        (result,) = drift.check(rt, "churn")
+    finally:
+        rt.close()
+    names = [f.feature for f in result.features]
+    assert names == [n for n in get_job("churn").feature_names if n != "tenure_days"]
+    assert result.alerting == []
 
 
 def test_window_compares_the_snapshots_of_the_period(serving_rt, trained_home, tmp_path, clock):

@@ -129,6 +129,47 @@ def test_chi_square_pools_unseen_categories_into_one_small_cell():
     assert got.pvalue < 1e-10  # two values from nowhere in a hundred is drift
 
 
+def test_two_sample_chi_square_by_hand():
+    shares = {"a": 0.5, "b": 0.3, "c": 0.2}
+    live = ["a"] * 30 + ["b"] * 30 + ["c"] * 40
+    # A reference of 100 values: counts 50, 30, 20 against live 30, 30, 40. Column totals 80,
+    # 60, 60, both rows 100 of 200: expected 40, 30, 30 in each row.
+    statistic = 2 * ((50 - 40) ** 2 / 40 + 0 / 30 + (20 - 30) ** 2 / 30)
+    got = stats.chi2_categorical(shares, live, reference_size=100)
+    assert got.statistic == pytest.approx(statistic, rel=1e-12)
+    assert got.pvalue == pytest.approx(math.exp(-statistic / 2), rel=1e-12)  # 2 dof
+    # Unseen categories: one cell the reference has 0 of. Totals 80, 60, 58, 2 -> expected
+    # 40, 30, 29, 1 per row.
+    live = ["a"] * 30 + ["b"] * 30 + ["c"] * 38 + ["x", "y"]
+    statistic = 2 * (10**2 / 40 + 0 / 30 + 9**2 / 29 + 1**2 / 1)
+    got = stats.chi2_categorical(shares, live, reference_size=100)
+    assert got.statistic == pytest.approx(statistic, rel=1e-12)
+    assert got.pvalue == pytest.approx(scipy.stats.chi2.sf(statistic, 3), rel=1e-9)
+
+
+def test_two_sample_chi_square_allows_for_the_references_own_noise():
+    # A reference of 200,000 values and a million live ones, both from the same world.
+    rng = np.random.default_rng(11)
+    p = [0.6, 0.3, 0.1]
+    ref = rng.choice(["basic", "plus", "premium"], 200_000, p=p)
+    live = rng.choice(["basic", "plus", "premium"], 1_000_000, p=p)
+    shares = {k: v / len(ref) for k, v in zip(*np.unique(ref, return_counts=True), strict=True)}
+    assert stats.chi2_categorical(shares, live, reference_size=len(ref)).pvalue > 0.01
+    # Over many draws from one world, it alarms at about its level (1%), not more; goodness of
+    # fit to the reference's shares taken as exact alarms most of the time (with 4 times more
+    # live values than reference ones, its statistic is about 5 times too large).
+    alarms = exact_alarms = 0
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        ref = rng.choice(3, 5_000, p=p)
+        shares = {str(k): float(v) / 5_000 for k, v in enumerate(np.bincount(ref, minlength=3))}
+        live = rng.choice(3, 20_000, p=p).astype(str)
+        alarms += stats.chi2_categorical(shares, live, reference_size=5_000).pvalue < 0.01
+        exact_alarms += stats.chi2_categorical(shares, live).pvalue < 0.01
+    assert exact_alarms > 40
+    assert alarms <= 8  # 2 expected; 8 or more has probability < 0.2%
+
+
 def test_empty_live_samples_have_no_figures():
     empty = np.array([])
     assert stats.psi_numeric([0, 1, 2], [5, 5], empty) is None

@@ -4,8 +4,10 @@ Per feature of the champion: PSI (every feature) and a test of the non-missing v
 numeric features, chi-square for categories), judged on the thresholds of the feature's spec.
 Live values are the current online values of every entity (``ml_feature_values``, stale ones
 included: they are what the store holds), or with a window every snapshot of that period
-(``ml_feature_history``). Each check writes its figures to ``ml_monitor_results``, reconciles
-the job's drift alerts and, on an alert, trips the job's automatic fallback.
+(``ml_feature_history``), where an entity counts once per snapshot: a window shows how values
+moved over the period, and its tests are as strict as the number of snapshots makes them.
+Each check writes its figures to ``ml_monitor_results``, reconciles the job's drift alerts
+and, on an alert, trips the job's automatic fallback.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from mlops.specs.features import ALL, FeatureSpec, JobSpec, resolve_jobs
 
 MONITOR = "drift"
 OK, WARN, ALERT, INSUFFICIENT = "ok", "warn", "alert", "insufficient"
+# Online rows fetched and parsed at a time.
+_READ_BATCH = 100_000
 # Worst first: a feature's status is its worst judged statistic.
 _SEVERITY = (ALERT, WARN, OK)
 
@@ -112,7 +116,14 @@ def check_job(rt: Runtime, job: JobSpec, *, window: timedelta | None = None) -> 
     except NotReadyError as exc:
         result.error = exc
         return result
-    names = [f.name for f in job.features if f.name in reference]
+    # The champion's features that are still specified, as the same kind (a feature whose
+    # dtype changed since is compared again once a model is trained on it).
+    names = [
+        f.name
+        for f in job.features
+        if f.name in reference
+        and (reference[f.name].get("kind") == "category") == (f.dtype == "category")
+    ]
     began = time.perf_counter()
     live = read_live(rt, job, names, window=window)
     result.read_seconds = time.perf_counter() - began
@@ -163,17 +174,28 @@ def read_live(
 
 
 def _online_table(rt: Runtime, job: JobSpec, schema):
+    import pyarrow as pa
     import pyarrow.json as pa_json
 
+    from mlops.db.connections import Prepared
+
     stmt = select(feature_values.c.values_json).where(feature_values.c.job == job.name)
-    with rt.store.connect() as conn:
-        packed = conn.execute(stmt).scalars().all()
-    if not packed:
-        return None
-    # One JSON object per line, parsed by Arrow in C: 10x faster than json.loads per row.
+    # One JSON object per line, parsed by Arrow in C (several times faster than json.loads per
+    # row), in batches so a million entities never sit in memory as Python strings at once.
     options = pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
-    text = "\n".join(packed).encode()
-    return pa_json.read_json(io.BytesIO(text), parse_options=options)
+    tables = []
+    with rt.store.connect() as conn:
+        # Run on the driver's cursor: SQLAlchemy's per-row work would be half the read.
+        prepared = Prepared(stmt, conn.dialect)
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            cursor.execute(prepared.sql, prepared.parameters({}))
+            while batch := cursor.fetchmany(_READ_BATCH):
+                text = "\n".join([row[0] for row in batch]).encode()
+                tables.append(pa_json.read_json(io.BytesIO(text), parse_options=options))
+        finally:
+            cursor.close()
+    return pa.concat_tables(tables) if tables else None
 
 
 def _history_table(rt: Runtime, job: JobSpec, start: datetime, end: datetime):
@@ -208,7 +230,10 @@ def evaluate(
         null_share = float(ref.get("null_share") or 0.0)
         if ref.get("kind") == "category":
             psi = stats.psi_categorical(ref["shares"], values, null_share=null_share)
-            test, kind = stats.chi2_categorical(ref["shares"], values), "category"
+            # The reference's size, for a two-sample test (see stats.chi2_categorical).
+            size = round(ref["rows"] * (1 - null_share)) if ref.get("rows") else None
+            test = stats.chi2_categorical(ref["shares"], values, reference_size=size)
+            kind = "category"
         else:
             psi = stats.psi_numeric(ref["edges"], ref["counts"], values, null_share=null_share)
             test, kind = stats.ks_2samp(np.asarray(ref["sample"], dtype=float), values), "numeric"
