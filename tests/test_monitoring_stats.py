@@ -209,3 +209,20 @@ def test_psi_of_share_vectors():
     assert stats.psi([0.5, 0.5], [0.9, 0.1]) == pytest.approx(
         0.4 * math.log(0.9 / 0.5) - 0.4 * math.log(0.1 / 0.5)
     )
+
+
+def test_canonical_makes_the_two_spellings_of_a_value_one():
+    import json
+
+    import pandas as pd
+
+    exact = np.array([1 / 3, 2 / 3, 0.1 + 0.2, 12345.678901234567, 0.0, -1e-9, np.nan])
+    # What the online store keeps: pandas JSON with 15 significant digits (store/codec.py).
+    packed = pd.DataFrame({"x": exact}).to_json(orient="records", double_precision=15)
+    online = np.array([r["x"] if r["x"] is not None else np.nan for r in json.loads(packed)])
+    assert not np.array_equal(exact[:-1], online[:-1])  # the skew is real
+    assert np.array_equal(stats.canonical(exact), stats.canonical(online), equal_nan=True)
+    # Atoms at 1/3 on both sides: no KS distance once both are canonical.
+    reference, live = np.repeat(exact[:2], 500), np.repeat(online[:2], 500)
+    assert stats.ks_2samp(reference, live).statistic > 0.4
+    assert stats.ks_2samp(stats.canonical(reference), stats.canonical(live)).statistic == 0

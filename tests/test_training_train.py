@@ -6,8 +6,11 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from mlops.specs import get_job
 from mlops.store import ingest
 from mlops.training import datasets, models, tracking
+from mlops.training.reference import POPULATION_ROWS
+from mlops.training.reference import population as reference_population
 from mlops.training.train import train
 from tests.conftest import NOW
 from tests.store_tables import row_counts
@@ -53,7 +56,16 @@ def test_train_registers_promotes_and_loads_back_identically(history):
     mae = float(np.mean(np.abs(predicted - valid[datasets.LABEL].to_numpy(dtype=float))))
     assert mae == pytest.approx(first.model_metrics["mae"], rel=1e-9)
     reference = tracking.reference_for(history.settings, "eta", "champion")
-    assert set(reference) == set(datasets.build(history, "eta").features)
+    ts = datasets.build(history, "eta")
+    assert set(reference) == set(ts.features)
+    # Stored features are described over what serving saw at the window's end (the newest
+    # snapshots of every zone), request-time inputs over the training rows.
+    population = reference_population(history.store, get_job("eta"), ts.end)
+    assert len(population) == POPULATION_ROWS  # 20 zones x 250 five-minute snapshots
+    assert population["as_of"].max() == ts.end
+    assert reference["late_share_2h"]["rows"] == len(population)
+    assert reference["late_share_2h"]["mean"] == pytest.approx(population["late_share_2h"].mean())
+    assert reference["distance_km"]["rows"] == len(ts.frame)
     second = train(history, "eta", refresh=False, promote=False)
     assert second.version == 2 and not second.promoted
     assert second.champion_metrics["mae"] == pytest.approx(first.model_metrics["mae"], rel=0.2)

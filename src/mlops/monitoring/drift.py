@@ -235,8 +235,10 @@ def evaluate(
             test = stats.chi2_categorical(ref["shares"], values, reference_size=size)
             kind = "category"
         else:
-            psi = stats.psi_numeric(ref["edges"], ref["counts"], values, null_share=null_share)
-            test, kind = stats.ks_2samp(np.asarray(ref["sample"], dtype=float), values), "numeric"
+            values = stats.canonical(values)
+            edges = stats.canonical(ref["edges"])
+            psi = stats.psi_numeric(edges, ref["counts"], values, null_share=null_share)
+            test, kind = stats.ks_2samp(stats.canonical(ref["sample"]), values), "numeric"
         if psi is None or len(values) < min_sample:
             psi_status = INSUFFICIENT
         else:

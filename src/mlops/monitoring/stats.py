@@ -120,6 +120,18 @@ def _psi_with_missing(
     return psi(expected, actual)
 
 
+def canonical(values: Sequence[float] | np.ndarray, digits: int = 12) -> np.ndarray:
+    """Floats rounded to ``digits`` significant digits. Online values are packed as JSON with 15
+    (store/codec.py) while history, and so the references, keep every bit: 1/3 must be one value
+    on both sides, or a KS step or a PSI bin edge falls between the two spellings of an atom."""
+    x = np.asarray(values, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.floor(np.log10(np.abs(x)))
+        scale = 10.0 ** (digits - 1 - magnitude)
+        rounded = np.round(x * scale) / scale
+    return np.where(np.isfinite(rounded), rounded, x)
+
+
 def ks_2samp(reference: np.ndarray, live: np.ndarray) -> TestResult | None:
     """Two-sided two-sample KS test of the non-missing values: the statistic is the largest
     distance between the two empirical CDFs; the p-value is scipy's ``method="asymp"``

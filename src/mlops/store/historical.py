@@ -5,6 +5,7 @@ columnar history chunks, never in a Python loop."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Engine, select
@@ -75,6 +76,12 @@ def _parse(features: Sequence[str]) -> dict[JobSpec, list[str]]:
 def load_history(engine: Engine, job: JobSpec) -> pd.DataFrame:
     """Every ingested snapshot of a job as one frame (as_of, entity_id, features)."""
     return _load_history(engine, job, None, None)
+
+
+def load_snapshots(engine: Engine, job: JobSpec, first: datetime, last: datetime) -> pd.DataFrame:
+    """The snapshots of a job taken from ``first`` to ``last`` (inclusive), as one frame."""
+    frame = _load_history(engine, job, pd.Timestamp(first), pd.Timestamp(last))
+    return frame[(frame["as_of"] >= first) & (frame["as_of"] <= last)].reset_index(drop=True)
 
 
 def _load_history(engine: Engine, job: JobSpec, first, last) -> pd.DataFrame:

@@ -3,11 +3,43 @@ live feature values against, readable as plain JSON without loading the model.""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import numpy as np
 import pandas as pd
+from sqlalchemy import Engine, select
+
+from mlops.db.schema import feature_snapshots
+from mlops.specs.features import JobSpec
 
 QUANTILE_BINS = 10
 SAMPLE_SIZE = 2_000
+# Rows of stored features a reference describes: the newest snapshots up to the training
+# window's end until at least this many (one whole snapshot at least).
+POPULATION_ROWS = 5_000
+
+
+def population(engine: Engine, job: JobSpec, end: datetime) -> pd.DataFrame:
+    """The stored features of every entity as serving saw them at the end of the training
+    window. Training rows are not that population (churn labels only customers active in the
+    last 90 days), and drift compares what serving sees now with what it saw then."""
+    from mlops.store.historical import load_snapshots
+
+    snap = feature_snapshots
+    with engine.connect() as conn:
+        newest = conn.execute(
+            select(snap.c.as_of, snap.c.entity_count)
+            .where(snap.c.job == job.name, snap.c.as_of <= end, snap.c.entity_count > 0)
+            .order_by(snap.c.as_of.desc())
+        )
+        first, rows = None, 0
+        for as_of, count in newest:
+            first, rows = as_of, rows + count
+            if rows >= POPULATION_ROWS:
+                break
+    if first is None:
+        return pd.DataFrame(columns=["as_of", "entity_id", *job.feature_names])
+    return load_snapshots(engine, job, first, end)
 
 
 def reference_distributions(

@@ -20,7 +20,7 @@ from mlops.specs import get_job
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
 from mlops.training import datasets, heuristics, metrics, models
-from mlops.training.reference import reference_distributions
+from mlops.training.reference import population, reference_distributions
 
 Stage = Callable[[str], None]
 KIND = {"churn": "classifier", "upsell": "classifier", "eta": "regressor"}
@@ -173,14 +173,26 @@ def _log(
             },
             champion_version=champion,
             artifacts={
-                "reference_distributions.json": reference_distributions(
-                    ts.frame, ts.features, ts.categorical
-                ),
+                "reference_distributions.json": reference(rt, ts),
                 "calibration.json": {"table": report.calibration},
                 "feature_importance.json": models.feature_importance(model),
             },
         )
     return int(info.version)
+
+
+def reference(rt: Runtime, ts: datasets.TrainingSet) -> dict[str, dict]:
+    """Stored features described over the population serving saw at the window's end;
+    request-time inputs (offer, distance...) over the training rows, the only record of them."""
+    spec = get_job(ts.job)
+    stored = [f for f in ts.features if f in spec.feature_names]
+    inputs = [f for f in ts.features if f not in stored]
+    return {
+        **reference_distributions(
+            population(rt.store, spec, ts.end), stored, [c for c in ts.categorical if c in stored]
+        ),
+        **reference_distributions(ts.frame, inputs, [c for c in ts.categorical if c in inputs]),
+    }
 
 
 def actor() -> str:
