@@ -9,7 +9,6 @@ import pytest
 from mlops.specs import get_job
 from mlops.store import ingest
 from mlops.training import datasets, models, tracking
-from mlops.training.reference import POPULATION_ROWS
 from mlops.training.reference import population as reference_population
 from mlops.training.train import train
 from tests.conftest import NOW
@@ -58,10 +57,12 @@ def test_train_registers_promotes_and_loads_back_identically(history):
     reference = tracking.reference_for(history.settings, "eta", "champion")
     ts = datasets.build(history, "eta")
     assert set(reference) == set(ts.features)
-    # Stored features are described over what serving saw at the window's end (the newest
-    # snapshots of every zone), request-time inputs over the training rows.
+    # Stored features are described over what serving saw at the window's end (for ETA the
+    # last day of snapshots, the span its drift check compares), request-time inputs over the
+    # training rows.
     population = reference_population(history.store, get_job("eta"), ts.end)
-    assert len(population) == POPULATION_ROWS  # 20 zones x 250 five-minute snapshots
+    assert len(population) == 20 * (24 * 12 + 1)  # 20 zones, a day of 5-minute snapshots
+    assert population["as_of"].min() == ts.end - get_job("eta").drift_window
     assert population["as_of"].max() == ts.end
     assert reference["late_share_2h"]["rows"] == len(population)
     assert reference["late_share_2h"]["mean"] == pytest.approx(population["late_share_2h"].mean())
@@ -70,3 +71,16 @@ def test_train_registers_promotes_and_loads_back_identically(history):
     assert second.version == 2 and not second.promoted
     assert second.champion_metrics["mae"] == pytest.approx(first.model_metrics["mae"], rel=0.2)
     assert tracking.aliases(history.settings, "eta") == {"champion": 1, "challenger": 2}
+
+
+def test_reference_population_is_the_newest_snapshots_of_every_entity(seeded):
+    from mlops.training.reference import POPULATION_ROWS
+
+    churn = get_job("churn")
+    ingest.backfill(seeded, "churn", start=NOW - timedelta(days=40), end=NOW)
+    population = reference_population(seeded.store, churn, NOW)
+    per_snapshot = population.groupby("as_of").size()
+    # 300 customers a day: the newest days until POPULATION_ROWS rows, nothing after NOW.
+    assert per_snapshot.sum() >= POPULATION_ROWS > per_snapshot.sum() - per_snapshot.iloc[0]
+    assert per_snapshot.index.max() == NOW - timedelta(days=1)
+    assert reference_population(seeded.store, churn, NOW - timedelta(days=90)).empty

@@ -97,7 +97,8 @@ class JobDrift:
 def check(
     rt: Runtime, job: str | None = None, *, window: timedelta | None = None
 ) -> list[JobDrift]:
-    """Check one job (or every job for None / ``all``): figures written, alerts reconciled and,
+    """Check one job (or every job for None / ``all``) over its online values, or the history of
+    ``window`` (by default the spec's ``drift_window``): figures written, alerts reconciled and,
     on an alert, the fallback tripped. A job without a champion gets a result whose ``error``
     says what to run; the other jobs are still checked."""
     if window is not None and window <= timedelta(0):
@@ -107,8 +108,9 @@ def check(
 
 
 def check_job(rt: Runtime, job: JobSpec, *, window: timedelta | None = None) -> JobDrift:
-    """One job's check, recorded (see ``check``)."""
+    """One job's check, recorded (see ``check``); ``window`` defaults to the job's spec."""
     now = rt.clock.now()
+    window = window or job.drift_window
     source = "online" if window is None else f"history {now - window} .. {now}"
     result = JobDrift(job.name, source)
     try:

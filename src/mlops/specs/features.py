@@ -52,6 +52,10 @@ class JobSpec:
     # How far apart backfill snapshots are by default.
     default_every: timedelta
     features: tuple[FeatureSpec, ...] = field(default_factory=tuple)
+    # What the drift monitor compares by default: the online values (None), or every snapshot
+    # of this last period, for jobs with too few entities to test (20 zones). A whole day, as
+    # the values follow the hour of the day: two hours of night are not a day's reference.
+    drift_window: timedelta | None = None
 
     @property
     def feature_names(self) -> list[str]:
@@ -67,11 +71,13 @@ class JobSpec:
         )
 
 
-def _job(name, view, entity, key, refresh, ttl, retrain, every, features) -> JobSpec:
+def _job(
+    name, view, entity, key, refresh, ttl, retrain, every, features, drift_window=None
+) -> JobSpec:
     placed = tuple(
         replace(f, job=name, entity=entity, source_view=view, ttl=f.ttl or ttl) for f in features
     )
-    return JobSpec(name, view, entity, key, refresh, ttl, retrain, every, placed)
+    return JobSpec(name, view, entity, key, refresh, ttl, retrain, every, placed, drift_window)
 
 
 CHURN_OWNER = "retention-ml"
@@ -280,6 +286,7 @@ ETA = _job(
     ttl=timedelta(minutes=15),
     retrain="0 5 * * 1",
     every=timedelta(minutes=5),
+    drift_window=timedelta(days=1),
     features=[
         FeatureSpec(
             "deliveries_1h",

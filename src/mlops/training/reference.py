@@ -15,7 +15,8 @@ from mlops.specs.features import JobSpec
 QUANTILE_BINS = 10
 SAMPLE_SIZE = 2_000
 # Rows of stored features a reference describes: the newest snapshots up to the training
-# window's end until at least this many (one whole snapshot at least).
+# window's end until at least this many (one whole snapshot at least), unless the job's spec
+# sets the span the drift monitor compares (its drift_window).
 POPULATION_ROWS = 5_000
 
 
@@ -25,6 +26,9 @@ def population(engine: Engine, job: JobSpec, end: datetime) -> pd.DataFrame:
     last 90 days), and drift compares what serving sees now with what it saw then."""
     from mlops.store.historical import load_snapshots
 
+    if job.drift_window is not None:
+        # The same span the drift monitor compares (a day of a seasonal job, not a night).
+        return load_snapshots(engine, job, end - job.drift_window, end)
     snap = feature_snapshots
     with engine.connect() as conn:
         newest = conn.execute(
