@@ -257,7 +257,8 @@ def test_ingestion_runs_match_the_table(seeded):
     for trace in fig.data:
         n = int(trace.xaxis[1:] or 1) - 1
         row, job = n // len(jobs) + 1, jobs[n % len(jobs)]
-        plotted[(row, job, trace.name)].extend(zip(trace.x, trace.y, strict=True))
+        xs = [pd.Timestamp(x).to_pydatetime() for x in trace.x]
+        plotted[(row, job, trace.name)].extend(zip(xs, trace.y, strict=True))
         assert trace.marker.color == report.RUN_COLOURS[trace.name]
     expected = defaultdict(list)
     for _, job, status, started, duration, written in want:
@@ -336,6 +337,25 @@ def test_churn_score_by_cohort_joins_the_warehouse(seeded):
         assert "unknown" in set(part["cohort"])
 
 
+def test_churn_scores_are_sampled_past_a_limit(seeded, monkeypatch):
+    rows = _answers(seeded)
+    in_window = [r for r in rows if r["job"] == "churn" and r["logged_at"] >= NOW - MONTH]
+    monkeypatch.setattr(dashboard, "COHORT_SAMPLE", 40)
+    panel = _panel(dashboard.gather(seeded, since=MONTH), "cohorts")
+    step = -(-len(in_window) // 40)
+    with seeded.store.connect() as conn:
+        ids = conn.execute(
+            select(prediction_log.c.prediction_id).where(
+                prediction_log.c.job == "churn", prediction_log.c.logged_at >= NOW - MONTH
+            )
+        ).scalars()
+        sampled = sum(1 for i in ids if i % step == 0)
+    assert f"a 1-in-{step} sample of {len(in_window):,} churn predictions" in panel.notes
+    for kind in dashboard.COHORTS:
+        scores = panel.frames["scores"]
+        assert scores.loc[scores["cohort_kind"] == kind, "predictions"].sum() == sampled
+
+
 def test_feature_snapshots_against_the_history(seeded):
     _refreshes(seeded)
     board = dashboard.gather(seeded, since=MONTH)
@@ -353,6 +373,53 @@ def test_feature_snapshots_against_the_history(seeded):
     # No registry here: the chart goes without the reference, and says so.
     assert panel.frames["reference"].empty
     assert any("churn: no champion reference" in n for n in panel.notes)
+
+
+def test_many_snapshots_are_spread_over_the_window(seeded, monkeypatch):
+    _refreshes(seeded)  # churn snapshots two days ago, yesterday and now
+    monkeypatch.setattr(dashboard, "MAX_SNAPSHOTS", 2)
+    live = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    churn = live[live["job"] == "churn"]
+    assert set(churn["as_of"]) == {pd.Timestamp(NOW - timedelta(days=2)), pd.Timestamp(NOW)}
+    assert dashboard.spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert dashboard.spread([1, 2], 5) == [1, 2] and dashboard.spread([1, 2, 3], 1) == [3]
+
+
+def test_history_chunks_are_read_once_per_process(seeded, monkeypatch):
+    _refreshes(seeded)
+    first = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    read = []
+    real = dashboard._payload
+    monkeypatch.setattr(dashboard, "_payload", lambda conn, c: read.append(c) or real(conn, c))
+    again = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    pd.testing.assert_frame_equal(again, first)
+    assert read == []  # every chunk's statistics were memoised
+    seeded.clock.set(NOW + timedelta(hours=1))
+    ingest.refresh(seeded, "eta")
+    later = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    assert len(read) == 1  # only the new snapshot's chunk
+    assert pd.Timestamp(NOW + timedelta(hours=1)) in set(later["as_of"])
+
+
+def test_chunk_statistics_skip_categories_and_features_added_later():
+    from mlops.store.codec import encode_chunk
+
+    day1, day2 = NOW - timedelta(days=1), NOW
+    chunk = pd.DataFrame(
+        {
+            "as_of": [day1] * 3 + [day2] * 2,
+            "entity_id": ["a", "b", "c", "a", "b"],
+            "orders_90d": pd.array([1, 2, None, 4, 6], dtype="Int64"),
+            "plan": ["basic"] * 5,
+        }
+    )
+    rows = dashboard.chunk_stats(
+        encode_chunk(chunk), [day1, day2], ["orders_90d", "plan", "spend_90d"]
+    )
+    assert [(r["as_of"], r["feature"], r["mean"], r["count"]) for r in rows] == [
+        (pd.Timestamp(day1), "orders_90d", 1.5, 2),
+        (pd.Timestamp(day2), "orders_90d", 5.0, 2),
+    ]
 
 
 def test_reference_band_from_the_saved_distribution():

@@ -351,6 +351,7 @@ def report_command(
     from pathlib import Path
 
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     from mlops.cli.output import console, parse_duration
@@ -361,9 +362,9 @@ def report_command(
     written = report.write_report(rt, Path(out), since=window)
     table = Table("panel", "points", "notes", box=box.SIMPLE_HEAD)
     for panel in written.panels:
-        notes = "\n".join(panel.notes)
+        notes = escape("\n".join(panel.notes))
         if panel.error:
-            notes = f"[red]could not read: {panel.error}[/red]"
+            notes = f"[red]could not read: {escape(panel.error)}[/red]"
         table.add_row(panel.title, f"{panel.points:,}", notes or "-")
     console.print(table)
     empty = sum(p.empty for p in written.panels)

@@ -20,14 +20,15 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from mlops.db.schema import (
     feature_history,
+    feature_snapshots,
     ingestion_runs,
     monitor_results,
     prediction_log,
 )
 from mlops.errors import InputError
 from mlops.runtime import Runtime
+from mlops.serving.memo import Memo
 from mlops.specs.features import JOBS, JobSpec
-from mlops.store.codec import decode_chunks
 
 log = logging.getLogger("mlops.monitoring")
 
@@ -44,8 +45,11 @@ QUANTILES = (0.1, 0.5, 0.9)
 COHORTS = ("plan", "region")
 # Cohorts beyond the largest few are pooled as "other": more lines than this are unreadable.
 MAX_COHORTS = 8
-# More snapshots than this in the window are pooled per hour or day (ETA snapshots every 5 min).
-MAX_SNAPSHOTS = 720
+# Churn predictions read for the cohort chart at most (a sample when there are more).
+COHORT_SAMPLE = 100_000
+# Snapshots charted per job: spread over the window when there are more (ETA has one every
+# 5 minutes, churn one a day of every customer).
+MAX_SNAPSHOTS = 40
 # The heatmap's columns: the latest drift checks in the window.
 MAX_DRIFT_CHECKS = 60
 MAX_RUNS = 5_000
@@ -144,22 +148,19 @@ class day_of(_truncated):
     inherit_cache = True
 
 
-_FORMATS = {
-    "sqlite": {"hour_of": "%Y-%m-%d %H:00:00", "day_of": "%Y-%m-%d 00:00:00"},
-    "postgresql": {"hour_of": "YYYY-MM-DD HH24:00:00", "day_of": "YYYY-MM-DD 00:00:00"},
-}
-
-
 @compiles(_truncated, "sqlite")
 def _sqlite_truncated(element, compiler, **kw):
-    # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS' text (mlops.db.types).
-    fmt = _FORMATS["sqlite"][element.name]
-    return f"strftime('{fmt}', {compiler.process(element.clauses, **kw)})"
+    # SQLite keeps timestamps as 'YYYY-MM-DD HH:MM:SS' text (mlops.db.types): cutting the text
+    # is several times cheaper than strftime over a million rows.
+    column = compiler.process(element.clauses, **kw)
+    if element.name == "hour_of":
+        return f"substr({column}, 1, 13) || ':00:00'"
+    return f"substr({column}, 1, 10) || ' 00:00:00'"
 
 
 @compiles(_truncated, "postgresql")
 def _pg_truncated(element, compiler, **kw):
-    fmt = _FORMATS["postgresql"][element.name]
+    fmt = "YYYY-MM-DD HH24:00:00" if element.name == "hour_of" else "YYYY-MM-DD 00:00:00"
     return f"to_char({compiler.process(element.clauses, **kw)}, '{fmt}')"
 
 
@@ -172,10 +173,19 @@ def _times(values) -> pd.Series:
     return pd.to_datetime(pd.Series(values, dtype=object), format="%Y-%m-%d %H:%M:%S")
 
 
-def _frame(engine: Engine, stmt, columns: list[str] | None = None) -> pd.DataFrame:
+def _frame(engine: Engine, stmt, *, times: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The rows of a Core SELECT as a frame, taken from the driver's cursor as they are
+    (SQLAlchemy's per-row processing was most of the time on a month of predictions); the
+    ``times`` columns are parsed here instead."""
     with engine.connect() as conn:
         result = conn.execute(stmt)
-        return pd.DataFrame(result.fetchall(), columns=columns or list(result.keys()))
+        rows = result.cursor.fetchall()
+        result.close()
+    frame = pd.DataFrame.from_records(rows, columns=[c.key for c in stmt.selected_columns])
+    for name in times:
+        # SQLite gives text, PostgreSQL datetimes: both parse.
+        frame[name] = pd.to_datetime(frame[name]).astype("datetime64[ns]")
+    return frame
 
 
 # --- feature distributions against the reference ---------------------------------------------
@@ -187,7 +197,7 @@ def _features(rt: Runtime, window: Window, panel: Panel) -> None:
     stats, refs = [], []
     for job_name, names in KEY_FEATURES.items():
         job = JOBS[job_name]
-        live = snapshot_stats(_history(rt.store, job, names, window), names, window)
+        live = _live_stats(rt.store, job, names, window)
         if live.empty:
             panel.notes.append(
                 f"{job_name}: no feature snapshots in the window (run `mlops ingest {job_name}`)"
@@ -206,49 +216,99 @@ def _features(rt: Runtime, window: Window, panel: Panel) -> None:
     }
 
 
-def _history(engine: Engine, job: JobSpec, names: tuple[str, ...], window: Window):
-    fh = feature_history
-    stmt = (
-        select(fh.c.payload)
-        .where(fh.c.job == job.name, fh.c.max_as_of >= window.start)
-        .order_by(fh.c.chunk_id)
-    )
+def _live_stats(engine: Engine, job: JobSpec, names: tuple[str, ...], window: Window):
+    """Statistics of up to MAX_SNAPSHOTS snapshots spread over the window, read a history
+    chunk at a time (a month of daily churn snapshots is millions of rows)."""
+    snap = feature_snapshots
     with engine.connect() as conn:
-        table = decode_chunks(conn.execute(stmt).scalars())
-    if table is None:
-        return pd.DataFrame({"as_of": pd.Series(dtype="datetime64[ns]")})
-    frame = table.select([c for c in ("as_of", *names) if c in table.column_names]).to_pandas()
-    frame["as_of"] = frame["as_of"].astype("datetime64[ns]")
-    return frame[frame["as_of"] >= window.start]
+        points = conn.execute(
+            select(snap.c.as_of, snap.c.chunk_id, snap.c.run_id)
+            .where(
+                snap.c.job == job.name,
+                snap.c.as_of >= window.start,
+                snap.c.as_of <= window.end,
+                snap.c.entity_count > 0,
+            )
+            .order_by(snap.c.as_of)
+        ).all()
+        wanted: dict[tuple, list[datetime]] = {}
+        for as_of, chunk_id, run_id in spread(points, MAX_SNAPSHOTS):
+            wanted.setdefault((chunk_id, run_id), []).append(as_of)
+        rows = []
+        for (chunk_id, run_id), times in wanted.items():
+            key = (str(engine.url), chunk_id, run_id, tuple(times), tuple(names))
+            rows += _CHUNK_STATS.get(
+                key, lambda c=chunk_id, t=times: chunk_stats(_payload(conn, c), t, names)
+            )
+    frame = pd.DataFrame(rows, columns=["as_of", "feature", "mean", "p10", "p50", "p90", "count"])
+    return frame.sort_values(["feature", "as_of"], ignore_index=True)
 
 
-def snapshot_stats(frame: pd.DataFrame, names, window: Window) -> pd.DataFrame:
-    """Per snapshot (pooled per bucket when there are many) and feature: mean, the p10/p50/p90
-    band and the count of non-null values."""
-    if frame["as_of"].nunique() > MAX_SNAPSHOTS:
-        frame = frame.assign(as_of=frame["as_of"].dt.floor(window.freq))
-    out = []
+def _payload(conn, chunk_id: int) -> bytes:
+    fh = feature_history
+    return conn.execute(select(fh.c.payload).where(fh.c.chunk_id == chunk_id)).scalar_one()
+
+
+# History chunks are immutable once written: a chunk's statistics, once computed, hold for as
+# long as it exists, so a server's next page reads only the chunks written since.
+_CHUNK_STATS: Memo[list[dict]] = Memo(2_048)
+
+
+def chunk_stats(payload: bytes, times: list[datetime], names) -> list[dict]:
+    """Per snapshot of a history chunk (one of ``times``) and numeric feature: mean, the
+    p10/p50/p90 band and the count of non-null values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.ipc as ipc
+
+    buffer = pa.py_buffer(payload)
+    schema = ipc.open_stream(buffer).schema
+    wanted = [i for i, name in enumerate(schema.names) if name == "as_of" or name in names]
+    # Only the charted columns are decompressed, without Arrow's thread pool: on a busy
+    # machine (the page is read while serving) that decodes a chunk several times faster.
+    options = ipc.IpcReadOptions(use_threads=False, included_fields=wanted)
+    table = ipc.open_stream(buffer, options=options).read_all()
+    as_of = table.column("as_of").to_numpy().astype("datetime64[s]")
+    columns = {}
     for name in names:
-        if name not in frame.columns:
-            continue
-        values = pd.to_numeric(frame[name], errors="coerce")
-        grouped = values.groupby(frame["as_of"])
-        bands = grouped.quantile(list(QUANTILES)).unstack()
-        if bands.empty:
-            continue
-        part = pd.DataFrame(
-            {
-                "feature": name,
-                "mean": grouped.mean(),
-                "p10": bands[QUANTILES[0]],
-                "p50": bands[QUANTILES[1]],
-                "p90": bands[QUANTILES[2]],
-                "count": grouped.count(),
-            }
-        )
-        out.append(part[part["count"] > 0].rename_axis("as_of").reset_index())
-    columns = ["as_of", "feature", "mean", "p10", "p50", "p90", "count"]
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame(columns=columns)
+        if name not in table.column_names:
+            continue  # a feature added after this chunk was written
+        kind = table.schema.field(name).type
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            # Nulls become NaN, dropped below.
+            column = pc.cast(table.column(name), pa.float64())
+            columns[name] = column.to_numpy(zero_copy_only=False)
+    rows = []
+    for t in times:
+        mask = as_of == np.datetime64(t, "s")
+        for name, values in columns.items():
+            v = values[mask]
+            v = v[~np.isnan(v)]
+            if not len(v):
+                continue
+            q = np.quantile(v, QUANTILES)
+            rows.append(
+                {
+                    "as_of": pd.Timestamp(t),
+                    "feature": name,
+                    "mean": float(v.mean()),
+                    "p10": float(q[0]),
+                    "p50": float(q[1]),
+                    "p90": float(q[2]),
+                    "count": len(v),
+                }
+            )
+    return rows
+
+
+def spread(items: list, limit: int) -> list:
+    """At most ``limit`` of the (ordered) items, evenly spaced, keeping the first and last."""
+    if len(items) <= limit:
+        return list(items)
+    if limit == 1:
+        return [items[-1]]
+    step = (len(items) - 1) / (limit - 1)
+    return [items[round(i * step)] for i in range(limit)]
 
 
 def reference_stats(reference: dict, names) -> pd.DataFrame:
@@ -274,58 +334,68 @@ def _reference_frame(rows: list[dict]) -> pd.DataFrame:
 
 def _cohorts(rt: Runtime, window: Window, panel: Panel) -> None:
     lg = prediction_log
-    b = bucket_of(lg.c.logged_at, window)
-    # Per bucket and customer in the store; the warehouse may be another database, so the
-    # customer -> cohort map is fetched and joined here.
-    per_customer = _frame(
-        rt.store,
-        select(
-            b.label("bucket"),
-            lg.c.entity_id,
-            func.sum(lg.c.prediction).label("total"),
-            func.count().label("n"),
-        )
-        .where(lg.c.job == "churn", lg.c.logged_at >= window.start, lg.c.logged_at <= window.end)
-        .group_by(b, lg.c.entity_id),
-    )
-    if per_customer.empty:
+    churn = (lg.c.job == "churn", lg.c.logged_at >= window.start, lg.c.logged_at <= window.end)
+    with rt.store.connect() as conn:
+        total = conn.execute(select(func.count()).where(*churn)).scalar_one()
+    if not total:
         panel.notes.append("no churn predictions logged in the window")
-        panel.frames = {"scores": cohort_scores(per_customer, _empty_cohort_map())}
+        panel.frames = {"scores": cohort_scores(_empty_predictions(), _empty_cohort_map(), window)}
         return
+    # A month of scores is millions of rows; a systematic sample by id (the log's order) keeps
+    # hundreds per cohort and day.
+    step = -(-total // COHORT_SAMPLE)
+    stmt = select(lg.c.logged_at, lg.c.entity_id, lg.c.prediction).where(*churn)
+    if step > 1:
+        stmt = stmt.where(lg.c.prediction_id % step == 0)
+        panel.notes.append(f"a 1-in-{step} sample of {total:,} churn predictions")
+    predictions = _frame(rt.store, stmt, times=("logged_at",))
+    # The warehouse may be another database: its small customer -> cohort map is joined here.
     from mlops.warehouse.schema import customers
 
     cohort_map = _frame(
         rt.warehouse, select(customers.c.customer_id, *map(customers.c.get, COHORTS))
     )
-    panel.frames = {"scores": cohort_scores(per_customer, cohort_map)}
+    panel.frames = {"scores": cohort_scores(predictions, cohort_map, window)}
+
+
+def _empty_predictions() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "logged_at": pd.Series(dtype="datetime64[ns]"),
+            "entity_id": pd.Series(dtype=object),
+            "prediction": pd.Series(dtype=float),
+        }
+    )
 
 
 def _empty_cohort_map() -> pd.DataFrame:
     return pd.DataFrame(columns=["customer_id", *COHORTS])
 
 
-def cohort_scores(per_customer: pd.DataFrame, cohort_map: pd.DataFrame) -> pd.DataFrame:
-    """Mean churn score per bucket and cohort (plan, region), from per-customer sums and counts.
-    Customers the warehouse does not know are 'unknown'; beyond the largest cohorts, 'other'."""
+def cohort_scores(
+    predictions: pd.DataFrame, cohort_map: pd.DataFrame, window: Window
+) -> pd.DataFrame:
+    """Mean churn score per bucket and cohort (plan, region) of logged predictions (logged_at,
+    entity_id, prediction). Customers the warehouse does not know are 'unknown'; beyond the
+    largest cohorts, 'other'."""
     columns = ["cohort_kind", "cohort", "bucket", "mean_score", "predictions"]
-    if per_customer.empty:
+    if predictions.empty:
         return pd.DataFrame(columns=columns)
-    joined = per_customer.merge(
+    joined = predictions.merge(
         cohort_map.rename(columns={"customer_id": "entity_id"}), on="entity_id", how="left"
     )
-    joined["bucket"] = _times(joined["bucket"])
+    bucket = joined["logged_at"].dt.floor(window.freq).rename("bucket")
     out = []
     for kind in COHORTS:
         cohort = joined[kind].fillna("unknown").astype(str)
-        sizes = joined.groupby(cohort)["n"].sum().sort_values(ascending=False)
-        keep = set(sizes.index[:MAX_COHORTS]) if len(sizes) > MAX_COHORTS + 1 else set(sizes.index)
-        cohort = cohort.where(cohort.isin(keep), "other")
-        sums = joined.groupby([cohort.rename("cohort"), joined["bucket"]])[["total", "n"]].sum()
-        part = sums.reset_index()
-        part["mean_score"] = part["total"] / part["n"]
-        part = part.rename(columns={"n": "predictions"}).assign(cohort_kind=kind)
-        out.append(part[columns])
-    return pd.concat(out, ignore_index=True).sort_values(["cohort_kind", "cohort", "bucket"])
+        sizes = cohort.value_counts()
+        if len(sizes) > MAX_COHORTS + 1:
+            cohort = cohort.where(cohort.isin(sizes.index[:MAX_COHORTS]), "other")
+        grouped = joined["prediction"].groupby([cohort.rename("cohort"), bucket])
+        part = grouped.agg(mean_score="mean", predictions="size").reset_index()
+        out.append(part.assign(cohort_kind=kind)[columns])
+    frame = pd.concat(out, ignore_index=True)
+    return frame.sort_values(["cohort_kind", "cohort", "bucket"], ignore_index=True)
 
 
 # --- drift status ----------------------------------------------------------------------------
@@ -358,10 +428,9 @@ def _drift(rt: Runtime, window: Window, panel: Panel) -> None:
         .group_by(r.c.job, r.c.feature, r.c.checked_at)
         .order_by(r.c.job, r.c.feature, r.c.checked_at)
     )
-    frame = _frame(rt.store, stmt)
+    frame = _frame(rt.store, stmt, times=("checked_at",))
     statuses = {rank: status for status, rank in STATUS_RANK.items()}
     frame["status"] = frame["rank"].map(statuses)
-    frame["checked_at"] = pd.to_datetime(frame["checked_at"])
     panel.frames = {"status": frame[_DRIFT_COLUMNS]}
 
 
@@ -401,7 +470,7 @@ def _accuracy(rt: Runtime, window: Window, panel: Panel) -> None:
         )
         .where(r.c.monitor == "accuracy")
     )
-    frame = accuracy_trend(_frame(rt.store, stmt))
+    frame = accuracy_trend(_frame(rt.store, stmt, times=("checked_at",)))
     if frame.empty:
         panel.notes.append("no accuracy checks in the window (run `mlops monitor accuracy`)")
     panel.frames = {"trend": frame}
@@ -448,19 +517,13 @@ def _complete(detail) -> bool:
 
 
 def _residuals(rt: Runtime, window: Window, panel: Panel) -> None:
-    try:
-        from mlops.monitoring import accuracy
-    except ImportError:
-        panel.notes.append("the accuracy monitor is not installed in this build")
-        panel.frames = eta_residuals(pd.DataFrame(columns=_LABELLED), window)
-        return
+    from mlops.monitoring import accuracy
+
+    # The accuracy monitor's own join of ETA answers with delivered outcomes.
     labelled = accuracy.labelled(rt, "eta", since=window.start)
     if labelled.empty:
         panel.notes.append("no ETA predictions with a delivered outcome in the window yet")
     panel.frames = eta_residuals(labelled, window)
-
-
-_LABELLED = ["logged_at", "source", "prediction", "label"]
 
 
 def eta_residuals(labelled: pd.DataFrame, window: Window) -> dict[str, pd.DataFrame]:
@@ -517,8 +580,7 @@ def _ingestion(rt: Runtime, window: Window, panel: Panel) -> None:
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(MAX_RUNS)
     )
-    frame = _frame(rt.store, stmt).iloc[::-1].reset_index(drop=True)
-    frame["started_at"] = pd.to_datetime(frame["started_at"])
+    frame = _frame(rt.store, stmt, times=("started_at",)).iloc[::-1].reset_index(drop=True)
     if frame.empty:
         panel.notes.append("no ingestion runs in the window (run `mlops ingest all`)")
     elif len(frame) == MAX_RUNS:
@@ -530,7 +592,9 @@ def _freshness(rt: Runtime, window: Window, panel: Panel) -> None:
     from mlops.monitoring import ops
 
     rows = []
-    for job in ops.report(rt, since=window.start).jobs:
+    # Freshness is "now" whatever the period: an empty period skips the run and answer
+    # aggregates (a month of the prediction log) this panel does not show.
+    for job in ops.report(rt, since=rt.clock.now()).jobs:
         fresh = job.freshness
         if fresh.newest is None:
             panel.notes.append(f"{job.job}: never ingested (run `mlops ingest {job.job}`)")

@@ -493,7 +493,6 @@ def _accuracy(panel: Panel, window: Window) -> go.Figure:
         pad = pd.Timedelta(days=2) if periods.nunique() < 2 else pd.Timedelta(hours=12)
         fig.update_xaxes(
             title_text="period start (UTC)",
-            tickformat="%b %d",
             range=[periods.min() - pad, periods.max() + pad],
             row=1,
             col=c,
