@@ -684,6 +684,41 @@ def test_monitor_report_from_the_command_line(cli, seeded, tmp_path):
     assert code == 2 and "no folder" in err
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_page_is_drawn_off_the_event_loop(seeded, monkeypatch):
+    import threading
+
+    import httpx
+
+    from mlops.runtime import Runtime
+    from mlops.serving.app import create_app
+    from tests.serving_support import ServerThread
+
+    entered, release = threading.Event(), threading.Event()
+    real = report.gather
+
+    def held(rt, *, since):
+        entered.set()
+        assert release.wait(60)
+        return real(rt, since=since)
+
+    monkeypatch.setattr(report, "gather", held)
+    settings = seeded.settings.model_copy(update={"log_requests": False})
+    app = create_app(Runtime(settings=settings, clock=seeded.clock), poll=False)
+    answers = {}
+    with ServerThread(app) as server:
+        page = threading.Thread(
+            target=lambda: answers.update(page=httpx.get(f"{server.url}/dashboard", timeout=90))
+        )
+        page.start()
+        assert entered.wait(60)
+        # While a page is being read and drawn, the server still answers.
+        assert httpx.get(f"{server.url}/healthz", timeout=30).status_code == 200
+        release.set()
+        page.join(90)
+    assert answers["page"].status_code == 200 and "Drift status per feature" in answers["page"].text
+
+
 # --- in a browser ----------------------------------------------------------------------------
 
 
