@@ -251,7 +251,7 @@ def drift_command(
         None,
         "--window",
         help="Compare every snapshot of this period (e.g. 7d) instead of the current online "
-        "values.",
+        "values (ETA, 20 zones, compares the last day by default).",
     ),
 ) -> None:
     """Live feature values against the champion's reference: PSI and KS (numeric), PSI and
