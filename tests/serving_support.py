@@ -30,6 +30,11 @@ def trained_home(tmp_path_factory):
     assert all(report.promoted for report in result.training), [
         report.promotion for report in result.training
     ]
+    # Unchanged data against the new champions' references: no drift.
+    assert [r.status for r in result.monitoring.drift] == ["ok"] * 3, [
+        [(f.feature, f.status) for f in r.features if f.status != "ok"]
+        for r in result.monitoring.drift
+    ]
     return home
 
 

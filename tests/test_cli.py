@@ -6,7 +6,7 @@ import sys
 import pytest
 from sqlalchemy import text
 
-from mlops.cli.app import main
+from tests.cli_support import invoke
 
 
 @pytest.fixture
@@ -16,14 +16,7 @@ def cli(settings, monkeypatch, capsys):
     monkeypatch.setenv("MLOPS_WAREHOUSE_URL", settings.warehouse_db_url)
 
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        else:  # pragma: no cover - click always exits
-            code = 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return invoke(capsys, *args)
 
     return run
 
@@ -36,7 +29,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     code, out, _ = cli("specs", "sync", "--dry-run")
     assert code == 0 and "added" in out and "nothing written" in out
     code, out, _ = cli("specs", "sync")
-    assert code == 0 and "specs synced" in out
+    assert code == 0 and "specs synced" in out and "undo: revert the change" in out
     code, out, _ = cli("warehouse", "seed", "--customers", "150", "--days", "40")
     assert code == 0 and "customers" in out and "150" in out
     code, out, _ = cli("ingest", "all", "--dry-run")
@@ -44,7 +37,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     code, out, _ = cli(
         "ingest", "churn", "--backfill", "--start", "2020-01-01", "--end", "2020-01-03"
     )
-    assert code == 0 and "backfill" in out
+    assert code == 0 and "backfill" in out and "append-only" in out
     code, out, _ = cli("ingest", "all")
     assert code == 0 and out.count("refresh ok") == 3
     from mlops.db.engine import make_engine
@@ -114,6 +107,10 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     assert any(s.startswith("backfilling eta") for s in stages)
     zone = "Z01"
     assert get_online_features(rt.store, rt.clock, "eta", [zone])[zone].status == "fresh"
+    # The monitors ran once: no champion to compare with yet, and drift says what to run.
+    checks = first.monitoring
+    assert checks.report.is_file() and (checks.customer_id, checks.zone) == ("C0000001", zone)
+    assert all("mlops train" in str(r.error) for r in checks.drift)
     again = quickstart.run(rt, customers=200, days=40, train_models=False)
     # a second run starts from a fresh warehouse: nothing is skipped as already ingested
     assert all(r.points_skipped == 0 for r in again.ingestion)

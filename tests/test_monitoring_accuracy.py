@@ -27,6 +27,7 @@ from mlops.monitoring import accuracy
 from mlops.serving.prediction_log import PredictionLog
 from mlops.warehouse import schema as wh
 from mlops.warehouse.bulk import insert_frame
+from tests.cli_support import invoke
 from tests.conftest import NOW
 
 DAY = timedelta(days=1)
@@ -496,20 +497,11 @@ def test_churn_alert_below_the_floor(world):
 def cli(world, monkeypatch, capsys):
     """``mlops`` in-process on the test runtime (its frozen clock)."""
     from mlops.cli import runtime as cli_runtime
-    from mlops.cli.app import main
 
     monkeypatch.setattr(cli_runtime, "runtime", lambda ctx: world)
 
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        else:  # pragma: no cover - click always exits
-            code = 0
-        out = capsys.readouterr()
-        print(out.out)
-        return code, " ".join(out.out.split()), " ".join(out.err.split())
+        return invoke(capsys, *args, flat=True)
 
     return run
 

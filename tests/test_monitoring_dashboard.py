@@ -23,6 +23,7 @@ from mlops.specs.features import JOBS
 from mlops.store import ingest
 from mlops.store.historical import load_history
 from mlops.warehouse.schema import customers, deliveries
+from tests.cli_support import invoke
 from tests.conftest import NOW
 from tests.store_tables import table_rows
 
@@ -650,7 +651,6 @@ def test_report_refuses_a_folder_or_a_missing_one(seeded, tmp_path):
 
 @pytest.fixture
 def cli(settings, monkeypatch, capsys):
-    from mlops.cli.app import main
 
     monkeypatch.setenv("MLOPS_HOME", str(settings.home))
     monkeypatch.setenv("MLOPS_DATABASE_URL", settings.store_url)
@@ -658,12 +658,7 @@ def cli(settings, monkeypatch, capsys):
     monkeypatch.setenv("COLUMNS", "200")
 
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return invoke(capsys, *args)
 
     return run
 

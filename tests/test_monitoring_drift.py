@@ -24,6 +24,7 @@ from mlops.runtime import Runtime
 from mlops.serving import trips
 from mlops.specs.features import get_job
 from mlops.store import ingest
+from tests.cli_support import invoke
 from tests.conftest import NOW
 from tests.serving_support import a_customer, make_service, mlflow_copy
 
@@ -309,7 +310,6 @@ def test_a_job_without_champion_is_reported_and_the_others_still_checked(
 @pytest.fixture
 def cli(serving_rt, monkeypatch, capsys):
     def run(*args: str, registry: str | None = None) -> tuple[int, str, str]:
-        from mlops.cli.app import main
 
         s = serving_rt.settings
         monkeypatch.setenv("MLOPS_HOME", str(s.home))
@@ -317,14 +317,7 @@ def cli(serving_rt, monkeypatch, capsys):
         monkeypatch.setenv("MLOPS_WAREHOUSE_URL", s.warehouse_db_url)
         monkeypatch.setenv("MLOPS_MLFLOW_TRACKING_URI", registry or s.mlflow_uri)
         monkeypatch.setenv("COLUMNS", "160")
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        else:  # pragma: no cover - click always exits
-            code = 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return invoke(capsys, *args)
 
     return run
 

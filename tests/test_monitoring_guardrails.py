@@ -26,6 +26,7 @@ from mlops.serving import arms, trips
 from mlops.serving.prediction_log import PredictionLog
 from mlops.warehouse import schema as wh
 from mlops.warehouse.bulk import insert_frame
+from tests.cli_support import invoke
 from tests.conftest import NOW
 from tests.serving_support import a_customer, a_zone, make_service
 
@@ -548,19 +549,11 @@ def test_check_without_recording_writes_nothing(world):
 def cli(world, monkeypatch, capsys):
     """``mlops`` in-process on the test runtime (its frozen clock)."""
     from mlops.cli import runtime as cli_runtime
-    from mlops.cli.app import main
 
     monkeypatch.setattr(cli_runtime, "runtime", lambda ctx: world)
 
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        else:  # pragma: no cover - click always exits
-            code = 0
-        out = capsys.readouterr()
-        return code, " ".join(out.out.split()), " ".join(out.err.split())
+        return invoke(capsys, *args, flat=True)
 
     return run
 

@@ -23,6 +23,7 @@ from mlops.monitoring import alerts, ops
 from mlops.runtime import Runtime
 from mlops.serving.app import create_app
 from mlops.store import ingest, runs
+from tests.cli_support import invoke
 from tests.conftest import NOW
 from tests.serving_support import ServerThread, free_port, make_service
 from tests.store_tables import table_rows
@@ -402,7 +403,6 @@ def test_the_last_figures_are_served_while_the_database_is_down(serving_rt, tmp_
 
 @pytest.fixture
 def cli(settings, monkeypatch, capsys):
-    from mlops.cli.app import main
 
     monkeypatch.setenv("MLOPS_HOME", str(settings.home))
     monkeypatch.setenv("MLOPS_DATABASE_URL", settings.store_url)
@@ -412,12 +412,7 @@ def cli(settings, monkeypatch, capsys):
     monkeypatch.setattr(console, "width", 250)  # one line per table row
 
     def run(*args: str) -> tuple[int, str, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return invoke(capsys, *args)
 
     return run
 

@@ -118,7 +118,12 @@ def test_a_bad_task_table_is_refused(tasks, message):
 
 
 @pytest.fixture
-def invoke(tmp_path):
+def invoke(tmp_path, monkeypatch):
+    from mlops.cli import output
+
+    # The console is made once per process: COLUMNS set now would not reach it.
+    monkeypatch.setattr(output.console, "_width", 160)
+
     def run(*args, environment="production"):
         rt = Runtime(settings=settings(tmp_path, environment), clock=FrozenClock(NOW))
         runner = CliRunner()

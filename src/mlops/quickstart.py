@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from mlops.db import migrate
 from mlops.errors import InputError
@@ -34,7 +35,20 @@ class QuickstartResult:
     seeded: dict[str, int]
     ingestion: list[ingest.IngestReport] = field(default_factory=list)
     training: list = field(default_factory=list)  # train.TrainReport per job
+    monitoring: Monitoring | None = None
     seconds: float = 0.0
+
+
+@dataclass
+class Monitoring:
+    """What the first round of monitors found, and where the report went."""
+
+    drift: list  # drift.JobDrift per job
+    ops: object  # ops.OpsCheck
+    alerts_opened: int
+    report: Path
+    customer_id: str  # a customer and a zone to try the endpoints with
+    zone: str
 
 
 def check_embedded(settings) -> None:
@@ -55,9 +69,11 @@ def run(
     seed: int = 42,
     on_stage: Stage | None = None,
     train_models: bool = True,
+    monitor: bool = True,
 ) -> QuickstartResult:
-    """Migrate, sync specs, seed the warehouse, backfill history, refresh every job, then
-    train, register and promote the three models."""
+    """Migrate, sync specs, seed the warehouse, backfill history, refresh every job, train,
+    register and promote the three models, then run the monitors once and write the HTML
+    report to ``<home>/report.html``."""
     from mlops.warehouse.seed import seed_warehouse
     from mlops.warehouse.views import install_views
 
@@ -103,5 +119,29 @@ def run(
         for i, name in enumerate(JOBS):
             stage(f"training {name}", i, len(JOBS))
             result.training.append(train(rt, name, refresh=False))
+    if monitor:
+        stage("monitoring", 0, 1)
+        result.monitoring = first_checks(rt)
     result.seconds = time.perf_counter() - began
     return result
+
+
+def first_checks(rt: Runtime) -> Monitoring:
+    """Every monitor once (accuracy and guardrails have no answers to judge yet, and say so),
+    then the report."""
+    from sqlalchemy import func, select
+
+    from mlops.monitoring import accuracy, drift, guardrails, ops, report
+    from mlops.warehouse.schema import customers, deliveries
+
+    found = drift.check(rt)
+    checked = ops.check(rt)
+    accuracy.report(rt)
+    guardrails.check(rt)
+    rt.settings.home.mkdir(parents=True, exist_ok=True)
+    written = report.write_report(rt, rt.settings.home / "report.html")
+    with rt.warehouse.connect() as conn:
+        customer = conn.execute(select(func.min(customers.c.customer_id))).scalar_one()
+        zone = conn.execute(select(func.min(deliveries.c.zone))).scalar_one()
+    opened = sum(len(r.opened) for r in found) + len(checked.opened)
+    return Monitoring(found, checked, opened, written.path, customer, zone)

@@ -78,6 +78,13 @@ def ingest(
         err_console.print(f"[red]{name} failed:[/red] {exc}", highlight=False)
     if dry_run:
         console.print("dry run: nothing was written.")
+    elif backfill and reports:
+        # History is append-only (training sets must be reproducible): a backfill is not
+        # undone; running it again skips what it wrote.
+        console.print(
+            "history is append-only: a backfill is kept; running the same command again "
+            "skips the snapshots already written."
+        )
     if failures:
         raise typer.Exit(1)
 

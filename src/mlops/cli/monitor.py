@@ -33,13 +33,13 @@ def ops_command(
     from rich import box
     from rich.table import Table
 
-    from mlops.cli.output import console
+    from mlops.cli.output import console, parse_since
     from mlops.monitoring import ops
     from mlops.specs import resolve_jobs
 
     names = [spec.name for spec in resolve_jobs(job)]
     rt = _ready(ctx)
-    checked = ops.check(rt, since=_ops_since(since), jobs=names)
+    checked = ops.check(rt, since=parse_since(since, rt.clock.now()), jobs=names)
     found = checked.report
     title = f"since {found.since:%Y-%m-%d %H:%M} UTC"
     runs = Table(
@@ -97,22 +97,6 @@ def ops_command(
         console.print(f"  [red]{alert.kind}[/red] {alert.message}", highlight=False)
 
 
-def _ops_since(value: str):
-    from mlops.cli.output import parse_duration, parse_time
-    from mlops.errors import InputError
-
-    try:
-        return parse_duration(value)
-    except InputError:
-        pass
-    try:
-        return parse_time(value, "--since")
-    except InputError:
-        raise InputError(
-            f"cannot read --since {value!r}", "write a duration like 7d or 12h, or a date-time"
-        ) from None
-
-
 _OPS_STATUS = {"succeeded": "ok"}
 _OPS_UNITS = ((86400.0, "d"), (3600.0, "h"), (60.0, "min"), (1.0, "s"))
 
@@ -151,11 +135,11 @@ def accuracy_command(
     """Predictions joined with their outcomes (labels not yet due left out): the training
     metrics per period for model and heuristic answers apart; writes them to
     ml_monitor_results and raises (once) an alert when the model falls past the floor."""
+    from mlops.cli.output import console, parse_since
     from mlops.monitoring import accuracy
 
     rt = _ready(ctx)
-    found = accuracy.report(rt, job, since=_accuracy_since(since, rt.clock.now()), by=by)
-    from mlops.cli.output import console
+    found = accuracy.report(rt, job, since=parse_since(since, rt.clock.now()), by=by)
 
     for name in found.jobs:
         console.print(_accuracy_table(found, name, rt.settings.accuracy_floor.get(name)))
@@ -176,24 +160,6 @@ def accuracy_command(
     )
     for alert in found.opened:
         console.print(f"  [red]{alert.kind}[/red] {alert.message}", highlight=False)
-
-
-def _accuracy_since(value: str | None, now):
-    from mlops.cli.output import parse_duration, parse_time
-    from mlops.errors import InputError
-
-    if value is None:
-        return None
-    try:
-        return now - parse_duration(value)
-    except InputError:
-        pass
-    try:
-        return parse_time(value, "--since")
-    except InputError:
-        raise InputError(
-            f"cannot read --since {value!r}", "write a date like 2026-05-01 or a duration like 30d"
-        ) from None
 
 
 _ACCURACY_SHOWN = {
@@ -393,11 +359,11 @@ def guardrails_command(
     from rich import box
     from rich.table import Table
 
-    from mlops.cli.output import console
+    from mlops.cli.output import console, parse_since
     from mlops.monitoring import guardrails
 
     rt = _ready(ctx)
-    found = guardrails.check(rt, job, since=_guardrails_since(since, rt.clock.now()))
+    found = guardrails.check(rt, job, since=parse_since(since, rt.clock.now()))
     s = rt.settings
     table = Table(
         title=f"A/B guardrails (one-sided, alpha {s.guardrail_alpha:g}, "
@@ -450,21 +416,3 @@ def guardrails_command(
 
 def _guardrails_arm(arm) -> str:
     return "-" if arm.rate is None else f"{arm.rate:.1%} ({arm.n:,})"
-
-
-def _guardrails_since(value: str | None, now):
-    from mlops.cli.output import parse_duration, parse_time
-    from mlops.errors import InputError
-
-    if value is None:
-        return None
-    try:
-        return now - parse_duration(value)
-    except InputError:
-        pass
-    try:
-        return parse_time(value, "--since")
-    except InputError:
-        raise InputError(
-            f"cannot read --since {value!r}", "write a date like 2026-05-01 or a duration like 30d"
-        ) from None

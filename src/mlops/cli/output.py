@@ -39,6 +39,22 @@ def parse_time(value: str, flag: str) -> datetime:
         ) from None
 
 
+def parse_since(value: str | None, now: datetime) -> datetime | None:
+    """``--since``: a duration back from ``now`` (30d, 12h) or an ISO date or date-time."""
+    if value is None:
+        return None
+    try:
+        return now - parse_duration(value)
+    except InputError:
+        pass
+    try:
+        return parse_time(value, "--since")
+    except InputError:
+        raise InputError(
+            f"cannot read --since {value!r}", "write a duration like 30d or a date like 2026-05-01"
+        ) from None
+
+
 class Bar:
     """Adapter from library progress callbacks to a rich progress task."""
 

@@ -16,9 +16,11 @@ def quickstart(
     force: bool = typer.Option(
         False, help="Replace the data even when the database URLs are not the embedded default."
     ),
+    serve: bool = typer.Option(False, "--serve", help="Then serve the endpoints (mlops serve)."),
 ) -> None:
-    """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job, then
-    train, register and promote the churn, upsell and ETA models."""
+    """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job, train,
+    register and promote the churn, upsell and ETA models, run the monitors once and write the
+    HTML report."""
     from mlops import quickstart as qs
     from mlops.cli.ingest import print_reports
     from mlops.cli.train import SHOWN, print_comparison, print_summary
@@ -30,9 +32,6 @@ def quickstart(
     with progress_bar("quickstart") as bar:
         result = qs.run(rt, customers=customers, days=days, seed=seed, on_stage=bar.stage)
     print_reports(result.ingestion)
-    for report in result.training:
-        print_comparison(report, SHOWN[KIND[report.job]])
-    print_summary(result.training)
     seeded = ", ".join(f"{n} {c:,}" for n, c in result.seeded.items())
     console.print(f"warehouse: {seeded}")
     console.print(
@@ -43,7 +42,44 @@ def quickstart(
         f"MLflow: {rt.settings.mlflow_uri} (browse with `mlflow ui --backend-store-uri "
         f"{rt.settings.mlflow_uri}`)"
     )
+    if result.monitoring:
+        print_monitoring(result.monitoring)
+    # Last, what a newcomer came for: the models against the rules, and what to try next.
+    for report in result.training:
+        print_comparison(report, SHOWN[KIND[report.job]])
+    print_summary(result.training)
+    if result.monitoring:
+        print_next(rt.settings, result.monitoring, serving=serve)
+    if serve:
+        from mlops.cli.serve import serve as serve_command
+
+        serve_command(ctx, host=None, port=None, workers=None)
+
+
+def print_monitoring(found) -> None:
+    states = ", ".join(f"{r.job} {r.status}" for r in found.drift)
     console.print(
-        "next: `mlops serve` (then http://127.0.0.1:8000/docs, "
-        "/v1/customers/C0000001/dossier), `mlops models list`, `mlops flags get`"
+        f"monitors: drift {states}; {found.alerts_opened} alert(s) opened "
+        f"(`mlops monitor drift|ops|accuracy|guardrails` for the details)"
     )
+    console.print(f"report: {found.report} (open it in a browser; the service has /dashboard)")
+
+
+def print_next(settings, found, *, serving: bool) -> None:
+    base = f"http://{settings.serve_host}:{settings.serve_port}"
+    json = "-H 'content-type: application/json' -d"
+    compose = (
+        f'{{"customer_id": "{found.customer_id}", '
+        '"cart": [{"category": "grocery", "quantity": 2, "unit_price": 4.5}]}'
+    )
+    eta = f'{{"zone": "{found.zone}", "distance_km": 3.2, "item_count": 2}}'
+    console.print("next:" if not serving else "serving now; try:", style="bold")
+    if not serving:
+        console.print("  mlops serve            (or `mlops quickstart --serve` next time)")
+    for line in (
+        f"curl {base}/v1/customers/{found.customer_id}/dossier",
+        f"curl {base}/v1/orders/compose {json} '{compose}'",
+        f"curl {base}/v1/deliveries/eta {json} '{eta}'",
+        f"open {base}/docs and {base}/dashboard",
+    ):
+        console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)

@@ -31,6 +31,11 @@ def sync(
         f"specs synced: {len(plan.added)} added, {len(plan.changed)} changed, "
         f"{len(plan.retired)} retired, {plan.unchanged} unchanged"
     )
+    if not plan.empty:
+        console.print(
+            "undo: revert the change in mlops/specs/features.py and sync again (retired "
+            "features keep their history; a re-added one is revived)."
+        )
 
 
 def print_plan(plan) -> None:
