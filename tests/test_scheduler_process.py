@@ -1,6 +1,7 @@
 """`mlops scheduler run` as a real process: SIGTERM lets the running task finish, records it,
-releases the lease and exits 0. The process runs a tiny task table (``--tasks``) whose task
-fires every second and takes a couple of seconds."""
+releases the lease and exits 0. The process is the CLI's own entry point with a tiny task table
+put in place of the one built from the specs: one task that fires every second and takes a
+couple of seconds."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ from sqlalchemy import select
 from mlops.db.schema import scheduler_leases, scheduler_runs
 
 TINY = """
+    import sys
     import time
     from datetime import timedelta
     from pathlib import Path
 
-    from mlops.scheduling.tasks import Schedule, Task
+    from mlops.cli.app import main
+    from mlops.scheduling import tasks
 
     OUT = Path({out!r})
 
@@ -32,35 +35,26 @@ TINY = """
         return "slept"
 
 
-    SCHEDULE = Schedule(
-        (Task("tiny", "sleeps", ("true",), slow, cron="* * * * * *", retries=0,
-              timeout=timedelta(seconds=30)),)
+    SCHEDULE = tasks.Schedule(
+        (tasks.Task("tiny", "sleeps", ("true",), slow, cron="* * * * * *", retries=0,
+                    timeout=timedelta(seconds=30)),)
     )
+    tasks.build = lambda settings: SCHEDULE
+    main(["scheduler", "run", *sys.argv[1:]])
 """
 
 
 def start(settings, tmp_path, seconds: float, *extra: str) -> subprocess.Popen:
-    (tmp_path / "tiny_schedule.py").write_text(
-        textwrap.dedent(TINY.format(out=str(tmp_path), seconds=seconds))
-    )
+    script = tmp_path / "tiny_scheduler.py"
+    script.write_text(textwrap.dedent(TINY.format(out=str(tmp_path), seconds=seconds)))
     env = {
         **os.environ,
         "MLOPS_HOME": str(settings.home),
         "MLOPS_DATABASE_URL": settings.store_url,
         "MLOPS_WAREHOUSE_URL": settings.warehouse_db_url,
-        "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]),
     }
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlops",
-            "scheduler",
-            "run",
-            "--tasks",
-            "tiny_schedule:SCHEDULE",
-            *extra,
-        ],
+        [sys.executable, str(script), *extra],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

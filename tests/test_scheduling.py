@@ -66,6 +66,12 @@ def recorded(schedule: Schedule, recorder: Recorder, **changes) -> Schedule:
     )
 
 
+def recorded_chain(rt, recorder: Recorder, root: str, **changes) -> Schedule:
+    """The schedule of one root task and its followers, with recorded actions."""
+    schedule = recorded(build(rt.settings), recorder, **changes)
+    return Schedule(tuple(schedule.chain(schedule.get(root))))
+
+
 def rows(rt) -> list[dict]:
     with rt.store.connect() as conn:
         found = conn.execute(select(scheduler_runs).order_by(scheduler_runs.c.run_id)).mappings()
@@ -200,8 +206,7 @@ def test_missed_windows_run_once_on_start_up(migrated):
     rt, clock = migrated, migrated.clock
     seed_history(rt, "ingest:eta", datetime(2026, 6, 1, 0, 0))
     recorder = Recorder()
-    only_eta = recorded(build(rt.settings), recorder)
-    only_eta = Schedule(tuple(only_eta.chain(only_eta.get("ingest:eta"))))
+    only_eta = recorded_chain(rt, recorder, "ingest:eta")
     clock.set(datetime(2026, 6, 1, 2, 3, 20))  # down for two hours: 24 slots missed
     attempts = Scheduler(rt, only_eta, owner="back").tick(wait=True)
     assert [(a.task, a.scheduled_for, a.delay) for a in attempts if a.task == "ingest:eta"] == [
@@ -213,8 +218,7 @@ def test_missed_windows_run_once_on_start_up(migrated):
 def test_retries_back_off_exponentially_then_give_up(migrated):
     rt, clock = migrated, migrated.clock
     recorder = Recorder(fail={"ingest:churn"})
-    schedule = recorded(build(rt.settings), recorder)
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:churn"))))
+    schedule = recorded_chain(rt, recorder, "ingest:churn")
     task = schedule.get("ingest:churn")
     assert task.retries == 3 and task.retry_delay == timedelta(minutes=5)
     seed_history(rt, "ingest:churn", datetime(2026, 5, 31, 2, 0))
@@ -280,10 +284,9 @@ def test_a_run_past_its_timeout_is_recorded_and_never_overlapped(migrated):
     rt, clock = migrated, migrated.clock
     hold = threading.Event()
     recorder = Recorder(hold=hold)
-    schedule = recorded(
-        build(rt.settings), recorder, **{"ingest:eta": {"timeout": timedelta(seconds=0.2)}}
+    schedule = recorded_chain(
+        rt, recorder, "ingest:eta", **{"ingest:eta": {"timeout": timedelta(seconds=0.2)}}
     )
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:eta"))))
     clock.set(datetime(2026, 6, 1, 0, 5))
     scheduler = Scheduler(rt, schedule, owner="t")
     started = scheduler.tick()
@@ -319,8 +322,7 @@ def test_two_schedulers_never_run_a_task_twice_or_at_once(quick):
     rt, clock = quick, quick.clock
     hold = threading.Event()
     recorder = Recorder(hold=hold)
-    schedule = recorded(build(rt.settings), recorder)
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:eta"))))
+    schedule = recorded_chain(rt, recorder, "ingest:eta")
     clock.set(datetime(2026, 6, 1, 0, 0))
     a, b = Scheduler(rt, schedule, owner="a"), Scheduler(rt, schedule, owner="b")
     assert [x.task for x in a.tick()] == ["ingest:eta"]
@@ -428,8 +430,7 @@ def test_a_dead_schedulers_run_is_abandoned_and_its_slot_run_again(migrated):
     rt, clock = migrated, migrated.clock
     slot = datetime(2026, 6, 1, 2, 0)
     recorder = Recorder()
-    schedule = recorded(build(rt.settings), recorder)
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:churn"))))
+    schedule = recorded_chain(rt, recorder, "ingest:churn")
     # A scheduler took the 02:00 slot and died mid-run: its row says running, its lease lives.
     history.start(
         rt.store, task="ingest:churn", scheduled_for=slot, attempt=1, owner="dead", started_at=slot
@@ -454,8 +455,7 @@ def test_stop_lets_the_running_task_finish_and_releases_leases(migrated):
     rt, clock = migrated, migrated.clock
     hold = threading.Event()
     recorder = Recorder(hold=hold)
-    schedule = recorded(build(rt.settings), recorder)
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:eta"))))
+    schedule = recorded_chain(rt, recorder, "ingest:eta")
     clock.set(datetime(2026, 6, 1, 0, 5))
     scheduler = Scheduler(rt, schedule, owner="s")
     runner = threading.Thread(
@@ -573,8 +573,7 @@ def test_the_loop_outlives_a_database_error(migrated, monkeypatch):
     monkeypatch.setattr(scheduler_module.history, "start", flaky_start)
     monkeypatch.setattr(scheduler_module, "DATABASE_RETRY_SECONDS", 0.01)
     recorder = Recorder()
-    schedule = recorded(build(rt.settings), recorder)
-    schedule = Schedule(tuple(schedule.chain(schedule.get("ingest:eta"))))
+    schedule = recorded_chain(rt, recorder, "ingest:eta")
     clock.set(datetime(2026, 6, 1, 0, 5))
     Scheduler(rt, schedule, owner="d").run(once=True, handle_signals=False)
     assert failures == [1]
@@ -583,4 +582,62 @@ def test_the_loop_outlives_a_database_error(migrated, monkeypatch):
         ("monitor:drift:eta", "succeeded"),
         ("monitor:ops:eta", "succeeded"),
     ]
+    assert lease_rows(rt) == []
+
+
+def test_the_loop_renews_a_long_runs_lease_between_slots(migrated):
+    """A run longer than the lease, with no other slot due meanwhile: the sleeping loop still
+    wakes to renew, so a second scheduler never takes the slot over and runs it again."""
+    rt, clock = migrated, migrated.clock
+    hold = threading.Event()
+    recorder = Recorder(hold=hold)
+    schedule = recorded(build(rt.settings), recorder)
+    schedule = Schedule((schedule.get("monitor:accuracy"),))  # daily: nothing else wakes it
+    clock.set(DAY + timedelta(hours=6, minutes=30))
+    a = Scheduler(rt, schedule, owner="a")
+    runner = threading.Thread(
+        target=a.run, kwargs={"slice_seconds": 0.005, "handle_signals": False}
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not recorder.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        b = Scheduler(rt, schedule, owner="b")
+        for _ in range(3 * int(leases.LEASE / timedelta(seconds=10))):
+            clock.advance(timedelta(seconds=10))
+            time.sleep(0.03)  # the loop's slices notice the new time
+        assert b.tick() == []
+        assert lease_rows(rt)[0]["owner"] == "a"
+        assert lease_rows(rt)[0]["expires_at"] > clock.now()
+    finally:
+        a.stop()
+        hold.set()
+        runner.join(10)
+    assert len(recorder.calls) == 1
+
+
+def test_a_chain_whose_lease_was_taken_over_starts_nothing_more(migrated):
+    """A scheduler that stalled past its lease learns on renewal that another took the slot
+    over (and runs the whole chain): it lets its running step end but starts no follower."""
+    rt, clock = migrated, migrated.clock
+    hold = threading.Event()
+    recorder = Recorder(hold=hold)
+    schedule = recorded_chain(rt, recorder, "ingest:churn")
+    slot = datetime(2026, 6, 1, 2, 0)
+    clock.set(slot)
+    a = Scheduler(rt, schedule, owner="a")
+    assert [x.task for x in a.tick()] == ["ingest:churn"]
+    clock.advance(leases.LEASE)  # a stalled: no renewal since it started
+    recorder.hold = None  # b's own attempts do not wait
+    b = Scheduler(rt, schedule, owner="b")
+    assert [(x.task, x.status) for x in b.tick(wait=True)] == [
+        ("ingest:churn", "succeeded"),
+        ("monitor:drift:churn", "succeeded"),
+        ("monitor:ops:churn", "succeeded"),
+    ]
+    hold.set()
+    assert [(x.task, x.status) for x in a.tick(wait=True)] == [("ingest:churn", "succeeded")]
+    ran = Counter(name for name, _, _ in recorder.calls)
+    assert ran == {"ingest:churn": 2, "monitor:drift:churn": 1, "monitor:ops:churn": 1}
     assert lease_rows(rt) == []

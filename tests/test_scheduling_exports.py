@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mlops.cli.app import app
 from mlops.clock import FrozenClock
-from mlops.errors import ConfigError, InputError
+from mlops.errors import ConfigError
 from mlops.runtime import Runtime
 from mlops.scheduling import actions, airflow, crontab
 from mlops.scheduling.tasks import Schedule, Task, build, latest_slot, next_slots
@@ -527,9 +527,3 @@ def test_the_written_module_replaces_the_old_one_whole(tmp_path):
     staging = airflow.write(schedule, folder, generated_at=NOW, environment="staging")
     assert staging == path and "environment: staging" in path.read_text() != first
     assert sorted(p.name for p in folder.iterdir()) == [airflow.FILE_NAME]
-
-
-def test_an_unknown_task_table_is_refused(invoke):
-    result = invoke("schedule", "list", "--tasks", "no_such_module:X")
-    assert isinstance(result.exception, InputError)
-    assert "cannot load --tasks 'no_such_module:X'" in str(result.exception)

@@ -23,45 +23,9 @@ scheduler_app = typer.Typer(
     no_args_is_help=True,
 )
 
-TASKS_HELP = (
-    "Run another task table instead of the one built from the specs: MODULE:NAME naming a "
-    "Schedule, or a function taking the settings and returning one."
-)
-
-
-def _schedule(rt, tasks: str | None):
-    from mlops.scheduling import tasks as tasks_module
-
-    if not tasks:
-        return tasks_module.build(rt.settings)
-    import importlib
-
-    from mlops.errors import InputError
-
-    module_name, _, attr = tasks.partition(":")
-    try:
-        found = getattr(importlib.import_module(module_name), attr or "SCHEDULE")
-    except (ImportError, AttributeError) as exc:
-        raise InputError(
-            f"cannot load --tasks {tasks!r}: {exc}", "write it as MODULE:NAME"
-        ) from None
-    found = found if isinstance(found, tasks_module.Schedule) else found(rt.settings)
-    if not isinstance(found, tasks_module.Schedule):
-        raise InputError(f"--tasks {tasks!r} is not a Schedule", "return a mlops Schedule")
-    return found
-
-
-def _human(delta) -> str:
-    from mlops.scheduling.scheduler import _human as human
-
-    return human(delta)
-
 
 @app.command("list")
-def list_(
-    ctx: typer.Context,
-    tasks: str = typer.Option(None, "--tasks", help=TASKS_HELP),
-) -> None:
+def list_(ctx: typer.Context) -> None:
     """Every task with its cron (UTC), command line, retries, timeout and next three runs.
 
     A task marked └ runs right after the one above it, for the same slot. The first retry
@@ -69,10 +33,10 @@ def list_(
     (ingestion records it, to measure scheduler delay). In staging (MLOPS_ENVIRONMENT=staging)
     training runs with --dry-run.
     """
-    from mlops.scheduling.tasks import next_slots
+    from mlops.scheduling.tasks import build, human, next_slots
 
     rt = runtime(ctx)
-    schedule = _schedule(rt, tasks)
+    schedule = build(rt.settings)
     now = rt.clock.now()
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("task", no_wrap=True)
@@ -90,8 +54,8 @@ def list_(
             task.cron or follows,
             "\n".join(f"{t:%m-%d %H:%M}" for t in nexts),
             command,
-            f"{task.retries} ({_human(task.retry_delay)})",
-            _human(task.timeout),
+            f"{task.retries} ({human(task.retry_delay)})",
+            human(task.timeout),
         )
     console.print(table)
     roots = len(schedule.roots)
@@ -113,7 +77,6 @@ def export(
     lock_dir: str = typer.Option(
         "/tmp", "--lock-dir", help="Crontab: folder of the flock files that prevent overlaps."
     ),
-    tasks: str = typer.Option(None, "--tasks", help=TASKS_HELP),
 ) -> None:
     """Export the schedule: Airflow DAGs (one per cron task, its chain as BashOperators with
     the same commands, cron, retries, backoff and timeout; catchup off, one run at a time)
@@ -125,6 +88,7 @@ def export(
     from mlops.errors import InputError
     from mlops.scheduling import airflow as airflow_export
     from mlops.scheduling import crontab as crontab_export
+    from mlops.scheduling.tasks import build
 
     if (airflow is None) == (not crontab):
         raise InputError(
@@ -132,7 +96,7 @@ def export(
             "e.g. mlops schedule export --airflow ~/airflow/dags",
         )
     rt = runtime(ctx)
-    schedule = _schedule(rt, tasks)
+    schedule = build(rt.settings)
     now, environment = rt.clock.now(), rt.settings.environment
     if crontab:
         text = crontab_export.render(
@@ -163,7 +127,6 @@ def run(
     owner: str = typer.Option(
         None, "--owner", help="Name of this scheduler in leases and runs; default host:pid:id."
     ),
-    tasks: str = typer.Option(None, "--tasks", help=TASKS_HELP),
 ) -> None:
     """Run the schedule until SIGTERM or Ctrl-C: each task at its cron time (UTC).
 
@@ -180,11 +143,12 @@ def run(
 
     from mlops.db import migrate
     from mlops.scheduling.scheduler import Scheduler
+    from mlops.scheduling.tasks import build
     from mlops.serving.logs import config
 
     rt = runtime(ctx)
     migrate.require_current(rt.store)
-    schedule = _schedule(rt, tasks)
+    schedule = build(rt.settings)
     logging.config.dictConfig(config("WARNING"))
     outcomes: Counter = Counter()
 

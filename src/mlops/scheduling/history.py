@@ -103,12 +103,5 @@ def last_slot(engine: Engine, task: str) -> tuple[datetime | None, str | None]:
     return (row.scheduled_for, row.status) if row else (None, None)
 
 
-def recent(engine: Engine, *, limit: int = 1000) -> list[dict]:
-    """The latest attempts, newest first."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(runs).order_by(runs.c.run_id.desc()).limit(limit)).mappings()
-        return [dict(row) for row in rows]
-
-
 def _clip(error: str | None) -> str | None:
     return None if error is None else error[:ERROR_CHARS]

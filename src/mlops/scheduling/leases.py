@@ -71,10 +71,3 @@ def holder(engine: Engine, task: str) -> dict | None:
     with engine.connect() as conn:
         row = conn.execute(select(leases).where(leases.c.task == task)).mappings().first()
     return dict(row) if row else None
-
-
-def holders(engine: Engine) -> dict[str, dict]:
-    """Every lease row by task: owner, acquired_at, expires_at."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(leases)).mappings().all()
-    return {row["task"]: dict(row) for row in rows}

@@ -38,7 +38,7 @@ from sqlalchemy.exc import DBAPIError
 
 from mlops.runtime import Runtime
 from mlops.scheduling import history, leases
-from mlops.scheduling.tasks import Schedule, Task, latest_slot, next_slots
+from mlops.scheduling.tasks import Schedule, Task, human, latest_slot, next_slots
 
 log = logging.getLogger("mlops.scheduler")
 
@@ -74,6 +74,8 @@ class Attempt:
 @dataclass
 class _Worker:
     attempt: Attempt
+    # time.monotonic() at start: a timeout bounds how long the thread really runs, which a
+    # test's FrozenClock does not measure.
     began: float
     timed_out: bool = False
     done: bool = False
@@ -85,12 +87,11 @@ class _ChainRun:
 
     steps: list[Task]
     scheduled_for: datetime
+    renewed: datetime
     index: int = 0
     attempt: int = 1
     not_before: datetime | None = None
-    previous_ok: bool = True
     worker: _Worker | None = None
-    renewed: datetime | None = None
     lease_lost: bool = False
 
     @property
@@ -100,6 +101,11 @@ class _ChainRun:
     @property
     def step(self) -> Task:
         return self.steps[self.index]
+
+    def ready(self, now: datetime) -> bool:
+        """Whether its next step may start at ``now`` (nothing running, any retry wait over)."""
+        waited = self.not_before is None or now >= self.not_before
+        return self.worker is None and self.index < len(self.steps) and waited
 
 
 def default_owner() -> str:
@@ -161,7 +167,7 @@ class Scheduler:
                 limit = chain.step.timeout.total_seconds()
                 if not worker.timed_out and time.monotonic() - worker.began > limit:
                     worker.timed_out = True
-                    message = f"still running after its timeout of {_human(chain.step.timeout)}"
+                    message = f"still running after its timeout of {human(chain.step.timeout)}"
                     history.mark_timed_out(self.rt.store, worker.attempt.run_id, message)
                     worker.attempt.status, worker.attempt.error = history.TIMED_OUT, message
                     log.warning("%s timed out", chain.step.name, extra=_extra(worker.attempt))
@@ -185,7 +191,7 @@ class Scheduler:
     def _next_step(self, chain: _ChainRun, *, ok: bool, now: datetime, did: list) -> None:
         """Move past the current step; record followers that may not run as skipped."""
         chain.index += 1
-        chain.attempt, chain.not_before, chain.previous_ok = 1, now, ok
+        chain.attempt, chain.not_before = 1, now
         while chain.index < len(chain.steps) and not ok and chain.step.when == "success":
             before = chain.steps[chain.index - 1].name
             skipped = self._record_now(chain, history.SKIPPED, f"{before} did not succeed")
@@ -194,19 +200,20 @@ class Scheduler:
             chain.index += 1
 
     def _advance(self, now: datetime, did: list[Attempt]) -> None:
-        for chain in self._chains.values():
-            ready = chain.not_before is None or now >= chain.not_before
-            if chain.worker is None and chain.index < len(chain.steps) and ready:
-                did.append(self._launch(chain, now))
+        for name, chain in list(self._chains.items()):
+            if not chain.ready(now):
+                continue
+            if chain.lease_lost:
+                # Another scheduler took the slot over and runs the whole chain: a step or
+                # retry started here would run twice.
+                log.error("%s: %s not run (lease lost)", name, chain.step.name)
+                self._finish_chain(name, chain)
+                continue
+            did.append(self._launch(chain, now))
 
     def _startable(self, now: datetime) -> bool:
-        """Whether an attempt could start at ``now`` (a chain step ready, a root due)."""
-        if self._stop.is_set():
-            return False
-        for chain in self._chains.values():
-            if chain.worker is None and (chain.not_before is None or now >= chain.not_before):
-                return True
-        return False
+        """Whether a chain's next step could start at ``now`` (roots are looked at anyway)."""
+        return not self._stop.is_set() and any(c.ready(now) for c in self._chains.values())
 
     def _start_due(self, now: datetime, did: list[Attempt]) -> None:
         for root in self.schedule.roots:
@@ -321,7 +328,7 @@ class Scheduler:
 
     def _renew_leases(self, now: datetime) -> None:
         for chain in self._chains.values():
-            if chain.renewed is None or now - chain.renewed < RENEW_EVERY:
+            if now - chain.renewed < RENEW_EVERY:
                 continue
             chain.renewed = now
             if not leases.renew(self.rt.store, chain.root.name, self.owner, now):
@@ -345,18 +352,16 @@ class Scheduler:
         self._stop.set()
         self._wakeup.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
     def next_wake(self) -> datetime:
-        """The next time something may be due: a root's next slot, a retry, a busy lease."""
+        """The next time something may be due: a root's next slot, a retry, a busy lease, or
+        the renewal of a lease we hold (a long run must not let it lapse between slots)."""
         now = self.rt.clock.now()
         times = []
         for root in self.schedule.roots:
             self._slot(root, now)
             times.append(self._slots[root.name][1])
         times += [c.not_before for c in self._chains.values() if c.worker is None and c.not_before]
+        times += [c.renewed + RENEW_EVERY for c in self._chains.values()]
         times += [t for t in self._busy_until.values() if t > now]
         return min(times)
 
@@ -427,6 +432,7 @@ class Scheduler:
 
 
 def _unique(attempts: list[Attempt]) -> list[Attempt]:
+    """An attempt that started and ended within one ``tick`` is listed once, where it began."""
     seen, out = set(), []
     for attempt in attempts:
         if id(attempt) not in seen:
@@ -442,14 +448,3 @@ def _extra(attempt: Attempt) -> dict:
         "attempt": attempt.attempt,
         "delay_seconds": attempt.delay.total_seconds(),
     }
-
-
-def _human(delta: timedelta) -> str:
-    if delta.total_seconds() < 60:
-        return f"{delta.total_seconds():g} s"
-    seconds = int(delta.total_seconds())
-    if seconds % 3600 == 0:
-        return f"{seconds // 3600} h"
-    if seconds % 60 == 0:
-        return f"{seconds // 60} min"
-    return f"{seconds} s"

@@ -93,6 +93,7 @@ class Schedule:
 
     @property
     def roots(self) -> list[Task]:
+        """The tasks with a cron, in order."""
         return [t for t in self.tasks if t.cron is not None]
 
     def chain(self, root: Task) -> list[Task]:
@@ -102,13 +103,8 @@ class Schedule:
             chain.append(follower)
         return chain
 
-    def root_of(self, task: Task) -> Task:
-        by_name = {t.name: t for t in self.tasks}
-        while task.after is not None:
-            task = by_name[task.after]
-        return task
-
     def get(self, name: str) -> Task:
+        """The task of that name (KeyError if none)."""
         for task in self.tasks:
             if task.name == name:
                 return task
@@ -205,3 +201,15 @@ def next_slots(cron: str, now: datetime, count: int = 3) -> list[datetime]:
     """The next ``count`` times strictly after ``now`` the cron fires."""
     it = croniter(cron, now)
     return [it.get_next(datetime) for _ in range(count)]
+
+
+def human(delta: timedelta) -> str:
+    """A duration as people write it: ``30 s``, ``5 min``, ``2 h``."""
+    if delta.total_seconds() < 60:
+        return f"{delta.total_seconds():g} s"
+    seconds = int(delta.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
