@@ -24,11 +24,9 @@ from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import monitor_results
 from mlops.errors import InputError
 from mlops.monitoring import accuracy
-from mlops.serving.prediction_log import PredictionLog
 from mlops.warehouse import schema as wh
-from mlops.warehouse.bulk import insert_frame
-from tests.cli_support import invoke
 from tests.conftest import NOW
+from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
 
 DAY = timedelta(days=1)
 
@@ -37,67 +35,6 @@ DAY = timedelta(days=1)
 def world(migrated):
     wh.create_tables(migrated.warehouse)
     return migrated
-
-
-def log_predictions(rt, rows: list[dict]) -> None:
-    """Write prediction log rows with serving's own writer."""
-    writer = PredictionLog(rt.store, batch=500, flush_seconds=60, max_pending=10**7)
-    for i, row in enumerate(rows):
-        writer.add(
-            {
-                "request_id": f"r{i}",
-                "endpoint": {"churn": "dossier", "upsell": "compose", "eta": "eta"}[row["job"]],
-                "subject_id": None,
-                "source": "model",
-                "reason": None,
-                "model_version": 3 if row.get("source", "model") == "model" else None,
-                "features_computed_at": None,
-                "latency_ms": 1.0,
-                "arm": None,
-                **row,
-            }
-        )
-    assert writer.flush() == len(rows)
-
-
-def load(rt, table, rows: list[dict]) -> None:
-    with rt.warehouse.begin() as conn:
-        insert_frame(conn, table, pd.DataFrame(rows))
-
-
-def order(oid: str, customer: str, at: datetime, status: str = "completed") -> dict:
-    return {
-        "order_id": oid,
-        "customer_id": customer,
-        "placed_at": at,
-        "status": status,
-        "item_count": 1,
-        "total_amount": 10.0,
-    }
-
-
-def impression(iid: str, customer: str, offer: str, at: datetime, accepted: bool) -> dict:
-    return {
-        "impression_id": iid,
-        "customer_id": customer,
-        "offer_id": offer,
-        "order_id": None,
-        "shown_at": at,
-        "accepted": accepted,
-    }
-
-
-def delivery(did: str, dispatched: datetime, delivered: datetime | None) -> dict:
-    return {
-        "delivery_id": did,
-        "order_id": None,
-        "zone": "z1",
-        "courier_id": "k1",
-        "distance_km": 2.0,
-        "dispatched_at": dispatched,
-        "promised_at": dispatched + timedelta(minutes=30),
-        "delivered_at": delivered,
-    }
 
 
 def labels(frame: pd.DataFrame, key: str = "entity_id") -> dict:
@@ -495,15 +432,7 @@ def test_churn_alert_below_the_floor(world):
 
 @pytest.fixture
 def cli(world, monkeypatch, capsys):
-    """``mlops`` in-process on the test runtime (its frozen clock)."""
-    from mlops.cli import runtime as cli_runtime
-
-    monkeypatch.setattr(cli_runtime, "runtime", lambda ctx: world)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        return invoke(capsys, *args, flat=True)
-
-    return run
+    return cli_on(world, monkeypatch, capsys)
 
 
 def test_command_prints_a_table_per_job_and_a_summary(cli, world):

@@ -23,11 +23,9 @@ from mlops.monitoring import guardrails
 from mlops.monitoring.guardrails import Arm, arm_counts, compare
 from mlops.runtime import Runtime
 from mlops.serving import arms, trips
-from mlops.serving.prediction_log import PredictionLog
 from mlops.warehouse import schema as wh
-from mlops.warehouse.bulk import insert_frame
-from tests.cli_support import invoke
 from tests.conftest import NOW
+from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
 from tests.serving_support import a_customer, a_zone, make_service
 
 ALPHA = 0.05
@@ -64,6 +62,18 @@ def simulated(rng, job: str, n: int, control: float, treatment: float) -> pd.Dat
     return frame.assign(label=hit.astype(float))
 
 
+def judge(control: Arm, treatment: Arm, *, margin=0.01, min_sample=500, higher=True):
+    """``compare`` at ALPHA."""
+    return compare(
+        control,
+        treatment,
+        margin=margin,
+        alpha=ALPHA,
+        min_sample=min_sample,
+        higher_is_better=higher,
+    )
+
+
 def trip_rate(job, n, control, treatment, *, margin, seeds=SEEDS, min_sample=500):
     """The share of ``seeds`` simulated experiments (``n`` units per arm with the given true
     rates) that the test calls a breach, and every decision."""
@@ -71,13 +81,12 @@ def trip_rate(job, n, control, treatment, *, margin, seeds=SEEDS, min_sample=500
     decisions = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        result = compare(
+        result = judge(
             Arm(int(rng.binomial(n, control)), n),
             Arm(int(rng.binomial(n, treatment)), n),
             margin=margin,
-            alpha=ALPHA,
             min_sample=min_sample,
-            higher_is_better=higher,
+            higher=higher,
         )
         decisions.append(result.decision)
     return sum(d == "breach" for d in decisions) / seeds, decisions
@@ -128,17 +137,13 @@ def test_too_few_units_never_trip():
     # with the minimum met, the same data trips every time (the guard is what held it back)
     rate, _ = trip_rate("upsell", 100, 0.5, 0.1, margin=0.01, seeds=50, min_sample=100)
     assert rate == 1
-    one_empty = compare(
-        Arm(0, 0), Arm(10, 5000), margin=0.01, alpha=ALPHA, min_sample=0, higher_is_better=True
-    )
+    one_empty = judge(Arm(0, 0), Arm(10, 5000), min_sample=0)
     assert one_empty.decision == "insufficient" and one_empty.p_value is None
 
 
 def test_figures_equal_a_computation_by_hand():
     control, treatment = Arm(300, 1000), Arm(240, 1000)
-    result = compare(
-        control, treatment, margin=0.01, alpha=ALPHA, min_sample=500, higher_is_better=True
-    )
+    result = judge(control, treatment)
     pc, pt = 0.30, 0.24
     se = math.sqrt(pc * (1 - pc) / 1000 + pt * (1 - pt) / 1000)
     z = ((pc - pt) - 0.01) / se  # how much worse the treatment is, past the margin
@@ -154,38 +159,20 @@ def test_figures_equal_a_computation_by_hand():
     # the interval's worse side lies past -margin exactly when the test trips
     assert result.ci_high < -0.01
     # lower is better: the same numbers read as late shares are an improvement
-    flipped = compare(
-        control, treatment, margin=0.01, alpha=ALPHA, min_sample=500, higher_is_better=False
-    )
+    flipped = judge(control, treatment, higher=False)
     assert flipped.p_value == pytest.approx(1 - norm.cdf((pt - pc - 0.01) / se))
     assert flipped.decision == "ok"
 
 
 def test_worse_than_the_margin_but_not_significant_is_a_warning():
-    result = compare(
-        Arm(150, 500),
-        Arm(140, 500),
-        margin=0.01,
-        alpha=ALPHA,
-        min_sample=500,
-        higher_is_better=True,
-    )
+    result = judge(Arm(150, 500), Arm(140, 500))
     assert result.harm > 0.01 and result.p_value >= ALPHA and result.decision == "warn"
 
 
 def test_no_spread_in_either_arm():
-    worse = compare(
-        Arm(600, 600), Arm(0, 600), margin=0.01, alpha=ALPHA, min_sample=500, higher_is_better=True
-    )
+    worse = judge(Arm(600, 600), Arm(0, 600))
     assert worse.p_value == 0.0 and worse.decision == "breach"
-    same = compare(
-        Arm(600, 600),
-        Arm(600, 600),
-        margin=0.0,
-        alpha=ALPHA,
-        min_sample=500,
-        higher_is_better=True,
-    )
+    same = judge(Arm(600, 600), Arm(600, 600), margin=0.0)
     assert same.p_value == 1.0 and same.decision == "ok"
 
 
@@ -285,31 +272,6 @@ N = 600  # units per arm: above the default minimum sample of 500
 SALT = "guardrail-test"
 
 
-def log_predictions(rt, rows: list[dict]) -> None:
-    """Write prediction log rows with serving's own writer."""
-    writer = PredictionLog(rt.store, batch=1000, flush_seconds=60, max_pending=10**7)
-    for i, row in enumerate(rows):
-        model = row["arm"] == arms.TREATMENT
-        writer.add(
-            {
-                "request_id": f"r{i}",
-                "subject_id": None,
-                "source": "model" if model else "heuristic",
-                "reason": None if model else "ab_control",
-                "model_version": 1 if model else None,
-                "features_computed_at": None,
-                "latency_ms": 1.0,
-                **row,
-            }
-        )
-    assert writer.flush() == len(rows)
-
-
-def load(rt, table, rows: list[dict]) -> None:
-    with rt.warehouse.begin() as conn:
-        insert_frame(conn, table, pd.DataFrame(rows))
-
-
 def units_per_arm(job: str, prefix: str, n: int) -> dict[str, list[str]]:
     """``n`` ids in each arm, as serving would assign them with share 0.5 and SALT."""
     found = {arms.CONTROL: [], arms.TREATMENT: []}
@@ -331,104 +293,42 @@ def experiment(rt, *, n: int = N, hits: dict[str, dict[str, int]]) -> None:
     t = NOW - timedelta(days=3)
     for job in ("churn", "upsell", "eta"):
         for arm, ids in units_per_arm(job, f"{job[0].upper()}X", n).items():
+            answer = {"job": job, "arm": arm, "logged_at": t}
+            if arm == arms.CONTROL:
+                answer |= {"source": "heuristic", "reason": "ab_control"}
             for k, unit in enumerate(ids):
                 hit = k < hits[job][arm]
                 if job == "churn":
                     rows.append(
-                        {
-                            "job": job,
-                            "endpoint": "dossier",
-                            "entity_id": unit,
-                            "arm": arm,
-                            "prediction": 0.8,
-                            "logged_at": t_churn,
-                        }
+                        answer | {"entity_id": unit, "prediction": 0.8, "logged_at": t_churn}
                     )
                     if hit:  # retained: a completed order within 30 days
-                        orders.append(
-                            {
-                                "order_id": f"o-{unit}",
-                                "customer_id": unit,
-                                "status": "completed",
-                                "placed_at": t_churn + timedelta(days=5),
-                                "item_count": 1,
-                                "total_amount": 10.0,
-                            }
-                        )
+                        orders.append(order(f"o-{unit}", unit, t_churn + timedelta(days=5)))
                 elif job == "upsell":
                     rows.append(
-                        {
-                            "job": job,
-                            "endpoint": "compose",
-                            "entity_id": unit,
-                            "arm": arm,
-                            "subject_id": "OF-AB",
-                            "prediction": 0.3,
-                            "logged_at": t,
-                        }
+                        answer | {"entity_id": unit, "subject_id": "OF-AB", "prediction": 0.3}
                     )
                     shown.append(
-                        {
-                            "impression_id": f"i-{unit}",
-                            "customer_id": unit,
-                            "offer_id": "OF-AB",
-                            "order_id": None,
-                            "shown_at": t + timedelta(minutes=5),
-                            "accepted": hit,
-                        }
+                        impression(f"i-{unit}", unit, "OF-AB", t + timedelta(minutes=5), hit)
                     )
                 else:
                     rows.append(
-                        {
-                            "job": job,
-                            "endpoint": "eta",
-                            "entity_id": "ZX",
-                            "arm": arm,
-                            "subject_id": unit,
-                            "prediction": 25.0,
-                            "logged_at": t,
-                        }
+                        answer | {"entity_id": "ZX", "subject_id": unit, "prediction": 25.0}
                     )
                     minutes = 40 if hit else 20  # promised in 30
-                    delivered.append(
-                        {
-                            "delivery_id": unit,
-                            "order_id": None,
-                            "zone": "ZX",
-                            "courier_id": "k",
-                            "distance_km": 2.0,
-                            "dispatched_at": t,
-                            "promised_at": t + timedelta(minutes=30),
-                            "delivered_at": t + timedelta(minutes=minutes),
-                        }
-                    )
+                    delivered.append(delivery(unit, t, t + timedelta(minutes=minutes), zone="ZX"))
     # Answers while the experiment was suspended, and answers without an arm: all wins for
     # the treatment, so counting them would hide the regression.
-    for k in range(200):
+    for k in range(300):
+        unit = f"OUT{k}"
+        left_out = {"arm": None} if k % 3 == 2 else {"source": "heuristic", "reason": "flag_off"}
         rows.append(
-            {
-                "job": "upsell",
-                "endpoint": "compose",
-                "entity_id": f"SUSP{k}",
-                "arm": arms.TREATMENT,
-                "subject_id": "OF-AB",
-                "prediction": 0.3,
-                "logged_at": t,
-                "source": "heuristic",
-                "reason": "flag_off",
-            }
+            {"job": "upsell", "entity_id": unit, "arm": arms.TREATMENT, "logged_at": t}
+            | {"subject_id": "OF-AB", "prediction": 0.3}
+            | left_out
         )
-        shown.append(
-            {
-                "impression_id": f"i-SUSP{k}",
-                "customer_id": f"SUSP{k}",
-                "offer_id": "OF-AB",
-                "order_id": None,
-                "shown_at": t + timedelta(minutes=5),
-                "accepted": True,
-            }
-        )
-    log_predictions(rt, rows)
+        shown.append(impression(f"i-{unit}", unit, "OF-AB", t + timedelta(minutes=5), True))
+    log_predictions(rt, rows, version=1)
     load(rt, wh.orders, orders)
     load(rt, wh.offer_impressions, shown)
     load(rt, wh.deliveries, delivered)
@@ -517,6 +417,18 @@ def test_too_few_units_on_real_tables_write_insufficient_and_trip_nothing(world)
     assert {r["status"] for r in stored} == {"insufficient"} and len(stored) == 4
 
 
+def test_no_answers_logged_is_insufficient_for_every_job(world):
+    found = guardrails.check(world)
+    assert [(r.job, r.decision) for r in found] == [
+        ("churn", "insufficient"),
+        ("upsell", "insufficient"),
+        ("eta", "insufficient"),
+    ]
+    assert all(r.comparison.control == Arm(0, 0) == r.comparison.treatment for r in found)
+    assert all(r.model_version is None for r in found)
+    assert trips.active(world.store) == {}
+
+
 def test_a_breach_with_auto_fallback_off_alerts_without_a_trip(world):
     experiment(world, hits=REGRESSION)
     rt = Runtime(
@@ -547,15 +459,7 @@ def test_check_without_recording_writes_nothing(world):
 
 @pytest.fixture
 def cli(world, monkeypatch, capsys):
-    """``mlops`` in-process on the test runtime (its frozen clock)."""
-    from mlops.cli import runtime as cli_runtime
-
-    monkeypatch.setattr(cli_runtime, "runtime", lambda ctx: world)
-
-    def run(*args: str) -> tuple[int, str, str]:
-        return invoke(capsys, *args, flat=True)
-
-    return run
+    return cli_on(world, monkeypatch, capsys)
 
 
 def test_command_prints_the_arms_and_a_summary(cli, world, monkeypatch):

@@ -19,6 +19,37 @@ def _ready(ctx: typer.Context):
     return rt
 
 
+_STATUS_COLOURS = {
+    "ok": "green",
+    "warn": "yellow",
+    "alert": "bold red",
+    "breach": "bold red",
+    "insufficient": "dim",
+}
+_CLEAR_TRIPS = (
+    "a tripped job answers from its heuristic until cleared: mlops flags clear-trips <job>"
+)
+
+
+def _coloured(status: str) -> str:
+    return f"[{_STATUS_COLOURS.get(status, 'white')}]{status}[/]"
+
+
+def _figure(value, spec: str = ".3f") -> str:
+    """``value`` formatted, or "-" when there is none (None, NaN)."""
+    import math
+
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+def _print_opened(opened) -> None:
+    """A line per alert the check opened."""
+    from mlops.cli.output import console
+
+    for alert in opened:
+        console.print(f"  [red]{alert.kind}[/red] {alert.message}", highlight=False)
+
+
 @app.command("ops")
 def ops_command(
     ctx: typer.Context,
@@ -93,8 +124,7 @@ def ops_command(
         summary + (": " + "; ".join(f"{a.kind} {a.job}" for a in opened) if opened else "."),
         highlight=False,
     )
-    for alert in opened:
-        console.print(f"  [red]{alert.kind}[/red] {alert.message}", highlight=False)
+    _print_opened(opened)
 
 
 _OPS_STATUS = {"succeeded": "ok"}
@@ -150,7 +180,7 @@ def accuracy_command(
             parts.append(f"{name} no complete period")
         else:
             parts.append(
-                f"{name} {latest['statistic']} {_accuracy_number(latest['value'])} "
+                f"{name} {latest['statistic']} {_figure(latest['value'])} "
                 f"on {latest['period']} ({latest['status']})"
             )
     console.print(
@@ -158,8 +188,7 @@ def accuracy_command(
         f"{len(found.opened)} alert(s) opened.",
         highlight=False,
     )
-    for alert in found.opened:
-        console.print(f"  [red]{alert.kind}[/red] {alert.message}", highlight=False)
+    _print_opened(found.opened)
 
 
 _ACCURACY_SHOWN = {
@@ -190,23 +219,15 @@ def _accuracy_table(found, job: str, floor: float | None):
     for header in shown.values():
         table.add_column(header, justify="right")
     table.add_column("status")
-    colours = {"ok": "green", "alert": "red", "insufficient": "yellow"}
     for row in rows.to_dict("records"):
-        status = row["status"]
         table.add_row(
             row["period"] + ("" if row["complete"] else "*"),
             row["source"],
             f"{row['n']:,}",
-            *(_accuracy_number(row[m]) for m in shown),
-            f"[{colours.get(status, 'white')}]{status}[/]",
+            *(_figure(row[m]) for m in shown),
+            _coloured(row["status"]),
         )
     return table
-
-
-def _accuracy_number(value) -> str:
-    import math
-
-    return "-" if value is None or not math.isfinite(value) else f"{value:.3f}"
 
 
 @app.command("drift")
@@ -250,9 +271,6 @@ def drift_command(
     _drift_summary(rt, checked)
 
 
-_DRIFT_COLOURS = {"ok": "green", "warn": "yellow", "alert": "bold red", "insufficient": "dim"}
-
-
 def _drift_table(result):
     from rich import box
     from rich.table import Table
@@ -265,14 +283,13 @@ def _drift_table(result):
     table.add_column("sample", justify="right")
     table.add_column("status")
     for f in result.features:
-        colour = _DRIFT_COLOURS[f.status]
         table.add_row(
             f.feature,
-            "-" if f.psi is None else f"{f.psi:.3f}",
+            _figure(f.psi),
             "KS" if f.test == "ks" else "chi2",
-            "-" if f.pvalue is None else f"{f.pvalue:.3g}",
+            _figure(f.pvalue, ".3g"),
             f"{f.sample_size:,}",
-            f"[{colour}]{f.status}[/]",
+            _coloured(f.status),
         )
     return table
 
@@ -299,9 +316,7 @@ def _drift_summary(rt, checked) -> None:
         else:
             trips.append(f"{job} not tripped (auto fallback off: the model still answers)")
     console.print(f"trips recorded: {'; '.join(trips)}")
-    console.print(
-        "a tripped job answers from its heuristic until cleared: mlops flags clear-trips <job>"
-    )
+    console.print(_CLEAR_TRIPS)
 
 
 @app.command("report")
@@ -378,7 +393,6 @@ def guardrails_command(
     table.add_column("margin", justify="right")
     table.add_column("p-value", justify="right")
     table.add_column("decision")
-    colours = {"ok": "green", "warn": "yellow", "breach": "bold red", "insufficient": "dim"}
     for g in found:
         c = g.comparison
         table.add_row(
@@ -390,8 +404,8 @@ def guardrails_command(
             if c.difference is None
             else f"{c.difference:+.1%} [{c.ci_low:+.1%}, {c.ci_high:+.1%}]",
             f"{c.margin:.1%}",
-            "-" if c.p_value is None else f"{c.p_value:.3g}",
-            f"[{colours[c.decision]}]{c.decision}[/]" + (" [red](tripped)[/red]" if g.trip else ""),
+            _figure(c.p_value, ".3g"),
+            _coloured(c.decision) + (" [red](tripped)[/red]" if g.trip else ""),
         )
     console.print(table)
     counts = {d: sum(g.decision == d for g in found) for d in ("breach", "warn", "ok")}
@@ -408,10 +422,7 @@ def guardrails_command(
         if g.decision == "breach" and not rt.settings.auto_fallback.get(g.job, False):
             console.print(f"  {g.job}: auto fallback off, the model still answers")
     if tripped:
-        console.print(
-            "  a tripped job answers from its heuristic until cleared: "
-            "mlops flags clear-trips <job>"
-        )
+        console.print(f"  {_CLEAR_TRIPS}")
 
 
 def _guardrails_arm(arm) -> str:

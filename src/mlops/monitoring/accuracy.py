@@ -119,7 +119,7 @@ def labelled(
 ) -> pd.DataFrame:
     """Every prediction of ``job`` logged in ``[since, until)`` whose label is due, with its
     label (columns: LABELLED_COLUMNS, ordered by logged_at)."""
-    job = _job(job)
+    job = _known_job(job)
     now = rt.clock.now()
     preds = _predictions(rt, job, since, until, now)
     if preds.empty:
@@ -149,15 +149,11 @@ def report(
     an accuracy alert when the model's latest complete period is past the job's floor."""
     import pandas as pd
 
-    jobs = list(JOBS) if job in (None, "all") else [_job(job)]
+    jobs = job_names(job)
     if by not in PERIODS:
         raise InputError(f"cannot read --by {by!r}", "write --by day or --by week")
     now = rt.clock.now()
-    if since is not None and since >= now:
-        raise InputError(
-            f"since {since:%Y-%m-%d %H:%M:%S} is not in the past (now is {now:%Y-%m-%d %H:%M})",
-            "pass an earlier date, or a duration such as 30d",
-        )
+    require_past(since, now)
     first = pd.Series([pd.Timestamp(since or now - DEFAULT_WINDOW)])
     start = _period_start(first, by)[0].to_pydatetime()
     rows: list[dict[str, Any]] = []
@@ -175,13 +171,27 @@ def report(
     return result
 
 
-# --- reading and labelling -------------------------------------------------------------
+def job_names(job: str | None) -> list[str]:
+    """Every job for None or "all", else ``[job]``; an unknown job is an InputError."""
+    return list(JOBS) if job in (None, "all") else [_known_job(job)]
 
 
-def _job(job: str) -> str:
+def _known_job(job: str) -> str:
     if job not in JOBS:
         raise InputError(f"unknown job {job!r}", f"use one of {', '.join(JOBS)} or all")
     return job
+
+
+def require_past(since: datetime | None, now: datetime) -> None:
+    """InputError when ``since`` is given and not before ``now``."""
+    if since is not None and since >= now:
+        raise InputError(
+            f"since {since:%Y-%m-%d %H:%M:%S} is not in the past (now is {now:%Y-%m-%d %H:%M})",
+            "pass an earlier date, or a duration such as 30d",
+        )
+
+
+# --- reading and labelling -------------------------------------------------------------
 
 
 def _predictions(
@@ -258,30 +268,57 @@ def _outcomes(rt: Runtime, name: str, params: dict, keys: Sequence[str]) -> pd.D
         return views.run_query_for_keys(conn, name, params, keys)
 
 
+def _customer_outcomes(
+    rt: Runtime, name: str, preds: pd.DataFrame, horizon: timedelta
+) -> pd.DataFrame:
+    """``name``'s outcomes for the predictions' customers, from the first prediction to the
+    last one's horizon."""
+    span = {
+        "start": preds["logged_at"].min().to_pydatetime(),
+        "end": preds["logged_at"].max().to_pydatetime() + horizon,
+    }
+    return _outcomes(rt, name, span, preds["entity_id"].unique().tolist())
+
+
+def _first_within(
+    preds: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    at: str,
+    by: list[str],
+    outcome_by: list[str],
+    horizon: timedelta,
+) -> pd.DataFrame:
+    """Each prediction with the first outcome of its key (``by`` in ``preds``, ``outcome_by``
+    in ``outcomes``) at ``at`` in ``[logged_at, logged_at + horizon]``, or NaN/NaT without."""
+    import pandas as pd
+
+    return pd.merge_asof(
+        preds.sort_values("logged_at", kind="stable"),
+        outcomes.sort_values(at, kind="stable"),
+        left_on="logged_at",
+        right_on=at,
+        left_by=by,
+        right_by=outcome_by,
+        direction="forward",
+        tolerance=pd.Timedelta(horizon),
+        allow_exact_matches=True,
+    )
+
+
 def _label_churn(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
     import pandas as pd
 
-    first = preds["logged_at"].min().to_pydatetime()
-    last = preds["logged_at"].max().to_pydatetime()
-    orders = _outcomes(
-        rt,
-        "outcomes_churn",
-        {"start": first, "end": last + CHURN_HORIZON},
-        preds["entity_id"].unique().tolist(),
-    )
+    orders = _customer_outcomes(rt, "outcomes_churn", preds, CHURN_HORIZON)
     orders["placed_at"] = _from_epoch(orders["placed_epoch"])
     # The customer's first completed order at or after the prediction: none within the
     # horizon is a churn.
-    joined = pd.merge_asof(
-        preds.sort_values("logged_at", kind="stable"),
-        orders[["customer_id", "placed_at"]].sort_values("placed_at", kind="stable"),
-        left_on="logged_at",
-        right_on="placed_at",
-        left_by="entity_id",
-        right_by="customer_id",
-        direction="forward",
-        tolerance=pd.Timedelta(CHURN_HORIZON),
-        allow_exact_matches=True,
+    joined = _first_within(
+        preds,
+        orders[["customer_id", "placed_at"]],
+        "placed_at",
+        ["entity_id"],
+        ["customer_id"],
+        CHURN_HORIZON,
     )
     # tolerance is inclusive; an order exactly 30 days later is already outside the window.
     ordered = joined["placed_at"].notna() & (
@@ -292,30 +329,16 @@ def _label_churn(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
 
 
 def _label_upsell(rt: Runtime, preds: pd.DataFrame) -> pd.DataFrame:
-    import pandas as pd
-
-    first = preds["logged_at"].min().to_pydatetime()
-    last = preds["logged_at"].max().to_pydatetime()
-    shown = _outcomes(
-        rt,
-        "outcomes_upsell",
-        {"start": first, "end": last + UPSELL_HORIZON},
-        preds["entity_id"].unique().tolist(),
-    )
+    shown = _customer_outcomes(rt, "outcomes_upsell", preds, UPSELL_HORIZON)
     shown["shown_at"] = _from_epoch(shown["shown_epoch"])
     shown["accepted"] = shown["accepted"].astype("float64")
-    joined = pd.merge_asof(
-        preds.sort_values("logged_at", kind="stable"),
-        shown[["customer_id", "offer_id", "shown_at", "accepted"]].sort_values(
-            "shown_at", kind="stable"
-        ),
-        left_on="logged_at",
-        right_on="shown_at",
-        left_by=["entity_id", "subject_id"],
-        right_by=["customer_id", "offer_id"],
-        direction="forward",
-        tolerance=pd.Timedelta(UPSELL_HORIZON),
-        allow_exact_matches=True,
+    joined = _first_within(
+        preds,
+        shown[["customer_id", "offer_id", "shown_at", "accepted"]],
+        "shown_at",
+        ["entity_id", "subject_id"],
+        ["customer_id", "offer_id"],
+        UPSELL_HORIZON,
     )
     joined = joined[joined["shown_at"].notna()]
     return joined.assign(label=joined["accepted"])

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from mlops.db.schema import fallback_trips
-from mlops.errors import InputError
+from mlops.monitoring import accuracy
 from mlops.runtime import Runtime
 from mlops.serving.arms import CONTROL, TREATMENT
 
@@ -46,25 +46,27 @@ if TYPE_CHECKING:
     from mlops.monitoring.alerts import Alert
     from mlops.serving.trips import Trip
 
-JOBS = ("churn", "upsell", "eta")
 # Reasons that applied to both arms alike: the experiment was not running.
 SUSPENDED = ("flag_off", "drift", "guardrail")
-DECISIONS = ("insufficient", "ok", "warn", "breach")
+# ml_monitor_results status of each decision.
 STATUS = {"insufficient": "insufficient", "ok": "ok", "warn": "warn", "breach": "alert"}
 
 
 @dataclass(frozen=True)
 class Metric:
+    """A job's guardrail metric: the share of units with the outcome."""
+
     name: str
     description: str
     higher_is_better: bool
 
 
 METRICS = {
-    "upsell": Metric("acceptance_rate", "acceptance of the first offer shown", True),
     "churn": Metric("retention_flagged", "retention of customers flagged high risk", True),
+    "upsell": Metric("acceptance_rate", "acceptance of the first offer shown", True),
     "eta": Metric("late_share", "deliveries later than the promise", False),
 }
+JOBS = tuple(METRICS)
 
 
 @dataclass(frozen=True)
@@ -234,15 +236,8 @@ def check(
     """Compare the arms of ``job`` (every job when None or "all"). With ``record``, writes
     ``ml_monitor_results`` rows (monitor "guardrail"), raises or resolves the guardrail
     alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on)."""
-    from mlops.monitoring import accuracy
-
-    jobs = list(JOBS) if job in (None, "all") else [_job(job)]
-    now = rt.clock.now()
-    if since is not None and since >= now:
-        raise InputError(
-            f"since {since:%Y-%m-%d %H:%M:%S} is not in the past (now is {now:%Y-%m-%d %H:%M})",
-            "pass an earlier date, or a duration such as 30d",
-        )
+    jobs = accuracy.job_names(job)
+    accuracy.require_past(since, rt.clock.now())
     s = rt.settings
     found = []
     for name in jobs:
@@ -305,12 +300,6 @@ def _rate(arm: Arm) -> str:
     return "-" if arm.rate is None else f"{arm.rate:.4f} (n={arm.n:,})"
 
 
-def _job(job: str) -> str:
-    if job not in JOBS:
-        raise InputError(f"unknown job {job!r}", f"use one of {', '.join(JOBS)} or all")
-    return job
-
-
 def _window_start(rt: Runtime, job: str, since: datetime | None) -> datetime | None:
     """``since``, or the job's last cleared guardrail trip when that is later."""
     t = fallback_trips
@@ -326,10 +315,44 @@ def _window_start(rt: Runtime, job: str, since: datetime | None) -> datetime | N
 
 
 def _record(rt: Runtime, result: Guardrail) -> None:
+    """Write the four result rows, reconcile the guardrail alert and trip on a breach."""
     from mlops.monitoring import alerts, fallback, results
 
-    c, m, now = result.comparison, result.metric, rt.clock.now()
-    detail = {
+    c, m = result.comparison, result.metric
+    common = {
+        "checked_at": rt.clock.now(),
+        "monitor": "guardrail",
+        "job": result.job,
+        "feature": m.name,
+        "status": STATUS[c.decision],
+        "model_version": result.model_version,
+        "detail": json.dumps(_detail(result)),
+    }
+    n = c.control.n + c.treatment.n
+    figures = [  # statistic, value, threshold, sample size
+        ("control_rate", c.control.rate, None, c.control.n),
+        ("treatment_rate", c.treatment.rate, None, c.treatment.n),
+        ("difference", c.difference, -c.margin if m.higher_is_better else c.margin, n),
+        ("p_value", c.p_value, c.alpha, n),
+    ]
+    results.write(
+        rt,
+        [
+            {**common, "statistic": name, "value": value, "threshold": line, "sample_size": size}
+            for name, value, line, size in figures
+        ],
+    )
+    if c.decision == "insufficient":
+        return  # too little to judge: an open incident stays open, none is opened
+    firing = {m.name: describe(result)} if c.decision == "breach" else {}
+    result.opened = alerts.check(rt, "guardrail", result.job, firing, scope=[m.name])
+    if c.decision == "breach":
+        result.trip = fallback.trip(rt, result.job, "guardrail", describe(result))
+
+
+def _detail(result: Guardrail) -> dict[str, Any]:
+    c, m = result.comparison, result.metric
+    return {
         "metric": m.description,
         "higher_is_better": m.higher_is_better,
         "since": result.since.isoformat() if result.since else None,
@@ -345,50 +368,3 @@ def _record(rt: Runtime, result: Guardrail) -> None:
         "min_sample": c.min_sample,
         "decision": c.decision,
     }
-    common = {
-        "checked_at": now,
-        "monitor": "guardrail",
-        "job": result.job,
-        "feature": m.name,
-        "status": STATUS[c.decision],
-        "model_version": result.model_version,
-        "detail": json.dumps(detail),
-    }
-    n = c.control.n + c.treatment.n
-    results.write(
-        rt,
-        [
-            {
-                **common,
-                "statistic": "control_rate",
-                "value": c.control.rate,
-                "sample_size": c.control.n,
-            },
-            {
-                **common,
-                "statistic": "treatment_rate",
-                "value": c.treatment.rate,
-                "sample_size": c.treatment.n,
-            },
-            {
-                **common,
-                "statistic": "difference",
-                "value": c.difference,
-                "threshold": -c.margin if m.higher_is_better else c.margin,
-                "sample_size": n,
-            },
-            {
-                **common,
-                "statistic": "p_value",
-                "value": c.p_value,
-                "threshold": c.alpha,
-                "sample_size": n,
-            },
-        ],
-    )
-    if c.decision == "insufficient":
-        return  # too little to judge: an open incident stays open, none is opened
-    firing = {m.name: describe(result)} if c.decision == "breach" else {}
-    result.opened = alerts.check(rt, "guardrail", result.job, firing, scope=[m.name])
-    if c.decision == "breach":
-        result.trip = fallback.trip(rt, result.job, "guardrail", describe(result))

@@ -13,7 +13,6 @@ from __future__ import annotations
 from hashlib import blake2b
 
 TREATMENT, CONTROL = "treatment", "control"
-ARMS = (TREATMENT, CONTROL)
 _SCALE = float(1 << 64)
 
 

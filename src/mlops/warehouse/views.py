@@ -77,10 +77,7 @@ def run_over_grid(conn: Connection, name: str, as_of_points: Sequence[datetime])
 
 def run_query(conn: Connection, name: str, params: dict) -> pd.DataFrame:
     """Run ``sql/<name>.sql`` with bound parameters (timestamps as the dialect stores them)."""
-    _ensure_functions(conn)
-    if conn.dialect.name != "postgresql":
-        params = {k: _sqlite_value(v) for k, v in params.items()}
-    return _fetch_frame(conn, sql_file(name), params)
+    return _fetch_frame(conn, sql_file(name), _prepare(conn, params))
 
 
 def run_query_for_keys(
@@ -88,19 +85,18 @@ def run_query_for_keys(
 ) -> pd.DataFrame:
     """Run ``sql/<name>.sql``, whose ``IN :keys`` list is bound to ``keys`` a chunk at a time,
     and concatenate the results: a join key pushed down without a temporary table."""
-    _ensure_functions(conn)
-    if conn.dialect.name != "postgresql":
-        params = {k: _sqlite_value(v) for k, v in params.items()}
+    params = _prepare(conn, params)
     sql = sql_file(name)
     # One compilation per chunk size: expanding 10,000 parameters costs tens of milliseconds.
     compiled: dict[int, tuple[str, list[str] | None]] = {}
-    frames = [_fetch_frame(conn, sql, {**params, "keys": []})] if not keys else []
-    for start in range(0, len(keys), chunk):
+    frames = []
+    # No keys still runs once (an empty IN), so the result has the query's columns.
+    for start in range(0, max(len(keys), 1), chunk):
         part = list(keys[start : start + chunk])
         if len(part) not in compiled:
-            statement = text(sql).bindparams(
-                bindparam("keys", value=part, expanding=True), **params
-            )
+            # Typed as text: an empty list gives the driver no value to infer a type from.
+            keys_param = bindparam("keys", value=part, expanding=True, type_=String())
+            statement = text(sql).bindparams(keys_param, **params)
             done = statement.compile(
                 dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
             )
@@ -113,18 +109,17 @@ def run_query_for_keys(
     return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
+def _prepare(conn: Connection, params: dict) -> dict:
+    """Make sure the SQL's helper functions exist; timestamps as the dialect stores them."""
+    _ensure_functions(conn)
+    if conn.dialect.name != "postgresql":
+        return {k: _sqlite_value(v) for k, v in params.items()}
+    return params
+
+
 def _fetch_frame(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
     # Plain DB-API tuples: building Row objects for 200k rows costs more than the query.
-    # A list binds as an IN list; an empty one compares as text (ids), not as an integer.
-    lists = [
-        bindparam(k, value=v, expanding=True, type_=None if v else String())
-        for k, v in params.items()
-        if isinstance(v, list)
-    ]
-    statement = text(sql).bindparams(
-        *lists, **{k: v for k, v in params.items() if not isinstance(v, list)}
-    )
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
     args = compiled.construct_params()
     if compiled.positional:
         args = tuple(args[name] for name in compiled.positiontup)
