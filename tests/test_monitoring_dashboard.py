@@ -22,6 +22,7 @@ from mlops.monitoring import dashboard, report, results
 from mlops.specs.features import JOBS
 from mlops.store import ingest
 from mlops.store.historical import load_history
+from mlops.store.runs import start_run
 from mlops.warehouse.schema import customers, deliveries
 from tests.cli_support import invoke
 from tests.conftest import NOW
@@ -539,6 +540,30 @@ def test_freshness_against_ttl(seeded):
     shares = dict(zip(fig.data[0].y, fig.data[0].x, strict=True))
     assert shares["eta"] == 200  # 400% of TTL, drawn to the edge
     assert any("(400%)" in a.text for a in fig.layout.annotations)
+
+
+def test_rows_stamped_after_the_window_are_left_out(seeded):
+    # The window ends at the clock's now, as the fallback, cohort and feature panels do.
+    later = NOW + timedelta(hours=1)
+    results.write(
+        seeded,
+        [
+            *_drift(later, "churn", "orders_30d", 0.9, "alert"),
+            _accuracy(later, "churn", "2026-05-28", "model", 0.5),
+        ],
+    )
+    start_run(
+        seeded.store,
+        job="churn",
+        mode="refresh",
+        started_at=later,
+        as_of_start=later,
+        as_of_end=later,
+        scheduled_for=None,
+    )
+    board = dashboard.gather(seeded, since=MONTH)
+    for key in ("drift", "accuracy", "ingestion"):
+        assert _panel(board, key).empty, key
 
 
 # --- empty, broken, and the page ------------------------------------------------------------

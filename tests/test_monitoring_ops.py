@@ -280,6 +280,12 @@ def test_never_ingested_counts_as_stale(migrated):
     assert "no feature values ingested yet" in opened[0].message
 
 
+def test_periods_and_spans_for_people():
+    assert ops.describe_period(timedelta(hours=36)) == "36 hours"
+    assert ops.describe_period(WEEK) == "7 days"
+    assert ops.span(42) == "42 s" and ops.span(3.2 * 3600) == "3.2 h"
+
+
 # --- /metrics ---------------------------------------------------------------------------
 
 

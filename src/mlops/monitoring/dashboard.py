@@ -55,21 +55,27 @@ MAX_DRIFT_CHECKS = 60
 MAX_RUNS = 5_000
 RESIDUAL_BINS = 40
 STATUS_RANK = {"insufficient": 0, "ok": 1, "warn": 2, "alert": 3}
+STATUS_BY_RANK = {rank: status for status, rank in STATUS_RANK.items()}
 
 
 @dataclass(frozen=True)
 class Window:
+    """The period charted, ending now, and the time bucket its charts count in."""
+
     start: datetime
     end: datetime
     bucket: str  # "hour" or "day"
 
     @property
     def freq(self) -> str:
+        """The bucket as a pandas frequency."""
         return "h" if self.bucket == "hour" else "D"
 
 
 @dataclass
 class Panel:
+    """One chart's data: small frames, notes for the reader, or the error that stopped it."""
+
     key: str
     title: str
     caption: str
@@ -84,11 +90,14 @@ class Panel:
 
     @property
     def points(self) -> int:
+        """Rows over all the frames."""
         return sum(len(frame) for frame in self.frames.values())
 
 
 @dataclass
 class Dashboard:
+    """Every panel, read over one window."""
+
     generated_at: datetime
     window: Window
     panels: list[Panel]
@@ -111,6 +120,8 @@ def gather(rt: Runtime, *, since: timedelta = DEFAULT_WINDOW) -> Dashboard:
 
 @dataclass(frozen=True)
 class PanelSpec:
+    """A panel's title and caption, and the function that fills its frames."""
+
     key: str
     title: str
     caption: str
@@ -339,7 +350,7 @@ def _cohorts(rt: Runtime, window: Window, panel: Panel) -> None:
         total = conn.execute(select(func.count()).where(*churn)).scalar_one()
     if not total:
         panel.notes.append("no churn predictions logged in the window")
-        panel.frames = {"scores": cohort_scores(_empty_predictions(), _empty_cohort_map(), window)}
+        panel.frames = {"scores": pd.DataFrame(columns=_SCORE_COLUMNS)}
         return
     # A month of scores is millions of rows; a systematic sample by id (the log's order) keeps
     # hundreds per cohort and day.
@@ -358,18 +369,7 @@ def _cohorts(rt: Runtime, window: Window, panel: Panel) -> None:
     panel.frames = {"scores": cohort_scores(predictions, cohort_map, window)}
 
 
-def _empty_predictions() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "logged_at": pd.Series(dtype="datetime64[ns]"),
-            "entity_id": pd.Series(dtype=object),
-            "prediction": pd.Series(dtype=float),
-        }
-    )
-
-
-def _empty_cohort_map() -> pd.DataFrame:
-    return pd.DataFrame(columns=["customer_id", *COHORTS])
+_SCORE_COLUMNS = ["cohort_kind", "cohort", "bucket", "mean_score", "predictions"]
 
 
 def cohort_scores(
@@ -378,9 +378,8 @@ def cohort_scores(
     """Mean churn score per bucket and cohort (plan, region) of logged predictions (logged_at,
     entity_id, prediction). Customers the warehouse does not know are 'unknown'; beyond the
     largest cohorts, 'other'."""
-    columns = ["cohort_kind", "cohort", "bucket", "mean_score", "predictions"]
     if predictions.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=_SCORE_COLUMNS)
     joined = predictions.merge(
         cohort_map.rename(columns={"customer_id": "entity_id"}), on="entity_id", how="left"
     )
@@ -393,7 +392,7 @@ def cohort_scores(
             cohort = cohort.where(cohort.isin(sizes.index[:MAX_COHORTS]), "other")
         grouped = joined["prediction"].groupby([cohort.rename("cohort"), bucket])
         part = grouped.agg(mean_score="mean", predictions="size").reset_index()
-        out.append(part.assign(cohort_kind=kind)[columns])
+        out.append(part.assign(cohort_kind=kind)[_SCORE_COLUMNS])
     frame = pd.concat(out, ignore_index=True)
     return frame.sort_values(["cohort_kind", "cohort", "bucket"], ignore_index=True)
 
@@ -403,7 +402,11 @@ def cohort_scores(
 
 def _drift(rt: Runtime, window: Window, panel: Panel) -> None:
     r = monitor_results
-    drift = (r.c.monitor == "drift", r.c.checked_at >= window.start)
+    drift = (
+        r.c.monitor == "drift",
+        r.c.checked_at >= window.start,
+        r.c.checked_at <= window.end,
+    )
     times = select(r.c.checked_at).where(*drift).distinct()
     with rt.store.connect() as conn:
         recent = conn.execute(
@@ -424,13 +427,12 @@ def _drift(rt: Runtime, window: Window, panel: Panel) -> None:
             func.max(case((r.c.statistic == "psi", r.c.value))).label("psi"),
             func.max(r.c.sample_size).label("sample_size"),
         )
-        .where(r.c.monitor == "drift", r.c.checked_at >= first)
+        .where(r.c.monitor == "drift", r.c.checked_at >= first, r.c.checked_at <= window.end)
         .group_by(r.c.job, r.c.feature, r.c.checked_at)
         .order_by(r.c.job, r.c.feature, r.c.checked_at)
     )
     frame = _frame(rt.store, stmt, times=("checked_at",))
-    statuses = {rank: status for status, rank in STATUS_RANK.items()}
-    frame["status"] = frame["rank"].map(statuses)
+    frame["status"] = frame["rank"].map(STATUS_BY_RANK)
     panel.frames = {"status": frame[_DRIFT_COLUMNS]}
 
 
@@ -446,7 +448,11 @@ def _accuracy(rt: Runtime, window: Window, panel: Panel) -> None:
     # the latest check that scored a period is its answer.
     latest = (
         select(r.c.job, r.c.feature, func.max(r.c.checked_at).label("at"))
-        .where(r.c.monitor == "accuracy", r.c.checked_at >= window.start)
+        .where(
+            r.c.monitor == "accuracy",
+            r.c.checked_at >= window.start,
+            r.c.checked_at <= window.end,
+        )
         .group_by(r.c.job, r.c.feature)
         .subquery()
     )
@@ -576,7 +582,7 @@ def _ingestion(rt: Runtime, window: Window, panel: Panel) -> None:
             runs.c.rows_rejected,
             runs.c.error,
         )
-        .where(runs.c.started_at >= window.start)
+        .where(runs.c.started_at >= window.start, runs.c.started_at <= window.end)
         .order_by(runs.c.started_at.desc(), runs.c.run_id.desc())
         .limit(MAX_RUNS)
     )
@@ -592,15 +598,13 @@ def _freshness(rt: Runtime, window: Window, panel: Panel) -> None:
     from mlops.monitoring import ops
 
     rows = []
-    # Freshness is "now" whatever the period: an empty period skips the run and answer
-    # aggregates (a month of the prediction log) this panel does not show.
-    for job in ops.report(rt, since=rt.clock.now()).jobs:
-        fresh = job.freshness
+    # Freshness is "now" whatever the window.
+    for job, fresh in ops.freshness(rt).items():
         if fresh.newest is None:
-            panel.notes.append(f"{job.job}: never ingested (run `mlops ingest {job.job}`)")
+            panel.notes.append(f"{job}: never ingested (run `mlops ingest {job}`)")
         rows.append(
             {
-                "job": job.job,
+                "job": job,
                 "latest_as_of": fresh.newest,
                 "age_seconds": fresh.age_seconds,
                 "ttl_seconds": fresh.ttl_seconds,
@@ -628,23 +632,23 @@ def _fallbacks(rt: Runtime, window: Window, panel: Panel) -> None:
 
 
 def fallback_rates(counts: pd.DataFrame) -> pd.DataFrame:
-    """Share of a job's answers in each bucket that did not come from the model, per reason
-    (counted as ``mlops monitor ops`` counts them)."""
-    from mlops.monitoring.ops import MODEL, NO_REASON
+    """Share of a job's answers in each bucket that did not come from the model, per reason,
+    from answer counts per (job, bucket, source, reason); counted by ``ops.Answers``, as
+    ``mlops monitor ops`` and /metrics count them."""
+    from mlops.monitoring.ops import Answers
 
     columns = ["job", "bucket", "reason", "fallbacks", "answers", "rate"]
-    if counts.empty:
-        return pd.DataFrame(columns=columns)
-    counts = counts.assign(bucket=_times(counts["bucket"]))
-    totals = counts.groupby(["job", "bucket"])["answers"].sum().rename("total")
-    heuristic = counts[counts["source"] != MODEL].assign(
-        reason=lambda f: f["reason"].fillna(NO_REASON)
-    )
-    fallbacks = heuristic.groupby(["job", "bucket", "reason"])["answers"].sum().rename("fallbacks")
-    out = fallbacks.reset_index().merge(totals.reset_index(), on=["job", "bucket"])
-    out = out.rename(columns={"total": "answers"})
-    out["rate"] = out["fallbacks"] / out["answers"]
-    return out[columns].sort_values(["job", "reason", "bucket"]).reset_index(drop=True)
+    rows = []
+    # A few hundred (job, bucket) groups at most: a month per day or three days per hour.
+    for (job, bucket), part in counts.groupby(["job", "bucket"], sort=False):
+        reasons = part["reason"].astype(object).where(part["reason"].notna(), None)
+        keys = zip(part["source"], reasons, strict=True)
+        found = Answers(dict(zip(keys, part["answers"], strict=True)))
+        for reason, n in found.fallbacks.items():
+            rows.append([job, bucket, reason, n, found.total, n / found.total])
+    out = pd.DataFrame(rows, columns=columns)
+    out["bucket"] = _times(out["bucket"])
+    return out.sort_values(["job", "reason", "bucket"], ignore_index=True)
 
 
 PANELS: list[PanelSpec] = [

@@ -40,6 +40,7 @@ class LatestRun:
 
     @property
     def failed(self) -> bool:
+        """Whether the run ended in failure."""
         return self.status == FAILED
 
 
@@ -59,6 +60,7 @@ class Ingestion:
 
     @property
     def finished(self) -> int:
+        """Runs that succeeded or failed (not those still running)."""
         return self.runs.get(SUCCEEDED, 0) + self.runs.get(FAILED, 0)
 
     @property
@@ -104,6 +106,7 @@ class Answers:
 
     @property
     def total(self) -> int:
+        """Every answer in the period, from the model or not."""
         return sum(self.counts.values())
 
     @property
@@ -124,6 +127,8 @@ class Answers:
 
 @dataclass(frozen=True)
 class JobOps:
+    """One job's operational figures."""
+
     job: str
     ingestion: Ingestion
     scheduler: SchedulerDelay
@@ -133,16 +138,21 @@ class JobOps:
 
 @dataclass(frozen=True)
 class OpsReport:
+    """Every job's figures over [since, checked_at]."""
+
     checked_at: datetime
     since: datetime
     jobs: list[JobOps]
 
     def job(self, name: str) -> JobOps:
+        """The figures of the job called ``name``."""
         return next(j for j in self.jobs if j.job == name)
 
 
 @dataclass(frozen=True)
 class OpsCheck:
+    """A report and the alerts its check newly opened."""
+
     report: OpsReport
     opened: list[Alert]
 
@@ -156,9 +166,8 @@ def report(
     """Operational figures per job over [since, now] (default: the last 7 days). Reads only."""
     now = rt.clock.now()
     start = _start(now, since)
-    specs = [get_job(name) for name in jobs] if jobs else list(JOBS.values())
     with rt.store.connect() as conn:
-        found = [_job_ops(conn, spec, start, now) for spec in specs]
+        found = [_job_ops(conn, spec, start, now) for spec in _specs(jobs)]
     return OpsReport(checked_at=now, since=start, jobs=found)
 
 
@@ -180,6 +189,13 @@ def check(
             rt, "ingestion_failed", ops.job, {"ingestion": failed} if failed else {}
         )
     return OpsCheck(report=found, opened=opened)
+
+
+def freshness(rt: Runtime, *, jobs: Sequence[str] | None = None) -> dict[str, Freshness]:
+    """Each job's freshness now, without the period's run and answer figures."""
+    now = rt.clock.now()
+    with rt.store.connect() as conn:
+        return {spec.name: _freshness(conn, spec, now) for spec in _specs(jobs)}
 
 
 def stale_message(ops: JobOps) -> str | None:
@@ -208,6 +224,10 @@ def failure_message(ops: JobOps) -> str | None:
         f"{ops.job}: the latest ingestion run ({latest.mode}, run {latest.run_id}, started "
         f"{latest.started_at:%Y-%m-%d %H:%M:%S}) failed: {error}"
     )
+
+
+def _specs(jobs: Sequence[str] | None) -> list[JobSpec]:
+    return [get_job(name) for name in jobs] if jobs else list(JOBS.values())
 
 
 def _start(now: datetime, since: datetime | timedelta | None) -> datetime:
@@ -353,3 +373,11 @@ def span(seconds: float) -> str:
     if size < 172_800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86400:.1f} d"
+
+
+def describe_period(period: timedelta) -> str:
+    """A period for headings and help texts: '36 hours', '7 days'."""
+    hours = period.total_seconds() / 3600
+    if hours < 48:
+        return f"{hours:g} hours"
+    return f"{hours / 24:g} days"

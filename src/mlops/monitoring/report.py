@@ -22,12 +22,14 @@ from mlops.errors import InputError
 from mlops.monitoring.dashboard import (
     DEFAULT_WINDOW,
     KEY_FEATURES,
+    STATUS_BY_RANK,
     STATUS_RANK,
     Dashboard,
     Panel,
     Window,
     gather,
 )
+from mlops.monitoring.ops import describe_period, span
 from mlops.runtime import Runtime
 from mlops.specs.features import JOBS
 
@@ -129,9 +131,9 @@ def render(dashboard: Dashboard, *, plotly_src: str | None = None) -> str:
     else:
         library = f'<script src="{html.escape(plotly_src)}"></script>'
     w = dashboard.window
-    span = _span(w.end - w.start)
     summary = (
-        f"Generated {dashboard.generated_at:%Y-%m-%d %H:%M} UTC · the last {span} "
+        f"Generated {dashboard.generated_at:%Y-%m-%d %H:%M} UTC · the last "
+        f"{describe_period(w.end - w.start)} "
         f"(since {w.start:%Y-%m-%d %H:%M}) · per {w.bucket} · {len(panels)} panels"
     )
     return _PAGE.format(
@@ -164,13 +166,6 @@ def _json(spec: dict) -> str:
     # Inside a <script>: no "</script>" or "<!--" may come out of a string (a feature name, an
     # error message), so every "<" is written as its JSON escape.
     return json.dumps(spec, cls=PlotlyJSONEncoder, separators=(",", ":")).replace("<", "\\u003c")
-
-
-def _span(delta: timedelta) -> str:
-    hours = delta.total_seconds() / 3600
-    if hours < 48:
-        return f"{hours:g} hours"
-    return f"{hours / 24:g} days"
 
 
 _CSS = (
@@ -371,6 +366,12 @@ def _band(fig, x, low, high, colour, name, shown: set[str], at: dict) -> None:
     )
 
 
+def _jobs_in(jobs: pd.Series) -> list[str]:
+    """The jobs present, known ones in the specs' order, then any others by name."""
+    present = set(jobs)
+    return [j for j in JOBS if j in present] + sorted(present - set(JOBS))
+
+
 def _rgba(hex_colour: str, alpha: float) -> str:
     r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r},{g},{b},{alpha})"
@@ -414,12 +415,11 @@ def _drift(panel: Panel, window: Window) -> go.Figure:
     z = z.reindex(index=rows, columns=columns)
     psi = frame.pivot_table(index="row", columns="column", values="psi", aggfunc="max")
     psi = psi.reindex(index=rows, columns=columns)
-    statuses = {rank: status for status, rank in STATUS_RANK.items()}
-    text = z.apply(lambda col: col.map(statuses)).fillna("not checked")
+    text = z.apply(lambda col: col.map(STATUS_BY_RANK)).fillna("not checked")
     hover = text + "<br>PSI " + psi.map(lambda v: "n/a" if pd.isna(v) else f"{v:.3f}")
     n = len(STATUS_RANK)
     scale = []
-    for status, rank in sorted(STATUS_RANK.items(), key=lambda kv: kv[1]):
+    for rank, status in sorted(STATUS_BY_RANK.items()):
         scale += [[rank / n, STATUS_COLOURS[status]], [(rank + 1) / n, STATUS_COLOURS[status]]]
     fig = go.Figure(
         go.Heatmap(
@@ -435,7 +435,7 @@ def _drift(panel: Panel, window: Window) -> go.Figure:
             ygap=1,
             colorbar={
                 "tickvals": list(range(n)),
-                "ticktext": [s for s, _ in sorted(STATUS_RANK.items(), key=lambda kv: kv[1])],
+                "ticktext": [STATUS_BY_RANK[rank] for rank in range(n)],
                 "title": {"text": "status"},
                 "thickness": 14,
             },
@@ -448,7 +448,7 @@ def _drift(panel: Panel, window: Window) -> go.Figure:
 
 def _accuracy(panel: Panel, window: Window) -> go.Figure:
     trend = panel.frames["trend"]
-    jobs = [j for j in JOBS if j in set(trend["job"])] + sorted(set(trend["job"]) - set(JOBS))
+    jobs = _jobs_in(trend["job"])
     fig = make_subplots(rows=1, cols=len(jobs), subplot_titles=jobs, horizontal_spacing=0.08)
     shown: set[str] = set()
     for c, job in enumerate(jobs, start=1):
@@ -558,7 +558,7 @@ def _residuals(panel: Panel, window: Window) -> go.Figure:
 
 def _ingestion(panel: Panel, window: Window) -> go.Figure:
     runs = panel.frames["runs"]
-    jobs = [j for j in JOBS if j in set(runs["job"])] + sorted(set(runs["job"]) - set(JOBS))
+    jobs = _jobs_in(runs["job"])
     fig = make_subplots(
         rows=2,
         cols=len(jobs),
@@ -605,8 +605,6 @@ def _ingestion(panel: Panel, window: Window) -> go.Figure:
 
 
 def _freshness(panel: Panel, window: Window) -> go.Figure:
-    from mlops.monitoring.ops import span
-
     frame = panel.frames["freshness"].iloc[::-1]  # first job at the top
     share = frame["age_seconds"].astype(float) / frame["ttl_seconds"] * 100
     # A job stale for days would squash the others: bars stop at 200%, the label says the truth.

@@ -23,7 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from mlops.clock import Clock
 
 if TYPE_CHECKING:
-    from mlops.monitoring.ops import OpsReport
+    from mlops.monitoring.ops import JobOps, OpsReport
     from mlops.runtime import Runtime
 
 log = logging.getLogger("mlops.serving")
@@ -179,77 +179,96 @@ class OpsCollector:
         yield from _ops_families(report, self._clock.now())
 
 
-def _ops_families(report: OpsReport, now: datetime):
-    def gauge(name: str, doc: str, labels=("job",)) -> GaugeMetricFamily:
-        return GaugeMetricFamily(name, doc, labels=list(labels))
-
-    period = f"over the last {_days(report)}"
-    success = gauge("mlops_ingestion_success_ratio", f"Succeeded over finished runs, {period}.")
-    runs = gauge("mlops_ingestion_runs", f"Ingestion runs started, {period}.", ("job", "status"))
-    last_failed = gauge(
-        "mlops_ingestion_last_failed", "1 when the job's latest finished ingestion run failed."
-    )
-    rows = gauge("mlops_ingestion_rows_written", "Rows written by the latest successful run.")
-    rows_mean = gauge("mlops_ingestion_rows_written_mean", f"Rows per successful run, {period}.")
-    duration = gauge(
-        "mlops_ingestion_duration_seconds", "Duration of the latest successful ingestion run."
-    )
-    duration_p50 = gauge(
-        "mlops_ingestion_duration_p50_seconds", f"Median successful run duration, {period}."
-    )
-    duration_max = gauge(
-        "mlops_ingestion_duration_max_seconds", f"Longest successful run duration, {period}."
-    )
-    delay = gauge(
+# One gauge per job each: (name, help text, the figure). "{period}" is the report's period.
+_JOB_GAUGES: tuple[tuple[str, str, Callable[[JobOps], float | None]], ...] = (
+    (
+        "mlops_ingestion_success_ratio",
+        "Succeeded over finished runs, {period}.",
+        lambda j: j.ingestion.success_rate,
+    ),
+    (
+        "mlops_ingestion_rows_written",
+        "Rows written by the latest successful run.",
+        lambda j: j.ingestion.rows_last,
+    ),
+    (
+        "mlops_ingestion_rows_written_mean",
+        "Rows per successful run, {period}.",
+        lambda j: j.ingestion.rows_mean,
+    ),
+    (
+        "mlops_ingestion_duration_seconds",
+        "Duration of the latest successful ingestion run.",
+        lambda j: j.ingestion.duration_last,
+    ),
+    (
+        "mlops_ingestion_duration_p50_seconds",
+        "Median successful run duration, {period}.",
+        lambda j: j.ingestion.duration_p50,
+    ),
+    (
+        "mlops_ingestion_duration_max_seconds",
+        "Longest successful run duration, {period}.",
+        lambda j: j.ingestion.duration_max,
+    ),
+    (
         "mlops_scheduler_delay_seconds",
         "started_at - scheduled_for of the latest scheduled ingestion run.",
-    )
-    delay_mean = gauge(
-        "mlops_scheduler_delay_mean_seconds", f"Mean scheduler delay of ingestion runs, {period}."
-    )
-    delay_max = gauge(
-        "mlops_scheduler_delay_max_seconds", f"Longest scheduler delay of ingestion runs, {period}."
-    )
-    freshness = gauge(
+        lambda j: j.scheduler.last,
+    ),
+    (
+        "mlops_scheduler_delay_mean_seconds",
+        "Mean scheduler delay of ingestion runs, {period}.",
+        lambda j: j.scheduler.mean,
+    ),
+    (
+        "mlops_scheduler_delay_max_seconds",
+        "Longest scheduler delay of ingestion runs, {period}.",
+        lambda j: j.scheduler.max,
+    ),
+    (
         "mlops_feature_freshness_ratio",
         "Age of the newest served feature values over their TTL (past 1: stale).",
+        lambda j: j.freshness.ratio,
+    ),
+)
+
+
+def _ops_families(report: OpsReport, now: datetime):
+    """The report as gauge families; a figure the job does not have yet is left out."""
+    from mlops.monitoring.ops import describe_period
+
+    period = f"over the last {describe_period(report.checked_at - report.since)}"
+    for name, doc, figure in _JOB_GAUGES:
+        family = GaugeMetricFamily(name, doc.format(period=period), labels=["job"])
+        for ops in report.jobs:
+            value = figure(ops)
+            if value is not None:
+                family.add_metric([ops.job], value)
+        yield family
+    runs = GaugeMetricFamily(
+        "mlops_ingestion_runs", f"Ingestion runs started, {period}.", labels=["job", "status"]
     )
-    fallback = gauge(
+    last_failed = GaugeMetricFamily(
+        "mlops_ingestion_last_failed",
+        "1 when the job's latest finished ingestion run failed.",
+        labels=["job"],
+    )
+    fallback = GaugeMetricFamily(
         "mlops_fallback_ratio",
         f"Share of the job's answers given by the heuristic, per reason, {period}.",
-        ("job", "reason"),
+        labels=["job", "reason"],
     )
     for ops in report.jobs:
-        job, ing, sched = ops.job, ops.ingestion, ops.scheduler
-        for status, n in sorted(ing.runs.items()):
-            runs.add_metric([job, status], n)
-        if ing.latest is not None:
-            last_failed.add_metric([job], 1.0 if ing.latest.failed else 0.0)
-        for family, value in (
-            (success, ing.success_rate),
-            (rows, ing.rows_last),
-            (rows_mean, ing.rows_mean),
-            (duration, ing.duration_last),
-            (duration_p50, ing.duration_p50),
-            (duration_max, ing.duration_max),
-            (delay, sched.last),
-            (delay_mean, sched.mean),
-            (delay_max, sched.max),
-            (freshness, ops.freshness.ratio),
-        ):
-            if value is not None:
-                family.add_metric([job], value)
+        for status, n in sorted(ops.ingestion.runs.items()):
+            runs.add_metric([ops.job, status], n)
+        if ops.ingestion.latest is not None:
+            last_failed.add_metric([ops.job], 1.0 if ops.ingestion.latest.failed else 0.0)
         for reason, rate in ops.answers.fallback_rates.items():
-            fallback.add_metric([job, reason], rate)
-    yield from (success, runs, last_failed, rows, rows_mean, duration, duration_p50)
-    yield from (duration_max, delay, delay_mean, delay_max, freshness, fallback)
+            fallback.add_metric([ops.job, reason], rate)
+    yield from (runs, last_failed, fallback)
     yield GaugeMetricFamily(
         "mlops_ops_figures_age_seconds",
         "Seconds since the operational figures above were read from the store.",
         value=(now - report.checked_at).total_seconds(),
     )
-
-
-def _days(report: OpsReport) -> str:
-    days = (report.checked_at - report.since).total_seconds() / 86400
-    return f"{days:g} days"
