@@ -26,6 +26,8 @@ RESOLVED = "mlops.alert.resolved"
 
 @dataclass(frozen=True)
 class Alert:
+    """One incident: what is wrong (``subject`` of ``kind`` for ``job``) since when."""
+
     alert_id: int
     kind: str
     job: str

@@ -84,13 +84,15 @@ class JobDrift:
 
     @property
     def alerting(self) -> list[FeatureDrift]:
+        """The features in alert."""
         return [f for f in self.features if f.status == ALERT]
 
     @property
     def status(self) -> str:
-        found = {f.status for f in self.features}
+        """``not_ready`` without a champion, else the worst feature's status."""
         if self.error is not None:
             return "not_ready"
+        found = {f.status for f in self.features}
         return next((s for s in _SEVERITY if s in found), INSUFFICIENT)
 
 

@@ -78,6 +78,7 @@ class Arm:
 
     @property
     def rate(self) -> float | None:
+        """The share of units with the outcome; None without units."""
         return self.hits / self.n if self.n else None
 
 
@@ -105,6 +106,7 @@ class Comparison:
 
     @property
     def confidence(self) -> float:
+        """The interval's two-sided confidence level."""
         return 1 - 2 * self.alpha
 
 
@@ -227,6 +229,7 @@ class Guardrail:
 
     @property
     def decision(self) -> str:
+        """insufficient, ok, warn or breach."""
         return self.comparison.decision
 
 
