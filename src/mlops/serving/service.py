@@ -152,8 +152,12 @@ class Service:
         now = self.clock.now()
         try:
             with self.rt.store.connect() as conn:
+                # Snapshots that stored entities, as ops' freshness counts them: an empty
+                # refresh leaves serving on the older values.
                 rows = conn.execute(
-                    select(snap.c.job, func.max(snap.c.as_of)).group_by(snap.c.job)
+                    select(snap.c.job, func.max(snap.c.as_of))
+                    .where(snap.c.entity_count > 0)
+                    .group_by(snap.c.job)
                 ).all()
         except Exception as exc:  # a scrape must not fail because the store is down
             log.warning("feature ages unreadable", extra={"error": str(exc)})
