@@ -215,6 +215,30 @@ def test_missed_windows_run_once_on_start_up(migrated):
     assert len(recorder.calls) == 3  # ingest, drift, ops: once
 
 
+def test_run_once_leaves_slots_that_come_while_it_runs_to_the_next_run(migrated):
+    rt, clock = migrated, migrated.clock
+    seed_history(rt, "ingest:eta", datetime(2026, 6, 1, 1, 55))
+    clock.set(datetime(2026, 6, 1, 2, 4, 59))  # the 02:00 slot is due
+    recorder = Recorder()
+    schedule = recorded_chain(rt, recorder, "ingest:eta")
+    action = schedule.get("ingest:eta").action
+
+    def slow_refresh(rt, scheduled_for):
+        clock.set(datetime(2026, 6, 1, 2, 5, 1))  # the next slot comes while this one runs
+        return action(rt, scheduled_for)
+
+    schedule = Schedule(
+        tuple(
+            dataclasses.replace(t, action=slow_refresh) if t.name == "ingest:eta" else t
+            for t in schedule.tasks
+        )
+    )
+    Scheduler(rt, schedule, owner="once").run(once=True, slice_seconds=0.01, handle_signals=False)
+    assert [(n, s) for n, s, _ in recorder.calls if n == "ingest:eta"] == [
+        ("ingest:eta", datetime(2026, 6, 1, 2, 0))
+    ]
+
+
 def test_retries_back_off_exponentially_then_give_up(migrated):
     rt, clock = migrated, migrated.clock
     recorder = Recorder(fail={"ingest:churn"})

@@ -132,6 +132,9 @@ class Scheduler:
         self._last: dict[str, datetime | None] = {}
         self._busy_until: dict[str, datetime] = {}
         self._watch: set[str] = set()
+        # ``run(once=True)``: slots after this instant are left to the next run (a minute
+        # turning while the due work runs must not start another slot).
+        self._slots_until: datetime | None = None
         self._slots: dict[str, tuple[datetime, datetime]] = {}
         self._stop = threading.Event()
         self._wakeup = threading.Event()
@@ -220,6 +223,8 @@ class Scheduler:
             if root.name in self._chains or now < self._busy_until.get(root.name, now):
                 continue
             slot = self._slot(root, now)
+            if self._slots_until is not None and slot > self._slots_until:
+                continue
             if not self._due(root, slot, now):
                 continue
             if not leases.acquire(self.rt.store, root.name, self.owner, now):
@@ -378,6 +383,8 @@ class Scheduler:
         dropped, and every lease is released.
         """
         previous = self._install_signals() if handle_signals else {}
+        if once:
+            self._slots_until = self.rt.clock.now()
         try:
             while not self._stop.is_set():
                 try:
