@@ -9,7 +9,7 @@ import sys
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
 
@@ -24,10 +24,19 @@ from mlops.serving.middleware import RequestContext
 from mlops.serving.service import Service
 from mlops.settings import Settings
 
+# The largest valid request (a compose with 200 cart items and 500 offer ids) is well under
+# 100 KB; a bigger body is refused with 413 before it is read in full.
+MAX_BODY_BYTES = 256 * 1024
+
 
 class FlagUpdate(BaseModel):
     enabled: bool
-    reason: str = Field(min_length=1, max_length=500, description="Why (an incident id...).")
+    reason: str = Field(
+        min_length=1,
+        max_length=500,
+        pattern=schemas.TEXT_PATTERN,
+        description="Why (an incident id...).",
+    )
 
 
 def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
@@ -75,6 +84,7 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
         description="Dossier, order composer and ETA: from the champion model when it is safe, "
         "else from rules; every ML-backed field says which and why.",
         lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
     )
     app.state.service = service
     app.add_middleware(
@@ -95,6 +105,37 @@ def _rid(request: Request) -> str:
 
 def _routes(app: FastAPI, service: Service) -> None:
     errors = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+    # What FastAPI answers itself for a body it cannot take: 400 when it cannot read it, 413
+    # over MAX_BODY_BYTES (plain text when Content-Length says so up front, JSON when a
+    # chunked body passes the limit).
+    body_errors = {
+        400: {"model": schemas.Problem, "description": "Unreadable body"},
+        413: {
+            "description": "Body over MAX_BODY_BYTES",
+            "content": {"application/json": problem, "text/plain": {}},
+        },
+    }
+    # 422: FastAPI's validation errors, or an InputError's message (e.g. unknown offer ids).
+    unprocessable = {
+        422: {
+            "description": "Invalid request",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "anyOf": [
+                            {"$ref": "#/components/schemas/HTTPValidationError"},
+                            {"$ref": "#/components/schemas/Problem"},
+                        ]
+                    }
+                }
+            },
+        }
+    }
+    admin = {
+        401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
+        403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
+    }
 
     @app.exception_handler(CustomerNotFound)
     async def _not_found(request: Request, exc: CustomerNotFound):
@@ -113,11 +154,20 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.get(
         "/v1/customers/{customer_id}/dossier", response_model=schemas.Dossier, responses=errors
     )
-    async def dossier(customer_id: str, request: Request):
+    async def dossier(
+        request: Request,
+        customer_id: str = Path(
+            min_length=1, max_length=schemas.ID_MAX, pattern=schemas.ID_PATTERN
+        ),
+    ):
         """Profile summary with churn risk and upsell propensity."""
         return _json(await service.answer_async("dossier", _rid(request), customer_id=customer_id))
 
-    @app.post("/v1/orders/compose", response_model=schemas.Composition, responses=errors)
+    @app.post(
+        "/v1/orders/compose",
+        response_model=schemas.Composition,
+        responses={**errors, **body_errors, **unprocessable},
+    )
     async def compose(body: schemas.ComposeRequest, request: Request):
         """Rank candidate offers for a customer's cart by upsell propensity."""
         answer = await service.answer_async(
@@ -130,7 +180,11 @@ def _routes(app: FastAPI, service: Service) -> None:
         )
         return _json(answer)
 
-    @app.post("/v1/deliveries/eta", response_model=schemas.Eta)
+    @app.post(
+        "/v1/deliveries/eta",
+        response_model=schemas.Eta,
+        responses={**body_errors, **unprocessable},
+    )
     async def eta(body: schemas.EtaRequest, request: Request):
         """SLA estimate, model estimate and the promise to make."""
         answer = await service.answer_async(
@@ -149,7 +203,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
     def readyz():
         """Database reachable; champions loaded, or heuristics-only mode stated."""
         state = service.readiness()
@@ -188,7 +242,7 @@ def _routes(app: FastAPI, service: Service) -> None:
             headers={"Cache-Control": "public, max-age=31536000, immutable"},
         )
 
-    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)])
+    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)], responses=admin)
     def get_flags():
         """Every flag and the active trips."""
         return {
@@ -196,19 +250,22 @@ def _routes(app: FastAPI, service: Service) -> None:
             "trips": {j: [t.__dict__ for t in ts] for j, ts in service.controls.trips.items()},
         }
 
-    @app.put("/v1/admin/flags/{name}")
+    @app.put(
+        "/v1/admin/flags/{name}",
+        responses={**admin, **body_errors, 404: {"model": schemas.Problem}},
+    )
     def put_flag(name: str, body: FlagUpdate, actor: str = Depends(require_admin)):
         """Turn ML on or off for a job or for all (``ml``); clears cached features."""
         if name not in flag_store.NAMES:
             raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(flag_store.NAMES)}")
         return service.set_flag(name, body.enabled, reason=body.reason, actor=actor).__dict__
 
-    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)])
+    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=admin)
     def clear_cache():
         """Drop cached feature rows here and in Redis."""
         return {"redis_keys_deleted": service.clear_cache()}
 
-    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)])
+    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)], responses=admin)
     def reload_models():
         """Ask the registry for the champions now instead of at the next poll."""
         return {"changes": service.reload_models(), "champions": service.champions.versions()}

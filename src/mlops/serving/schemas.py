@@ -3,11 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from mlops.clock import to_utc_naive
 
 Source = Literal["model", "heuristic"]
+
+# Ids are looked up in and logged to the databases: no control characters (PostgreSQL refuses
+# a NUL in text; the others are never part of an id and garble logs).
+ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+ID_MAX = 128
+# Free text (a flag's reason): tabs and line breaks allowed, other control characters not.
+TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
+
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
+ShortId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+def _in_calendar(value: datetime | None) -> datetime | None:
+    # A promise is dispatch time plus minutes, in UTC: both must stay inside datetime's range.
+    if value is None:
+        return None
+    try:
+        utc = to_utc_naive(value)
+    except OverflowError:
+        raise ValueError("dispatch time out of range") from None
+    if not 1970 <= utc.year <= 9998:
+        raise ValueError("dispatch time must be between 1970 and 9998 (UTC)")
+    return value
 
 
 class Provenance(BaseModel):
@@ -99,14 +125,16 @@ class Dossier(BaseModel):
 class CartItem(BaseModel):
     category: str = Field(min_length=1, max_length=64)
     quantity: int = Field(1, ge=1, le=1000)
-    unit_price: float = Field(0.0, ge=0)
+    # Bounded so the cart's value (200 items x 1000 x price) stays a finite number.
+    unit_price: float = Field(0.0, ge=0, le=1_000_000)
 
 
 class ComposeRequest(BaseModel):
-    customer_id: str = Field(min_length=1, max_length=128)
+    customer_id: Id
     cart: list[CartItem] = Field(default_factory=list, max_length=200)
-    offer_ids: list[str] | None = Field(
+    offer_ids: list[ShortId] | None = Field(
         None,
+        min_length=1,  # an empty list has nothing to rank: a client error, not a 503
         max_length=500,
         description="Candidate offers; omitted: every offer of the warehouse's offers table.",
     )
@@ -143,14 +171,14 @@ class Composition(Provenance):
 
 
 class EtaRequest(BaseModel):
-    zone: str = Field(min_length=1, max_length=64)
+    zone: ShortId
     distance_km: float = Field(ge=0, le=500)
     item_count: int = Field(1, ge=1, le=1000)
-    dispatched_at: datetime | None = Field(
-        None, description="Dispatch time (UTC if no offset); default now."
+    dispatched_at: Annotated[datetime | None, AfterValidator(_in_calendar)] = Field(
+        None, description="Dispatch time (UTC if no offset), 1970 to 9998; default now."
     )
-    delivery_id: str | None = Field(
-        None, max_length=128, description="Logged with the prediction for accuracy monitoring."
+    delivery_id: Id | None = Field(
+        None, description="Logged with the prediction for accuracy monitoring."
     )
 
     model_config = ConfigDict(
