@@ -150,6 +150,13 @@ def main() -> None:
         default="thread",
         help="MLOPS_MODEL_ISOLATION of the server (thread: model paths cut off at the budget).",
     )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MLOPS_NAME=VALUE",
+        help="A setting of the server (repeatable), e.g. MLOPS_CONTROL_POLL_SECONDS=60.",
+    )
     args = p.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian's package)")
@@ -164,6 +171,11 @@ def main() -> None:
     env.update(
         MLOPS_HOME=str(home), MLOPS_LOG_REQUESTS="false", MLOPS_MODEL_ISOLATION=args.isolation
     )
+    for pair in args.set:
+        name, _, value = pair.partition("=")
+        if not name.startswith("MLOPS_") or not value:
+            sys.exit(f"--set {pair!r}: write MLOPS_NAME=VALUE")
+        env[name] = value
 
     if args.rebuild or not (home / "mlflow.db").exists():
         mlops(env, "quickstart", log=log)

@@ -24,6 +24,7 @@ from tests.serving_support import (
     a_zone,
     make_service,
     mlflow_copy,
+    wait_until,
 )
 
 
@@ -337,6 +338,34 @@ def test_prediction_log_keeps_rows_while_the_database_is_down(serving_rt, tmp_pa
     with serving_rt.store.connect() as conn:
         ids = conn.execute(select(prediction_log.c.request_id)).scalars().all()
     assert sorted(ids) == ["r1", "r2", "r3"]  # the oldest was dropped when the buffer filled
+
+
+def test_prediction_log_writes_in_the_background_a_batch_at_a_time(serving_rt):
+    from mlops.serving.prediction_log import PredictionLog
+
+    record = {
+        "logged_at": NOW,
+        "request_id": "r",
+        "endpoint": "eta",
+        "job": "eta",
+        "entity_id": "Z01",
+        "prediction": 12.0,
+        "source": "model",
+        "latency_ms": 1.0,
+    }
+    writer = PredictionLog(serving_rt.store, batch=2, flush_seconds=60, max_pending=100)
+    writer.start()
+    try:
+        for i in range(6):
+            writer.add({**record, "request_id": f"b{i}"})
+        # A full batch wakes the writer long before its 60 s interval; it drains the rest.
+        wait_until(lambda: writer.written >= 4, timeout=10)
+    finally:
+        writer.close()
+    assert writer.written == 6 and writer.pending == 0
+    with serving_rt.store.connect() as conn:
+        ids = conn.execute(select(prediction_log.c.request_id)).scalars().all()
+    assert sorted(ids) == [f"b{i}" for i in range(6)]
 
 
 def test_readiness_and_metrics(service, serving_rt):

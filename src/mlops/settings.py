@@ -106,7 +106,11 @@ class Settings(BaseSettings):
     prediction_log_flush_seconds: float = Field(
         1.0, gt=0, description="Longest wait before logged predictions are written."
     )
-    prediction_log_batch: int = Field(500, ge=1, description="Predictions written per transaction.")
+    prediction_log_batch: int = Field(
+        100,
+        ge=1,
+        description="Predictions written per transaction (small: a long write is a request's p99).",
+    )
     prediction_log_max_pending: int = Field(
         100_000, ge=1, description="Unwritten predictions kept while the database is down."
     )
