@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from common import END, parser, write
+from common import END, parser, read_marker, set_marker, write
 from mlops.clock import FrozenClock
 from mlops.db import migrate
 from mlops.db.schema import prediction_log
@@ -50,7 +50,7 @@ def main() -> None:
     )
     rt = Runtime(settings=settings, clock=FrozenClock(END))
     migrate.upgrade(rt.store)
-    if _marker(rt) == tag:
+    if read_marker(rt.store) == tag:
         generated = {"reused": True, **json.loads(_generation(rt) or "{}")}
     else:
         generated = generate(rt, args)
@@ -231,14 +231,6 @@ def generate(rt: Runtime, args) -> dict:
     }
 
 
-def _marker(rt: Runtime) -> str | None:
-    try:
-        with rt.store.connect() as conn:
-            return conn.execute(text("SELECT m FROM bench_marker")).scalar()
-    except Exception:
-        return None
-
-
 def _generation(rt: Runtime) -> str | None:
     try:
         with rt.store.connect() as conn:
@@ -248,10 +240,8 @@ def _generation(rt: Runtime) -> str | None:
 
 
 def _set_marker(rt: Runtime, tag: str, generated: dict) -> None:
+    set_marker(rt.store, tag)
     with rt.store.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_marker (m TEXT)"))
-        conn.execute(text("DELETE FROM bench_marker"))
-        conn.execute(text("INSERT INTO bench_marker VALUES (:m)"), {"m": tag})
         # The generation figures, reported again by the runs that reuse the data.
         conn.execute(text("CREATE TABLE IF NOT EXISTS bench_generation (figures TEXT)"))
         conn.execute(text("DELETE FROM bench_generation"))

@@ -52,7 +52,7 @@ def runtime(args, tag: str) -> Runtime:
     migrate.upgrade(rt.store)
     specs_sync.apply(rt.store, specs_sync.plan(rt.store), END)
     marker = f"{args.customers}:{args.days}:{args.seed}"
-    if _marker(rt) != marker:
+    if read_marker(rt.warehouse) != marker:
         from mlops.warehouse.seed import seed_warehouse
 
         began = time.perf_counter()
@@ -64,20 +64,26 @@ def runtime(args, tag: str) -> Runtime:
             end=END,
             replace=True,
         )
-        with rt.warehouse.begin() as conn:
-            conn.execute(text("CREATE TABLE IF NOT EXISTS bench_marker (m TEXT)"))
-            conn.execute(text("DELETE FROM bench_marker"))
-            conn.execute(text("INSERT INTO bench_marker VALUES (:m)"), {"m": marker})
+        set_marker(rt.warehouse, marker)
         print(f"seeded {marker} in {time.perf_counter() - began:.1f} s", file=sys.stderr)
     return rt
 
 
-def _marker(rt: Runtime) -> str | None:
+def read_marker(engine, table: str = "bench_marker") -> str | None:
+    """What generated the data in this database (None: nothing yet), so a run can reuse it."""
     try:
-        with rt.warehouse.connect() as conn:
-            return conn.execute(text("SELECT m FROM bench_marker")).scalar()
-    except Exception:
+        with engine.connect() as conn:
+            return conn.execute(text(f"SELECT m FROM {table}")).scalar()
+    except Exception:  # no marker table yet
         return None
+
+
+def set_marker(engine, tag: str, table: str = "bench_marker") -> None:
+    """Record what generated the data in this database."""
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE TABLE IF NOT EXISTS {table} (m TEXT)"))
+        conn.execute(text(f"DELETE FROM {table}"))
+        conn.execute(text(f"INSERT INTO {table} VALUES (:m)"), {"m": tag})
 
 
 def reset_store(rt: Runtime) -> None:

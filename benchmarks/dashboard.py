@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, text
 
-from common import END, parser, percentiles, runtime, write
+from common import END, parser, percentiles, read_marker, runtime, set_marker, write
 from mlops.db.schema import (
     feature_history,
     feature_snapshots,
@@ -38,6 +38,8 @@ from mlops.warehouse.schema import customers, deliveries
 
 DAYS = 30
 SCHEMA = "bench_dashboard"
+# Its own marker: the warehouse marker of common.runtime says what was seeded there.
+DASHBOARD_MARKER = "bench_dashboard_marker"
 EVERY = {"churn": timedelta(days=1), "upsell": timedelta(hours=12), "eta": timedelta(minutes=5)}
 # Snapshots per history chunk, as a backfill would group them.
 PER_CHUNK = {"churn": 1, "upsell": 1, "eta": 288}
@@ -64,9 +66,9 @@ def main() -> None:
     rt = runtime(args, "dashboard")
     tag = f"dashboard-{args.predictions}p-{args.customers}c-v3"
     generated = None
-    if _marker(rt) != tag:
+    if read_marker(rt.store, DASHBOARD_MARKER) != tag:
         generated = generate(rt, args)
-        _set_marker(rt, tag)
+        set_marker(rt.store, tag, DASHBOARD_MARKER)
 
     since = timedelta(days=DAYS)
     panels: dict[str, list[float]] = {s.key: [] for s in dashboard.PANELS}
@@ -291,21 +293,6 @@ def _results(rng, now) -> pd.DataFrame:
         columns=RESULT_COLUMNS,
     )
     return frame.assign(sample_size=500, detail='{"complete": true}')
-
-
-def _marker(rt) -> str | None:
-    try:
-        with rt.store.connect() as conn:
-            return conn.execute(text("SELECT m FROM bench_dashboard_marker")).scalar()
-    except Exception:
-        return None
-
-
-def _set_marker(rt, tag: str) -> None:
-    with rt.store.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_dashboard_marker (m TEXT)"))
-        conn.execute(text("DELETE FROM bench_dashboard_marker"))
-        conn.execute(text("INSERT INTO bench_dashboard_marker VALUES (:m)"), {"m": tag})
 
 
 if __name__ == "__main__":

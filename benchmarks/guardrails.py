@@ -21,7 +21,7 @@ import random
 import sys
 import time
 
-from common import END, parser, percentiles, write
+from common import END, parser, percentiles, read_marker, write
 from mlops.clock import FrozenClock
 from mlops.runtime import Runtime
 from mlops.settings import Settings
@@ -145,7 +145,7 @@ def check_runtime(args) -> tuple[Runtime, str]:
         ),
         clock=FrozenClock(END),
     )
-    if accuracy_bench._marker(rt) != tag:
+    if read_marker(rt.store) != tag:
         migrate.upgrade(rt.store)
         generated = accuracy_bench.generate(rt, args)
         accuracy_bench._set_marker(rt, tag, generated)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import text
 
-from common import END, parser, percentiles, write
+from common import END, parser, percentiles, read_marker, set_marker, write
 from mlops.clock import FrozenClock
 from mlops.db import migrate
 from mlops.db.schema import feature_snapshots, ingestion_runs, prediction_log
@@ -46,9 +46,9 @@ def main() -> None:
     tag = f"monitor-ops-{args.predictions}p-s{args.seed}-v2"
     rt = _runtime(args, tag)
     generated = None
-    if _marker(rt) != tag:
+    if read_marker(rt.store) != tag:
         generated = generate(rt, args)
-        _set_marker(rt, tag)
+        set_marker(rt.store, tag)
 
     timings = []
     for _ in range(args.repeat):
@@ -179,21 +179,6 @@ def generate(rt: Runtime, args) -> dict:
     seconds = time.perf_counter() - began
     print(f"generated {n:,} predictions in {seconds:.1f} s", file=sys.stderr)
     return {"seconds": round(seconds, 1)}
-
-
-def _marker(rt: Runtime) -> str | None:
-    try:
-        with rt.store.connect() as conn:
-            return conn.execute(text("SELECT m FROM bench_marker")).scalar()
-    except Exception:
-        return None
-
-
-def _set_marker(rt: Runtime, tag: str) -> None:
-    with rt.store.begin() as conn:
-        conn.execute(text("CREATE TABLE IF NOT EXISTS bench_marker (m TEXT)"))
-        conn.execute(text("DELETE FROM bench_marker"))
-        conn.execute(text("INSERT INTO bench_marker VALUES (:m)"), {"m": tag})
 
 
 if __name__ == "__main__":
