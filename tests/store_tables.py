@@ -35,3 +35,21 @@ def write_snapshots(rt, job, frame, now) -> None:
     points = sorted(frame["as_of"].drop_duplicates().dt.to_pydatetime())
     with rt.store.begin() as conn:
         ingest._write_chunk(conn, job, run_id, points, frame, now)
+
+
+def break_one_customer(warehouse) -> str:
+    """A negative order amount makes spend_90d fall below its valid range for one customer
+    (a row the next ingestion rejects); returns that customer."""
+    from sqlalchemy import text
+
+    with warehouse.begin() as conn:
+        cid = conn.execute(
+            text(
+                "SELECT customer_id FROM orders WHERE status = 'completed' "
+                "ORDER BY order_id LIMIT 1"
+            )
+        ).scalar()
+        conn.execute(
+            text("UPDATE orders SET total_amount = -100000 WHERE customer_id = :c"), {"c": cid}
+        )
+    return cid

@@ -6,7 +6,7 @@ import textwrap
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from mlops.db.schema import feature_history, feature_rejects, feature_values, ingestion_runs
 from mlops.errors import IngestionFailed, InputError, NotReadyError
@@ -15,7 +15,7 @@ from mlops.store import ingest
 from mlops.store.codec import unpack_row
 from mlops.store.historical import load_history
 from tests.conftest import NOW
-from tests.store_tables import row_counts, table_rows
+from tests.store_tables import break_one_customer, row_counts, table_rows
 
 
 def _runs(engine):
@@ -96,26 +96,11 @@ def test_unmigrated_store_is_refused(rt):
         ingest.refresh(rt, "churn")
 
 
-def _break_one_customer(engine):
-    """A negative order amount makes spend_90d fall below its valid range for one customer."""
-    with engine.begin() as conn:
-        cid = conn.execute(
-            text(
-                "SELECT customer_id FROM orders WHERE status = 'completed' "
-                "ORDER BY order_id LIMIT 1"
-            )
-        ).scalar()
-        conn.execute(
-            text("UPDATE orders SET total_amount = -100000 WHERE customer_id = :c"), {"c": cid}
-        )
-    return cid
-
-
 def test_bad_rows_are_rejected_with_reason_and_keep_previous_values(seeded):
     seeded.clock.set(NOW - timedelta(hours=1))
     ingest.refresh(seeded, "churn")
     seeded.clock.set(NOW)
-    cid = _break_one_customer(seeded.warehouse)
+    cid = break_one_customer(seeded.warehouse)
     report = ingest.refresh(seeded, "churn")
     assert report.status == "succeeded" and report.rows_rejected == 1
     rejects = table_rows(seeded.store, feature_rejects)
@@ -131,7 +116,7 @@ def test_bad_rows_are_rejected_with_reason_and_keep_previous_values(seeded):
 def test_reject_share_over_threshold_fails_and_writes_no_values(seeded):
     seeded.settings.reject_threshold = 0.0
     ingest.refresh(seeded, "churn", as_of=NOW - timedelta(hours=1))
-    _break_one_customer(seeded.warehouse)
+    break_one_customer(seeded.warehouse)
     before = row_counts(seeded.store)
     with pytest.raises(IngestionFailed, match="failed validation"):
         ingest.refresh(seeded, "churn")

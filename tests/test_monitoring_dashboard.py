@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 
 from mlops.db.schema import ingestion_runs, prediction_log
 from mlops.errors import IngestionFailed, InputError
@@ -26,7 +26,7 @@ from mlops.store.runs import start_run
 from mlops.warehouse.schema import customers, deliveries
 from tests.cli_support import invoke
 from tests.conftest import NOW
-from tests.store_tables import table_rows
+from tests.store_tables import break_one_customer, table_rows
 
 MONTH = timedelta(days=30)
 ANSWER_KINDS = [
@@ -57,7 +57,7 @@ def _refreshes(rt) -> None:
     for days in (2, 1):
         rt.clock.set(NOW - timedelta(days=days))
         ingest.refresh(rt, "churn")
-    _break_one_customer(rt.warehouse)
+    break_one_customer(rt.warehouse)
     rt.clock.set(NOW - timedelta(hours=12))
     rt.settings.reject_threshold = 0.0
     try:
@@ -68,16 +68,6 @@ def _refreshes(rt) -> None:
     rt.clock.set(NOW)
     for job in JOBS:
         ingest.refresh(rt, job)
-
-
-def _break_one_customer(engine) -> None:
-    with engine.begin() as conn:
-        cid = conn.execute(
-            select(customers.c.customer_id).order_by(customers.c.customer_id).limit(1)
-        ).scalar()
-        conn.execute(
-            text("UPDATE orders SET total_amount = -100000 WHERE customer_id = :c"), {"c": cid}
-        )
 
 
 def _customers(rt) -> dict[str, tuple[str, str]]:

@@ -14,7 +14,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, insert, select
 
 from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import feature_values, ingestion_runs, prediction_log
@@ -26,7 +26,7 @@ from mlops.store import ingest, runs
 from tests.cli_support import invoke
 from tests.conftest import NOW
 from tests.serving_support import ServerThread, free_port, make_service
-from tests.store_tables import table_rows
+from tests.store_tables import break_one_customer, table_rows
 
 WEEK = timedelta(days=7)
 ANSWER_KINDS = [
@@ -44,20 +44,6 @@ def _refresh(rt, when, job="churn", *, delay=None):
     rt.clock.set(when)
     scheduled = None if delay is None else when - timedelta(seconds=delay)
     return ingest.refresh(rt, job, scheduled_for=scheduled)
-
-
-def _break_one_customer(engine):
-    """A negative order amount: one customer's spend_90d falls below its valid range."""
-    with engine.begin() as conn:
-        cid = conn.execute(
-            text(
-                "SELECT customer_id FROM orders WHERE status = 'completed' "
-                "ORDER BY order_id LIMIT 1"
-            )
-        ).scalar()
-        conn.execute(
-            text("UPDATE orders SET total_amount = -100000 WHERE customer_id = :c"), {"c": cid}
-        )
 
 
 def _failing_refresh(rt, when, *, delay=None):
@@ -142,7 +128,7 @@ def test_report_figures_match_an_independent_computation(seeded):
     _refresh(rt, NOW - timedelta(days=1), delay=100)
     _refresh(rt, NOW - timedelta(days=1) + timedelta(hours=1))  # by hand: no schedule
     _refresh(rt, NOW - timedelta(hours=3), job="eta")
-    _break_one_customer(rt.warehouse)
+    break_one_customer(rt.warehouse)
     _failing_refresh(rt, NOW, delay=10)
     # A run in progress when the monitor looks: counted, but neither success nor failure.
     runs.start_run(
@@ -241,7 +227,7 @@ def _open(rt, kind):
 def test_alerts_are_raised_once_and_resolved_when_the_condition_clears(seeded, caplog):
     rt = seeded
     _refresh(rt, NOW - timedelta(days=1), delay=30)
-    _break_one_customer(rt.warehouse)
+    break_one_customer(rt.warehouse)
     _failing_refresh(rt, NOW)
 
     with caplog.at_level(logging.WARNING, logger="mlops.monitoring"):

@@ -304,6 +304,23 @@ def test_prediction_log_is_written_in_batches_and_on_shutdown(serving_rt):
     assert rows[1].subject_id.startswith("OF") and rows[0].subject_id is None
 
 
+# One logged answer (the ml_prediction_log columns but the id), for the writer's tests.
+LOG_RECORD = {
+    "logged_at": NOW,
+    "request_id": "r",
+    "endpoint": "eta",
+    "job": "eta",
+    "entity_id": "Z01",
+    "subject_id": None,
+    "prediction": 12.0,
+    "source": "model",
+    "reason": None,
+    "model_version": 1,
+    "features_computed_at": NOW,
+    "latency_ms": 1.0,
+}
+
+
 def test_prediction_log_keeps_rows_while_the_database_is_down(serving_rt, tmp_path):
     from mlops.db.engine import make_engine
     from mlops.serving.prediction_log import PredictionLog
@@ -313,22 +330,8 @@ def test_prediction_log_keeps_rows_while_the_database_is_down(serving_rt, tmp_pa
     broken = PredictionLog(
         make_engine(f"sqlite:///{down}"), batch=10, flush_seconds=60, max_pending=3
     )
-    record = {
-        "logged_at": NOW,
-        "request_id": "r",
-        "endpoint": "eta",
-        "job": "eta",
-        "entity_id": "Z01",
-        "subject_id": None,
-        "prediction": 12.0,
-        "source": "model",
-        "reason": None,
-        "model_version": 1,
-        "features_computed_at": NOW,
-        "latency_ms": 1.0,
-    }
     for i in range(4):
-        broken.add({**record, "request_id": f"r{i}"})
+        broken.add({**LOG_RECORD, "request_id": f"r{i}"})
     assert broken.flush() == 0 and broken.pending == 3 and broken.dropped == 1
     # the same rows, handed to a log whose database is up, are all written
     healthy = PredictionLog(serving_rt.store, batch=2, flush_seconds=60, max_pending=10)
@@ -343,21 +346,11 @@ def test_prediction_log_keeps_rows_while_the_database_is_down(serving_rt, tmp_pa
 def test_prediction_log_writes_in_the_background_a_batch_at_a_time(serving_rt):
     from mlops.serving.prediction_log import PredictionLog
 
-    record = {
-        "logged_at": NOW,
-        "request_id": "r",
-        "endpoint": "eta",
-        "job": "eta",
-        "entity_id": "Z01",
-        "prediction": 12.0,
-        "source": "model",
-        "latency_ms": 1.0,
-    }
     writer = PredictionLog(serving_rt.store, batch=2, flush_seconds=60, max_pending=100)
     writer.start()
     try:
         for i in range(6):
-            writer.add({**record, "request_id": f"b{i}"})
+            writer.add({**LOG_RECORD, "request_id": f"b{i}"})
         # A full batch wakes the writer long before its 60 s interval; it drains the rest.
         wait_until(lambda: writer.written >= 4, timeout=10)
     finally:
