@@ -132,7 +132,7 @@ def test_control_customers_get_the_heuristic_and_every_record_its_arm(serving_rt
             inputs = svc.warehouse.profile(customer, NOW).heuristic_inputs()
             assert answer.churn.probability == pytest.approx(heuristics.churn_risk_row(inputs))
             # upsell has no experiment: the same customer's upsell comes from the model
-            assert answer.upsell.source == "model"
+            assert (answer.upsell.source, answer.upsell.reason) == ("model", None)
         # control answers are by design, not failures: the circuit stays closed (12 > its
         # threshold of consecutive failures)
         assert svc.settings.circuit_overruns < 12 and not svc.breakers["churn"].is_open
