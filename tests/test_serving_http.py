@@ -36,7 +36,7 @@ def test_endpoints_answer_with_provenance(server, serving_rt):
     body = r.json()
     for field in ("churn", "upsell"):
         assert body[field]["source"] == "model" and body[field]["model_version"] == 1
-        assert body[field]["computed_at"] == "2026-06-01T12:00:00"
+        assert body[field]["computed_at"] == "2026-06-01T12:00:00Z"
         assert "reason" in body[field] and "staleness_seconds" in body[field]
     assert len(c.get("/healthz").headers["x-request-id"]) == 32  # generated when not sent
     r = c.post("/v1/orders/compose", json={"customer_id": customer, "limit": 2, "cart": []})
@@ -44,6 +44,11 @@ def test_endpoints_answer_with_provenance(server, serving_rt):
     r = c.post("/v1/deliveries/eta", json={"zone": zone, "distance_km": 3.5, "item_count": 2})
     assert r.status_code == 200 and r.json()["source"] == "model"
     assert r.json()["recommended_minutes"] <= r.json()["sla_minutes"]
+    # Times go out as RFC 3339 UTC whatever offset they came in with.
+    at = {"zone": zone, "distance_km": 1.0, "dispatched_at": "2026-06-01T14:00:00+02:00"}
+    eta = c.post("/v1/deliveries/eta", json=at).json()
+    assert eta["dispatched_at"] == "2026-06-01T12:00:00Z"
+    assert eta["promise_at"].endswith("Z") and eta["promise_at"] > eta["dispatched_at"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -71,6 +76,7 @@ def test_admin_routes_need_the_token(server, serving_rt):
     assert c.post("/v1/deliveries/eta", json=eta).json()["source"] == "model"
     r = c.put("/v1/admin/flags/eta", json=body, headers={**ADMIN, "x-actor": "alice"})
     assert r.status_code == 200 and r.json()["updated_by"] == "alice"
+    assert r.json()["updated_at"] == "2026-06-01T12:00:00Z"
     assert c.post("/v1/deliveries/eta", json=eta).json()["reason"] == "flag_off"  # at once
     assert c.get("/v1/admin/flags", headers=ADMIN).json()["flags"]["eta"]["enabled"] is False
     assert c.post("/v1/admin/cache/clear", headers=ADMIN).json() == {"redis_keys_deleted": 0}

@@ -7,7 +7,8 @@ import gc
 import os
 import sys
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -97,6 +98,13 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
 def _json(answer: BaseModel) -> Response:
     # The service built and validated the model already: serialise it once, as is.
     return Response(answer.model_dump_json(), media_type="application/json")
+
+
+def _wire(record: Any) -> dict[str, Any]:
+    """A dataclass record as JSON-ready fields, its times as RFC 3339 UTC like the answers'."""
+    return {
+        k: schemas.utc_text(v) if isinstance(v, datetime) else v for k, v in vars(record).items()
+    }
 
 
 def _rid(request: Request) -> str:
@@ -246,8 +254,8 @@ def _routes(app: FastAPI, service: Service) -> None:
     def get_flags():
         """Every flag and the active trips."""
         return {
-            "flags": {n: f.__dict__ for n, f in service.controls.flags.items()},
-            "trips": {j: [t.__dict__ for t in ts] for j, ts in service.controls.trips.items()},
+            "flags": {n: _wire(f) for n, f in service.controls.flags.items()},
+            "trips": {j: [_wire(t) for t in ts] for j, ts in service.controls.trips.items()},
         }
 
     @app.put(
@@ -258,7 +266,7 @@ def _routes(app: FastAPI, service: Service) -> None:
         """Turn ML on or off for a job or for all (``ml``); clears cached features."""
         if name not in flag_store.NAMES:
             raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(flag_store.NAMES)}")
-        return service.set_flag(name, body.enabled, reason=body.reason, actor=actor).__dict__
+        return _wire(service.set_flag(name, body.enabled, reason=body.reason, actor=actor))
 
     @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=admin)
     def clear_cache():

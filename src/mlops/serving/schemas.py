@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    WithJsonSchema,
+)
 
 from mlops.clock import to_utc_naive
 
@@ -21,6 +29,20 @@ TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN)]
 ShortId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=ID_PATTERN)]
+
+
+def utc_text(value: datetime) -> str:
+    """RFC 3339 UTC text ("...Z") of a naive-UTC or aware time."""
+    return to_utc_naive(value).isoformat() + "Z"
+
+
+# Times are naive UTC inside mlops; on the wire they carry their offset (RFC 3339, as the
+# schema's date-time format requires), so no client reads them as its local time.
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
 
 
 def _in_calendar(value: datetime | None) -> datetime | None:
@@ -48,7 +70,7 @@ class Provenance(BaseModel):
         "model_error. Null when the model answered.",
     )
     model_version: int | None = Field(None, description="Registry version that answered.")
-    computed_at: datetime | None = Field(None, description="When the features were computed.")
+    computed_at: UtcTime | None = Field(None, description="When the features were computed.")
     staleness_seconds: float | None = Field(None, description="Age of the features (seconds).")
 
 
@@ -65,18 +87,18 @@ class UpsellPropensity(Provenance):
 class CustomerProfile(BaseModel):
     plan: str
     region: str
-    signup_at: datetime
+    signup_at: UtcTime
     tenure_days: float
     orders_30d: int
     orders_90d: int
     spend_90d: float
-    last_order_at: datetime | None
+    last_order_at: UtcTime | None
     days_since_last_order: float | None
 
 
 class Dossier(BaseModel):
     customer_id: str
-    as_of: datetime
+    as_of: UtcTime
     profile: CustomerProfile
     churn: ChurnRisk
     upsell: UpsellPropensity
@@ -86,16 +108,16 @@ class Dossier(BaseModel):
             "examples": [
                 {
                     "customer_id": "C000042",
-                    "as_of": "2026-06-01T12:00:00",
+                    "as_of": "2026-06-01T12:00:00Z",
                     "profile": {
                         "plan": "plus",
                         "region": "north",
-                        "signup_at": "2025-11-02T09:14:00",
+                        "signup_at": "2025-11-02T09:14:00Z",
                         "tenure_days": 211.1,
                         "orders_30d": 2,
                         "orders_90d": 7,
                         "spend_90d": 164.5,
-                        "last_order_at": "2026-05-28T19:02:00",
+                        "last_order_at": "2026-05-28T19:02:00Z",
                         "days_since_last_order": 3.7,
                     },
                     "churn": {
@@ -104,7 +126,7 @@ class Dossier(BaseModel):
                         "source": "model",
                         "reason": None,
                         "model_version": 3,
-                        "computed_at": "2026-06-01T02:00:00",
+                        "computed_at": "2026-06-01T02:00:00Z",
                         "staleness_seconds": 36000,
                     },
                     "upsell": {
@@ -113,7 +135,7 @@ class Dossier(BaseModel):
                         "source": "heuristic",
                         "reason": "features_stale",
                         "model_version": None,
-                        "computed_at": "2026-05-31T06:00:00",
+                        "computed_at": "2026-05-31T06:00:00Z",
                         "staleness_seconds": 108000,
                     },
                 }
@@ -192,12 +214,12 @@ class EtaRequest(BaseModel):
 
 class Eta(Provenance):
     zone: str
-    dispatched_at: datetime
+    dispatched_at: UtcTime
     sla_minutes: float = Field(description="Deterministic estimate: prep + distance / speed.")
     model_minutes: float | None = Field(None, description="The model's expected minutes.")
     model_p90_minutes: float | None = Field(None, description="The model's 90th percentile.")
     recommended_minutes: float = Field(description="What to promise; see 'rule'.")
-    promise_at: datetime
+    promise_at: UtcTime
     at_risk: bool = Field(description="The model expects a delivery later than the SLA.")
     rule: str
 
