@@ -20,7 +20,9 @@ def make_engine(url: str, **kwargs) -> Engine:
             "use e.g. sqlite:///path.db or postgresql+psycopg://user@host/db",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        # A URI filename (sqlite:///file:...?mode=ro&uri=true) is SQLite's to resolve: as a
+        # path its parent would be a directory "file:" made under the working directory.
+        if parsed.database and parsed.database != ":memory:" and "uri" not in parsed.query:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)

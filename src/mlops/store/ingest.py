@@ -4,6 +4,7 @@ as_of points, resumable because already-ingested points are skipped."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -17,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from mlops.clock import to_utc_naive
-from mlops.db import migrate
+from mlops.db import failures, migrate
 from mlops.db.schema import feature_history, feature_rejects, feature_snapshots, feature_values
 from mlops.errors import IngestionFailed, InputError, MlopsError
 from mlops.runtime import Runtime
@@ -33,6 +34,7 @@ REFRESH, BACKFILL = "refresh", "backfill"
 MAX_REJECTS_STORED = 10_000
 
 Progress = Callable[[int, int], None]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,20 +135,20 @@ def _ingest(
         points_skipped=len(points) - len(todo),
         stats=new_stats(job),
     )
-    if not dry_run:
-        report.run_id = runs.start_run(
-            rt.store,
-            job=job.name,
-            mode=mode,
-            started_at=rt.clock.now(),
-            as_of_start=points[0],
-            as_of_end=points[-1],
-            scheduled_for=scheduled_for,
-        )
-    if on_progress:
-        on_progress(report.points_skipped, len(points))
     rejects_stored = 0
     try:
+        if not dry_run:
+            report.run_id = runs.start_run(
+                rt.store,
+                job=job.name,
+                mode=mode,
+                started_at=rt.clock.now(),
+                as_of_start=points[0],
+                as_of_end=points[-1],
+                scheduled_for=scheduled_for,
+            )
+        if on_progress:
+            on_progress(report.points_skipped, len(points))
         for chunk, frame in _computed(rt, job, todo):
             checked = validate(job, frame)
             report.rows_read += len(frame)
@@ -173,23 +175,15 @@ def _ingest(
             if on_progress:
                 on_progress(len(chunk), len(points))
     except BaseException as exc:
+        failure = _failure(rt, job, mode, exc)
         report.status = runs.FAILED
-        report.error = str(exc) or type(exc).__name__
+        report.error = str(failure) or type(failure).__name__
         report.seconds = time.perf_counter() - began
-        if not dry_run:
-            runs.finish_run(
-                rt.store,
-                report.run_id,
-                status=runs.FAILED,
-                finished_at=rt.clock.now(),
-                seconds=report.seconds,
-                error=report.error,
-            )
-        if isinstance(exc, MlopsError) or not isinstance(exc, Exception):
+        if report.run_id is not None:
+            _record_failure(rt, report)
+        if failure is exc:
             raise
-        raise IngestionFailed(
-            f"ingestion of {job.name} failed: {exc}", "the previous values are still served"
-        ) from exc
+        raise failure from exc
     report.status = runs.SUCCEEDED
     report.seconds = time.perf_counter() - began
     if not dry_run:
@@ -202,6 +196,45 @@ def _ingest(
             **_counters(report),
         )
     return report
+
+
+def _failure(rt: Runtime, job: JobSpec, mode: str, exc: BaseException) -> BaseException:
+    """The error to raise for ``exc``: ours and interrupts as they are, anything else as
+    IngestionFailed saying what was kept and, for a database fault, what to do about it."""
+    if isinstance(exc, MlopsError) or not isinstance(exc, Exception):
+        return exc
+    kept = "the previous values are still served"
+    if mode == BACKFILL:
+        kept = (
+            "the chunks committed before the failure are kept and running the same backfill "
+            f"again resumes after them; {kept}"
+        )
+    if isinstance(exc, _WarehouseFault):
+        what, fix = failures.describe(exc.__cause__, rt.warehouse, "warehouse")
+        return IngestionFailed(f"ingestion of {job.name} failed: {what}", f"{fix}; {kept}")
+    if failures.is_database_error(exc, rt.store):
+        what, fix = failures.describe(exc, rt.store, "store")
+        return IngestionFailed(f"ingestion of {job.name} failed: {what}", f"{fix}; {kept}")
+    return IngestionFailed(f"ingestion of {job.name} failed: {exc}", kept)
+
+
+def _record_failure(rt: Runtime, report: IngestReport) -> None:
+    try:
+        runs.finish_run(
+            rt.store,
+            report.run_id,
+            status=runs.FAILED,
+            finished_at=rt.clock.now(),
+            seconds=report.seconds,
+            error=report.error,
+        )
+    except Exception as exc:
+        if not failures.is_database_error(exc, rt.store):
+            raise
+        # The store refuses this write too (full, read-only, gone): the run stays 'running'
+        # and the next run of the job marks it failed; the ingestion's own error is the one
+        # the caller must see.
+        log.warning("could not record run %s as failed: %s", report.run_id, exc)
 
 
 def _counters(report: IngestReport) -> dict:
@@ -231,6 +264,19 @@ def _computed(rt: Runtime, job: JobSpec, points: list[datetime]):
     The database drivers release the GIL while a query runs, so a server warehouse
     computes the next chunks on other cores while this thread validates and writes.
     """
+    try:
+        yield from _computed_chunks(rt, job, points)
+    except Exception as exc:
+        if failures.is_database_error(exc, rt.warehouse):
+            raise _WarehouseFault(exc) from exc
+        raise
+
+
+class _WarehouseFault(Exception):
+    """A database error while computing a view: the warehouse's, not the store's."""
+
+
+def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
     if not points:
         return
     with rt.warehouse.connect() as conn:

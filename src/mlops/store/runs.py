@@ -9,7 +9,10 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from mlops.db.schema import ingestion_runs
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
-ABANDONED = "abandoned: the process stopped before finishing (killed or crashed)"
+ABANDONED = (
+    "abandoned: the run ended without recording how (the process was killed or crashed, "
+    "or the store refused the write: full, read-only or unreachable)"
+)
 
 
 def start_run(
