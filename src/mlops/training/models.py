@@ -13,6 +13,7 @@ A model saves as LightGBM text files plus a JSON metadata file; no pickle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
@@ -390,12 +391,14 @@ def _fit_platt(margin: np.ndarray, y: np.ndarray) -> Calibration:
 # --- prediction -----------------------------------------------------------------------
 
 
-def predict(model: Model, X: np.ndarray) -> np.ndarray:
-    """Calibrated probabilities (classifier) or minutes (regressor) for encoded rows."""
+def predict(model: Model, X: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
+    """Calibrated probabilities (classifier) or minutes (regressor) for encoded rows, on
+    ``num_threads`` OpenMP threads (None: the booster's setting, by default every core)."""
+    params = {} if num_threads is None else {"num_threads": num_threads}
     if model.kind == "classifier":
-        margin = model.booster.predict(X, raw_score=True)
+        margin = model.booster.predict(X, raw_score=True, **params)
         return (model.calibration or Calibration()).apply(margin)
-    return model.booster.predict(X)
+    return model.booster.predict(X, **params)
 
 
 def predict_p90(model: Model, X: np.ndarray) -> np.ndarray:
@@ -470,15 +473,21 @@ def save(model: Model, directory: Path) -> Path:
         "best_iteration_p90": model.best_iteration_p90,
         "info": model.info,
         "lightgbm_version": lgb.__version__,
+        # Checked by ``load`` before LightGBM parses a file: it crashes the process (SIGSEGV)
+        # on some damaged model files instead of raising.
+        "sha256": {
+            name: hashlib.sha256((directory / name).read_bytes()).hexdigest()
+            for name in (BOOSTER_FILE, P90_FILE)
+            if name != P90_FILE or model.booster_p90 is not None
+        },
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2, allow_nan=False))
     return directory
 
 
 def load(directory: Path) -> Model:
-    """A model written by ``save``; it predicts exactly what the saved one did."""
-    import lightgbm as lgb
-
+    """A model written by ``save``; it predicts exactly what the saved one did. A damaged file
+    raises ``InputError`` ("model artifact corrupt")."""
     directory = Path(directory)
     meta_path = directory / META_FILE
     if not meta_path.is_file():
@@ -486,7 +495,10 @@ def load(directory: Path) -> Model:
             f"no model at {directory} ({META_FILE} is missing)",
             "point at a directory written by mlops.training.models.save",
         )
-    meta = json.loads(meta_path.read_text())
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, OSError) as exc:
+        raise _corrupt(directory, f"{META_FILE} is unreadable ({exc})") from exc
     if meta.get("format") != FORMAT:
         raise InputError(
             f"model format {meta.get('format')!r} at {directory} is not {FORMAT}",
@@ -498,12 +510,42 @@ def load(directory: Path) -> Model:
         feature_columns=meta["feature_columns"],
         categorical=meta["categorical"],
         category_levels=meta["category_levels"],
-        booster=lgb.Booster(model_file=str(directory / BOOSTER_FILE)),
+        booster=_booster(directory, BOOSTER_FILE, meta),
         calibration=None if calibration is None else Calibration(**calibration),
-        booster_p90=lgb.Booster(model_file=str(directory / P90_FILE)) if meta["p90"] else None,
+        booster_p90=_booster(directory, P90_FILE, meta) if meta["p90"] else None,
         params=meta["params"],
         best_iteration=meta["best_iteration"],
         best_iteration_p90=meta["best_iteration_p90"],
         label=meta["label"],
         info=meta["info"],
+    )
+
+
+def _booster(directory: Path, name: str, meta: dict[str, Any]) -> lgb.Booster:
+    """One booster file, checked before LightGBM sees it: LightGBM 4 kills the process
+    (SIGSEGV) on a truncated model file rather than raising, so a damaged artifact must be
+    refused here. The checksum catches any change; models saved before it had one are checked
+    for the end marker of their trees, which catches truncation."""
+    import lightgbm as lgb
+
+    path = directory / name
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise _corrupt(directory, f"{name} is unreadable ({exc})") from exc
+    expected = (meta.get("sha256") or {}).get(name)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise _corrupt(directory, f"{name} does not match its checksum")
+    if b"\nend of trees\n" not in data:
+        raise _corrupt(directory, f"{name} is truncated (no end of trees)")
+    try:
+        return lgb.Booster(model_str=data.decode())
+    except (lgb.basic.LightGBMError, UnicodeDecodeError) as exc:
+        raise _corrupt(directory, f"{name}: {exc}") from exc
+
+
+def _corrupt(directory: Path, what: str) -> InputError:
+    return InputError(
+        f"model artifact corrupt at {directory}: {what}",
+        "promote a version whose files are intact, or retrain",
     )
