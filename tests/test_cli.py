@@ -142,3 +142,19 @@ def test_flags_from_the_command_line(cli, migrated):
     code, out, _ = cli("flags", "clear-trips", "eta")
     assert code == 0 and "1 trip(s) cleared" in out
     assert trips.active(migrated.store) == {}
+
+
+@pytest.mark.parametrize(
+    "command", [("db", "migrate"), ("ingest", "churn"), ("flags", "get"), ("monitor", "ops")]
+)
+def test_a_database_that_is_down_is_one_error_line_and_the_fix(
+    capsys, monkeypatch, tmp_path, command
+):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLOPS_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/test")
+    code, out, err = invoke(capsys, *command, flat=True)
+    assert code == 2, out + err
+    assert err.startswith("error: cannot connect to the database (connection failed:")
+    assert "fix: check that the database server is up" in err
+    assert "Traceback" not in err and "sqlalche.me" not in err

@@ -270,6 +270,6 @@ def test_cli_ingest_on_a_read_only_store_says_so_in_one_line(seeded, backend, mo
     code, _out, err = invoke(capsys, "ingest", "churn", flat=True)
     path = seeded.settings.store_url.removeprefix("sqlite:///")
     assert code == 1
-    assert err.startswith(f"churn failed: ingestion of churn failed: the store database {path}")
-    assert "is read-only" in err and "writable" in err
-    assert "Traceback" not in err and "[SQL" not in err and err.count("failed:") == 2
+    assert err.startswith(f"error: ingestion of churn failed: the store database {path}")
+    assert "is read-only" in err and "fix: make the file" in err and "writable" in err
+    assert "Traceback" not in err and "[SQL" not in err and err.count("failed:") == 1

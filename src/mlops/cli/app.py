@@ -44,17 +44,22 @@ app.command("serve")(serve.serve)
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script: library errors become one line and an exit code."""
-    from mlops.errors import MlopsError
+    from sqlalchemy.exc import DBAPIError
+
+    from mlops.cli.output import print_error
+    from mlops.db import failures
+    from mlops.errors import ConfigError, MlopsError
 
     try:
         app(args=argv, prog_name="mlops")
     except MlopsError as exc:
-        from mlops.cli.output import err_console
-
-        err_console.print(f"[red]error:[/red] {exc.message}", highlight=False)
-        if getattr(exc, "problems", None):
-            for problem in exc.problems:
-                err_console.print(f"  - {problem}", highlight=False, markup=False)
-        if exc.hint:
-            err_console.print(f"[yellow]fix:[/yellow] {exc.hint}", highlight=False)
+        print_error(exc)
         sys.exit(exc.exit_code)
+    except DBAPIError as exc:
+        # A database that is down or refuses us before any step could say so in its own
+        # words (the first query of a command): one line and the fix, not the driver's
+        # traceback with its SQL.
+        what, fix = failures.describe(exc, None, "")
+        error = ConfigError(what, fix)
+        print_error(error)
+        sys.exit(error.exit_code)

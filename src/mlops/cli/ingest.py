@@ -6,7 +6,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mlops.cli.output import console, err_console, parse_duration, parse_time, progress_bar
+from mlops.cli.output import console, parse_duration, parse_time, print_error, progress_bar
 from mlops.cli.runtime import runtime
 
 
@@ -74,8 +74,8 @@ def ingest(
         if dry_run:
             print_feature_stats(report)
     print_reports(reports)
-    for name, exc in failures:
-        err_console.print(f"[red]{name} failed:[/red] {exc}", highlight=False)
+    for _, exc in failures:
+        print_error(exc)
     if dry_run:
         console.print("dry run: nothing was written.")
     elif backfill and reports:

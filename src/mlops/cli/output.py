@@ -8,9 +8,10 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlops.errors import InputError
+from mlops.errors import InputError, MlopsError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -82,3 +83,12 @@ def progress_bar(description: str, total: int | None = None) -> Iterator[Bar]:
         transient=True,
     ) as progress:
         yield Bar(progress, progress.add_task(description, total=total))
+
+
+def print_error(exc: MlopsError) -> None:
+    """A library error as the user sees it: ``error:`` line, its problems, ``fix:`` line."""
+    err_console.print(f"[red]error:[/red] {escape(exc.message)}", highlight=False)
+    for problem in getattr(exc, "problems", None) or ():
+        err_console.print(f"  - {problem}", highlight=False, markup=False)
+    if exc.hint:
+        err_console.print(f"[yellow]fix:[/yellow] {escape(exc.hint)}", highlight=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 
-FULL, READ_ONLY, LOST, OTHER = "full", "read-only", "lost", "other"
+FULL, READ_ONLY, LOST, UNREACHABLE, OTHER = "full", "read-only", "lost", "unreachable", "other"
 
 # SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57P0x the server
 # ended the session (administrator command, shutdown, crash).
@@ -42,40 +42,49 @@ def kind(exc: BaseException) -> str:
         return FULL
     if state.startswith(_PG_READ_ONLY):
         return READ_ONLY
-    # psycopg on a connection already closed under it: no SQLSTATE, only this message.
-    if getattr(orig, "__module__", "").startswith("psycopg") and "connection is closed" in str(
-        orig
-    ):
-        return LOST
+    if getattr(orig, "__module__", "").startswith("psycopg"):
+        # No SQLSTATE on these, only the message: a connection closed under us, or none made.
+        if "connection is closed" in str(orig):
+            return LOST
+        if str(orig).startswith(("connection failed", "connection timeout")):
+            return UNREACHABLE
     return OTHER
 
 
-def describe(exc: BaseException, engine: Engine, role: str) -> tuple[str, str]:
+def describe(exc: BaseException, engine: Engine | None, role: str) -> tuple[str, str]:
     """(what happened, what to do) for an error from ``engine``, the ``role`` database
-    ("store" or "warehouse"); one line each, without SQL."""
-    where = location(engine)
+    ("store" or "warehouse"); one line each, without SQL. Without an engine (an error that
+    reached the command line) the driver's first line names the server."""
+    where = location(engine) if engine is not None else ""
+    name = " ".join(part for part in ("the", role, "database", where) if part)
     found = kind(exc)
     if found == FULL:
         return (
-            f"the {role} database {where} is full",
+            f"{name} is full",
             "free disk space on its volume (or grow the volume), then run again",
         )
     if found == READ_ONLY:
-        if engine.dialect.name == "sqlite":
+        if engine is not None and engine.dialect.name == "sqlite":
             fix = (
                 "make the file, its directory and the volume writable for this user, and drop "
                 "mode=ro/immutable from the database URL; then run again"
             )
         else:
             fix = "point the database URL at the primary server, not a standby; then run again"
-        return f"the {role} database {where} is read-only", fix
+        return f"{name} is read-only", fix
+    if found == UNREACHABLE:
+        return (
+            f"cannot connect to {name} ({_first_line(exc)})",
+            "check that the database server is up and that MLOPS_DATABASE_URL / "
+            "MLOPS_WAREHOUSE_URL point at it, then run again",
+        )
     if found == LOST:
         return (
-            f"lost the connection to the {role} database {where} ({_first_line(exc)})",
+            f"lost the connection to {name} ({_first_line(exc)})",
             "check that the database server is up and reachable, then run again",
         )
     return (
-        f"the {role} database {where} failed: {_first_line(exc)}",
+        f"{name} failed: {_first_line(exc)}",
         "see the database's own log for the cause, then run again",
     )
 
