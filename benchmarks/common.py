@@ -1,14 +1,25 @@
 """Shared set-up for the benchmarks: a runtime on SQLite or PostgreSQL, a seeded warehouse
-(reused between runs when its parameters match), and JSON output."""
+(reused between runs when its parameters match), JSON output, and for the HTTP benchmarks
+(serve.py, soak.py) a quickstart home with `mlops serve` running on it in its own process."""
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
+import os
 import platform
+import random
+import signal
+import socket
+import sqlite3
 import statistics
+import subprocess
 import sys
 import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -118,3 +129,114 @@ def write(name: str, rt: Runtime, figures: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, default=str))
     print(json.dumps(payload, indent=2, default=str))
     return path
+
+
+# --- A served home: `mlops` commands in subprocesses on a home built by `mlops quickstart` ---
+
+QUICKSTART_MARKER = "mlops quickstart (default size and seed)"
+
+
+def served_env(home: Path, **settings: str) -> dict:
+    """The environment of `mlops` subprocesses: the caller's, minus its MLOPS_* settings, plus
+    MLOPS_HOME and the given settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
+    env.update(MLOPS_HOME=str(home), **settings)
+    return env
+
+
+def mlops(env: dict, *args: str, log: Path | None = None) -> None:
+    """Run `mlops ARGS` (its output appended to ``log``); raise if it fails."""
+    print("$ mlops " + " ".join(args), flush=True)
+    out = log.open("ab") if log else None
+    try:
+        subprocess.run([sys.executable, "-m", "mlops", *args], env=env, check=True, stdout=out)
+    finally:
+        if out:
+            out.close()
+
+
+def prepare_home(env: dict, home: Path, log: Path, rebuild: bool = False) -> None:
+    """`mlops quickstart` into ``home`` unless a finished one is there (its marker in the
+    warehouse). Callers then refresh the features they serve (`mlops ingest all`)."""
+    from mlops.db.engine import make_engine
+
+    home.mkdir(parents=True, exist_ok=True)
+    warehouse = make_engine(f"sqlite:///{home / 'warehouse.db'}")
+    try:
+        if rebuild or read_marker(warehouse) != QUICKSTART_MARKER:
+            set_marker(warehouse, "quickstart started")  # an interrupted one is not reused
+            mlops(env, "quickstart", log=log)
+            set_marker(warehouse, QUICKSTART_MARKER)
+    finally:
+        warehouse.dispose()
+
+
+def request_inputs(home: Path, customers: int = 2000) -> tuple[list[str], list[str], list[str]]:
+    """Valid request inputs from the home's warehouse: a sample of customer ids (fixed seed),
+    the delivery zones and the offer categories."""
+    with sqlite3.connect(home / "warehouse.db") as db:
+        ids = [r[0] for r in db.execute("SELECT customer_id FROM customers")]
+        zones = [r[0] for r in db.execute("SELECT DISTINCT zone FROM deliveries ORDER BY 1")]
+        cats = [r[0] for r in db.execute("SELECT DISTINCT category FROM offers ORDER BY 1")]
+    return random.Random(0).sample(ids, min(customers, len(ids))), zones, cats
+
+
+def http_get(url: str, timeout: float = 5.0) -> str:
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(
+    env: dict, log: Path, *, workers: int, port: int = 0, ready_seconds: float = 120
+) -> Iterator[tuple[subprocess.Popen, str, dict]]:
+    """`mlops serve` in its own process group, output appended to ``log``. Yields (process,
+    base URL, /readyz body) once /readyz reports the champions loaded (exits with the log's tail
+    if they never are); on exit stops the server with SIGINT (SIGKILL after 30 s)."""
+    port = port or free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "mlops", "serve", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--workers", str(workers)]
+    with log.open("ab") as out:
+        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
+    try:
+        ready, deadline = None, time.monotonic() + ready_seconds
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                ready = json.loads(http_get(f"{base}/readyz", timeout=2))
+                if ready.get("mode") == "models":
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.5)
+        if not ready or ready.get("mode") != "models":
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
+            sys.exit(f"server not ready with models (last /readyz: {ready}); log tail:\n{tail}")
+        yield server, base, ready
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGINT)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait()
+
+
+def server_log_problems(log: Path) -> dict:
+    """Warnings and errors the server logged, by message (JSON lines; others are skipped)."""
+    seen: collections.Counter = collections.Counter()
+    for raw in log.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
+            seen[f"{entry['level']}: {entry.get('message', '')[:160]}"] += 1
+    return dict(seen)

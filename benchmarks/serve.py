@@ -20,21 +20,26 @@ import collections
 import json
 import os
 import platform
-import random
 import re
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
+from common import (
+    RESULTS,
+    http_get,
+    mlops,
+    prepare_home,
+    request_inputs,
+    served_env,
+    server_log_problems,
+    serving,
+)
+
 ENDPOINTS = ("healthz", "dossier", "compose", "eta")
 ANSWER = re.compile(r"^mlops_answers_total\{([^}]*)\}\s+(\S+)", re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
@@ -73,25 +78,10 @@ def lua_list(values) -> str:
     return "{" + ",".join(json.dumps(v) for v in values) + "}"
 
 
-def mlops(env: dict, *args: str, log: Path | None = None) -> None:
-    print("$ mlops " + " ".join(args), flush=True)
-    out = log.open("ab") if log else None
-    try:
-        subprocess.run([sys.executable, "-m", "mlops", *args], env=env, check=True, stdout=out)
-    finally:
-        if out:
-            out.close()
-
-
-def get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:
-        return resp.read().decode()
-
-
 def answers(base: str) -> collections.Counter:
     """mlops_answers_total by (endpoint, job, source, reason), aggregated over the workers."""
     counts: collections.Counter = collections.Counter()
-    for labels, value in ANSWER.findall(get(f"{base}/metrics")):
+    for labels, value in ANSWER.findall(http_get(f"{base}/metrics")):
         lab = dict(LABEL.findall(labels))
         key = (lab.get("endpoint"), lab.get("job"), lab.get("source"), lab.get("reason", ""))
         counts[key] += float(value)
@@ -119,19 +109,6 @@ def wrk(url: str, script: Path, connections: int, threads: int, seconds: int) ->
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r.update({f"{p}_ms": r[f"{p}_us"] / 1000 for p in ("p50", "p90", "p99", "max")})
     return r
-
-
-def server_log_problems(log: Path) -> dict:
-    """Warnings and errors the server logged, by message (JSON lines; others are skipped)."""
-    seen: collections.Counter = collections.Counter()
-    for raw in log.read_text(errors="replace").splitlines():
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("level") in ("warning", "error", "critical"):
-            seen[f"{entry['level']}: {entry.get('message', '')[:160]}"] += 1
-    return dict(seen)
 
 
 def main() -> None:
@@ -167,75 +144,42 @@ def main() -> None:
     tag = f"serve-w{args.workers}-{args.isolation}"
     log = RESULTS / f"{tag}.log"
     log.write_bytes(b"")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLOPS_")}
-    env.update(
-        MLOPS_HOME=str(home), MLOPS_LOG_REQUESTS="false", MLOPS_MODEL_ISOLATION=args.isolation
-    )
+    env = served_env(home, MLOPS_LOG_REQUESTS="false", MLOPS_MODEL_ISOLATION=args.isolation)
     for pair in args.set:
         name, _, value = pair.partition("=")
         if not name.startswith("MLOPS_") or not value:
             sys.exit(f"--set {pair!r}: write MLOPS_NAME=VALUE")
         env[name] = value
 
-    if args.rebuild or not (home / "mlflow.db").exists():
-        mlops(env, "quickstart", log=log)
+    prepare_home(env, home, log, rebuild=args.rebuild)
     mlops(env, "ingest", "all", log=log)
-    with sqlite3.connect(home / "warehouse.db") as db:
-        ids = [r[0] for r in db.execute("SELECT customer_id FROM customers")]
-        zones = [r[0] for r in db.execute("SELECT DISTINCT zone FROM deliveries ORDER BY 1")]
-        cats = [r[0] for r in db.execute("SELECT DISTINCT category FROM offers ORDER BY 1")]
-    ids = random.Random(0).sample(ids, min(2000, len(ids)))
+    ids, zones, cats = request_inputs(home)
 
-    if not args.port:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            args.port = s.getsockname()[1]
-    base = f"http://127.0.0.1:{args.port}"
-    cmd = [sys.executable, "-m", "mlops", "serve", "--host", "127.0.0.1"]
-    cmd += ["--port", str(args.port), "--workers", str(args.workers)]
-    with log.open("ab") as out:
-        server = subprocess.Popen(cmd, env=env, stdout=out, stderr=out, start_new_session=True)
     runs, tmp = [], Path(tempfile.mkdtemp(prefix="mlops-serve-bench-"))
     try:
-        ready, deadline = None, time.monotonic() + 120
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                ready = json.loads(get(f"{base}/readyz", timeout=2))
-                if ready.get("mode") == "models":
-                    break
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.5)
-        if not ready or ready.get("mode") != "models":
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-            sys.exit(f"server not ready with models (last /readyz: {ready}); log tail:\n{tail}")
-        scripts = {}
-        for kind in ENDPOINTS:
-            scripts[kind] = tmp / f"{kind}.lua"
-            header = f"kind = {json.dumps(kind)}\nids = {lua_list(ids)}\n"
-            header += f"zones = {lua_list(zones)}\ncats = {lua_list(cats)}\n"
-            scripts[kind].write_text(header + LUA)
-        url = {k: base + ("/healthz" if k == "healthz" else "/") for k in ENDPOINTS}
-        if args.warmup > 0:
+        with serving(env, log, workers=args.workers, port=args.port) as (_, base, ready):
+            scripts = {}
             for kind in ENDPOINTS:
-                wrk(url[kind], scripts[kind], 4, min(args.threads, 4), args.warmup)
-        for conns in (int(c) for c in args.connections.split(",")):
-            for kind in ENDPOINTS:
-                before = answers(base) if kind != "healthz" else None
-                r = wrk(url[kind], scripts[kind], conns, min(args.threads, conns), args.duration)
-                r.update(connections=conns, endpoint=kind)
-                if before is not None:
-                    r["fallback"] = fallbacks(before, answers(base), kind)
-                runs.append(r)
-                print(f"  c={conns:<3} {kind:<8} {r['rps']:8.0f} req/s  p99 {r['p99_ms']:.2f} ms")
+                scripts[kind] = tmp / f"{kind}.lua"
+                header = f"kind = {json.dumps(kind)}\nids = {lua_list(ids)}\n"
+                header += f"zones = {lua_list(zones)}\ncats = {lua_list(cats)}\n"
+                scripts[kind].write_text(header + LUA)
+            url = {k: base + ("/healthz" if k == "healthz" else "/") for k in ENDPOINTS}
+            if args.warmup > 0:
+                for kind in ENDPOINTS:
+                    wrk(url[kind], scripts[kind], 4, min(args.threads, 4), args.warmup)
+            for conns in (int(c) for c in args.connections.split(",")):
+                for kind in ENDPOINTS:
+                    before = answers(base) if kind != "healthz" else None
+                    threads = min(args.threads, conns)
+                    r = wrk(url[kind], scripts[kind], conns, threads, args.duration)
+                    r.update(connections=conns, endpoint=kind)
+                    if before is not None:
+                        r["fallback"] = fallbacks(before, answers(base), kind)
+                    runs.append(r)
+                    print(f"  c={conns:<3} {kind:<8} {r['rps']:8.0f} req/s  "
+                          f"p99 {r['p99_ms']:.2f} ms")  # fmt: skip
     finally:
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait()
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()
