@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings whose value is a URL that may carry a password (user:password@host, ?password=).
+URL_FIELDS = ("database_url", "warehouse_url", "mlflow_tracking_uri")
+_USERINFO = re.compile(r"(://[^/:@]*:)[^/]*@")
+_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
+
+
+def hide_password(url: str) -> str:
+    """``url`` fit for a message or a log: its password, also one given as a ``password``
+    query parameter, shown as ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads (e.g. a bad port): mask by pattern
+        shown = _USERINFO.sub(r"\1***@", url)
+    return _PASSWORD_PARAM.sub(r"\1***", shown)
 
 
 class Settings(BaseSettings):
@@ -115,6 +133,11 @@ class Settings(BaseSettings):
         100_000, ge=1, description="Unwritten predictions kept while the database is down."
     )
     log_requests: bool = Field(True, description="One JSON log line per HTTP request.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Browser origins allowed to call the API, e.g. ["https://ops.example"] '
+        "(JSON); none by default.",
+    )
 
     # Monitoring.
     auto_fallback: dict[str, bool] = Field(
@@ -164,6 +187,13 @@ class Settings(BaseSettings):
     ops_metrics_seconds: float = Field(
         15.0, ge=0, description="How long /metrics reuses the operational figures it read."
     )
+
+    def __repr_args__(self):
+        # repr and str of the settings end up in logs and tracebacks: never with a password.
+        for name, value in super().__repr_args__():
+            if name in URL_FIELDS and isinstance(value, str):
+                value = hide_password(value)
+            yield name, value
 
     @property
     def mlflow_uri(self) -> str:

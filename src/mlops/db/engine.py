@@ -8,6 +8,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from mlops.errors import ConfigError
+from mlops.settings import hide_password
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -16,7 +17,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise ConfigError(
-            f"cannot parse database URL {url!r}",
+            f"cannot parse database URL {hide_password(url)!r}",
             "use e.g. sqlite:///path.db or postgresql+psycopg://user@host/db",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
@@ -28,7 +29,10 @@ def make_engine(url: str, **kwargs) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        url = str(parsed.set(drivername="postgresql+psycopg"))
+        # The URL object, not its str(): that shows the password as "***".
+        return create_engine(
+            parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, **kwargs
+        )
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
 
 from mlops.errors import InputError
 from mlops.monitoring import report as monitoring_report
@@ -88,6 +89,18 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
         max_body_size=MAX_BODY_BYTES,
     )
     app.state.service = service
+    if rt.settings.cors_origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        # Added before RequestContext, so inside it: preflights get a request id and a log line.
+        # No credentials: admin calls carry a bearer token, never a cookie.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=rt.settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["authorization", "content-type", "x-request-id", "x-actor"],
+            expose_headers=["x-request-id"],
+        )
     app.add_middleware(
         RequestContext, metrics=service.metrics, log_requests=rt.settings.log_requests
     )
@@ -143,6 +156,7 @@ def _routes(app: FastAPI, service: Service) -> None:
     admin = {
         401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
         403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
+        503: {"model": schemas.Problem, "description": "The database is unreachable"},
     }
 
     @app.exception_handler(CustomerNotFound)
@@ -152,6 +166,18 @@ def _routes(app: FastAPI, service: Service) -> None:
     @app.exception_handler(Unavailable)
     async def _unavailable(request: Request, exc: Unavailable):
         return JSONResponse({"detail": str(exc)}, status_code=503)
+
+    @app.exception_handler(DBAPIError)
+    async def _database_error(request: Request, exc: DBAPIError):
+        # A route that reaches the database itself (the admin writes) while it is down. The
+        # driver's message may quote SQL, parameters or the server: name only the failure.
+        return JSONResponse(
+            {
+                "detail": f"the database cannot be used now ({type(exc).__name__}): check "
+                "MLOPS_DATABASE_URL and the database server, then retry"
+            },
+            status_code=503,
+        )
 
     @app.exception_handler(InputError)
     async def _bad_input(request: Request, exc: InputError):

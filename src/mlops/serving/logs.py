@@ -50,5 +50,9 @@ def config(level: str = "INFO") -> dict:
             "uvicorn": {"handlers": ["stderr"], "level": level, "propagate": False},
             "uvicorn.error": {"level": level},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # httpx logs each request's full URL at INFO; the alert webhook's URL carries its
+            # token. Whatever handler the root logger gets, those lines are never made.
+            "httpx": {"level": "WARNING"},
+            "httpcore": {"level": "WARNING"},
         },
     }
