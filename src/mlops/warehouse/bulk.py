@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable
 
 import numpy as np
@@ -12,7 +13,6 @@ from sqlalchemy import Connection, Table
 from mlops.db.types import SQLITE_TS_FORMAT
 
 CHUNK_ROWS = 100_000
-_NULL = "NULL '\\N'"
 
 
 def insert_frame(
@@ -68,14 +68,26 @@ def _copy_postgres(conn: Connection, name: str, columns: list[str], chunk: pd.Da
         if pd.api.types.is_float_dtype(out[col]) and np.isinf(out[col].to_numpy()).any():
             out[col] = out[col].replace([np.inf, -np.inf], np.nan)
     buf = io.StringIO()
-    # NULL is spelled \N so that an empty string stays an empty string, as on SQLite.
-    out.to_csv(buf, header=False, index=False, na_rep="\\N", date_format=SQLITE_TS_FORMAT)
+    null = _null_marker(out)
+    out.to_csv(buf, header=False, index=False, na_rep=null, date_format=SQLITE_TS_FORMAT)
     data = buf.getvalue()
     raw = conn.connection.driver_connection
     with (
         raw.cursor() as cur,
         cur.copy(
-            f'COPY "{name}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv, {_NULL})'
+            f"COPY \"{name}\" ({', '.join(columns)}) FROM STDIN WITH (FORMAT csv, NULL '{null}')"
         ) as copy,
     ):
         copy.write(data)
+
+
+def _null_marker(frame: pd.DataFrame) -> str:
+    """How NULL is spelled in the COPY data: \\N, so that an empty string stays an empty string
+    as on SQLite; unless a text value is exactly that (COPY would read it as NULL), then a
+    marker no value of this chunk equals."""
+    types = pd.api.types
+    text = [c for c in frame if types.is_object_dtype(frame[c]) or types.is_string_dtype(frame[c])]
+    marker = "\\N"
+    while any((frame[c] == marker).any() for c in text):
+        marker = f"\\N{uuid.uuid4().hex}"
+    return marker
