@@ -226,6 +226,8 @@ def test_a_slow_model_is_cut_off_and_then_the_circuit_opens(serving_rt, clock):
         assert svc.eta(zone, 3.0).reason == "circuit_open"  # two overruns opened it
         model.booster = fast
         assert svc.eta(zone, 3.0).reason == "circuit_open"
+        # The cut-off paths still sleep on their threads; the circuit holds until they end.
+        wait_until(lambda: not svc.stuck["eta"], timeout=5)
         clock.advance(timedelta(seconds=61))  # after the cool-down one attempt goes through
         assert svc.eta(zone, 3.0).source == "model"
     finally:
@@ -370,6 +372,7 @@ def test_readiness_and_metrics(service, serving_rt):
         "champions": {"churn": 1, "upsell": 1, "eta": 1},
         "problems": {},
         "redis": "off",
+        "degraded": [],
     }
     service.eta(a_zone(serving_rt), 3.0)
     service.set_flag("eta", False, reason="t", actor="t")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class MlopsError(Exception):
     """Base of every error mlops raises on purpose."""
@@ -45,3 +47,14 @@ class NotReadyError(MlopsError):
 
 class IngestionFailed(MlopsError):
     """An ingestion run failed and wrote nothing; the previous values are still served."""
+
+
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+_PASSWORD_FIELD = re.compile(r"(?i)(?P<key>password\s*[=:]\s*)[^\s,;'\"&)]+")
+
+
+def redact(text: str) -> str:
+    """``text`` without credentials: what reaches /readyz and the logs quotes errors whose
+    messages may hold a connection URL (user:password@) or a libpq DSN (password=...)."""
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
+    return _PASSWORD_FIELD.sub(lambda m: f"{m['key']}***", text)

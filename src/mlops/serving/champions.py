@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mlops.clock import Clock
+from mlops.errors import redact
 from mlops.settings import Settings
 from mlops.specs.features import JOBS
 from mlops.training.models import Model
@@ -42,30 +43,55 @@ class Champions:
 
     def refresh(self) -> list[str]:
         """Ask the registry where each job's champion alias points and load what moved.
-        Returns one line per change. A registry that cannot be read keeps what is loaded."""
+        Returns one line per change. A registry that cannot be read, or a version that cannot
+        be loaded, keeps what is loaded; ``problems`` says which and why."""
         from mlops.training import tracking
 
         changes: list[str] = []
         with self._lock:  # one refresh at a time: the poller and an admin reload may race
+            gone = tracking.missing_store(self.settings)
             for job in JOBS:
                 current = self._loaded.get(job)
+                serving = f"; serving v{current.version}" if current else ""
                 try:
+                    if gone is not None:
+                        # Readers report a missing SQLite store as "nothing registered": for
+                        # a replica that has champions loaded it is a store gone missing.
+                        raise FileNotFoundError(f"no MLflow store at {gone}")
                     wanted = tracking.champion_version(self.settings, job)
-                    if wanted is None:
-                        self.problems[job] = f"no {tracking.CHAMPION!r} alias in the registry"
-                        if current is not None:
-                            del self._loaded[job]
-                            changes.append(f"{job}: champion v{current.version} unloaded")
-                        continue
-                    if current is None or current.version != wanted:
+                except Exception as exc:  # MLflow down or its store unreadable: keep serving
+                    self._problem(job, f"registry unreadable: {_brief(exc)}{serving}", exc)
+                    continue
+                if wanted is None:
+                    self.problems[job] = f"no {tracking.CHAMPION!r} alias in the registry"
+                    if current is not None:
+                        del self._loaded[job]
+                        changes.append(f"{job}: champion v{current.version} unloaded")
+                    continue
+                if current is None or current.version != wanted:
+                    try:
                         model, version = tracking.load_native(self.settings, job, wanted)
-                        self._loaded[job] = Champion(job, version, model, self.clock.now())
-                        before = f"v{current.version}" if current else "none"
-                        changes.append(f"{job}: champion {before} -> v{version}")
-                    self.problems.pop(job, None)
-                except Exception as exc:  # MLflow down or a broken artifact: keep serving
-                    self.problems[job] = f"registry unreadable: {exc}"
-                    log.warning("champion refresh failed", extra={"job": job, "error": str(exc)})
+                    except Exception as exc:  # a corrupt or missing artifact: keep the last one
+                        self._problem(
+                            job, f"champion v{wanted} cannot be loaded: {_brief(exc)}{serving}", exc
+                        )
+                        continue
+                    self._loaded[job] = Champion(job, version, model, self.clock.now())
+                    before = f"v{current.version}" if current else "none"
+                    changes.append(f"{job}: champion {before} -> v{version}")
+                self.problems.pop(job, None)
         for change in changes:
             log.info("champion changed", extra={"change": change})
         return changes
+
+    def _problem(self, job: str, problem: str, exc: Exception) -> None:
+        if self.problems.get(job) != problem:  # once per new problem, not once per poll
+            log.warning("champion refresh failed", extra={"job": job, "error": problem})
+        self.problems[job] = problem
+
+
+def _brief(exc: Exception) -> str:
+    """The error's first line without credentials (MLflow and SQLAlchemy messages may quote a
+    URL and run on for pages)."""
+    text = str(exc).strip().splitlines()
+    return redact(f"{exc.__class__.__name__}: {text[0] if text else ''}")[:300]

@@ -12,6 +12,7 @@ import threading
 from datetime import datetime, timedelta
 
 from mlops.clock import Clock
+from mlops.errors import redact
 from mlops.serving.policy import Fallback, Reason
 from mlops.specs.features import JobSpec
 from mlops.store.online import OnlineStore, StoredRow
@@ -45,6 +46,7 @@ class FeatureCache:
         self._lock = threading.Lock()
         self._redis = None
         self._redis_down_until = datetime.min
+        self.redis_error = ""  # the last failure while Redis is failing, for readiness
         if redis_url:
             import redis
 
@@ -57,10 +59,14 @@ class FeatureCache:
 
     @property
     def redis_state(self) -> str:
-        """'off' (not configured), 'up', or 'down' (skipped after a failure)."""
+        """'off' (not configured), 'up', or 'down' (the last attempt failed: until one succeeds,
+        not only while Redis is left alone, so readiness does not flap between retries)."""
         if self._redis is None:
             return "off"
-        return "down" if self.clock.now() < self._redis_down_until else "up"
+        return "down" if self.redis_error else "up"
+
+    def _redis_skipped(self) -> bool:
+        return self._redis is None or self.clock.now() < self._redis_down_until
 
     def row(self, spec: JobSpec, entity_id: str) -> StoredRow | None:
         """The entity's stored row (None: no row). ``Fallback(FEATURES_UNAVAILABLE)`` when the
@@ -112,13 +118,14 @@ class FeatureCache:
         return f"{self.prefix}{spec.name}:{entity_id}"
 
     def _from_redis(self, spec: JobSpec, entity_id: str) -> tuple[bool, StoredRow | None]:
-        if self.redis_state != "up":
+        if self._redis_skipped():
             return False, None
         try:
             raw = self._redis.get(self._key(spec, entity_id))
         except Exception as exc:
             self._redis_failed(exc)
             return False, None
+        self._redis_ok()
         if raw is None:
             return False, None
         if raw == _NONE.encode():
@@ -127,7 +134,7 @@ class FeatureCache:
         return True, StoredRow(datetime.fromisoformat(data["c"]), data["v"])
 
     def _to_redis(self, spec: JobSpec, entity_id: str, row: StoredRow | None) -> None:
-        if self.redis_state != "up":
+        if self._redis_skipped():
             return
         value = (
             _NONE
@@ -138,11 +145,20 @@ class FeatureCache:
             self._redis.set(self._key(spec, entity_id), value, px=int(self.redis_seconds * 1000))
         except Exception as exc:
             self._redis_failed(exc)
+            return
+        self._redis_ok()
 
     def _redis_failed(self, exc: Exception) -> None:
-        if self.redis_state == "up":
-            log.warning("redis unavailable, reading the store directly", extra={"error": str(exc)})
+        error = redact(f"{exc.__class__.__name__}: {exc}")[:300]
+        if not self.redis_error:
+            log.warning("redis unavailable, reading the store directly", extra={"error": error})
+        self.redis_error = error
         self._redis_down_until = self.clock.now() + timedelta(seconds=REDIS_RETRY_SECONDS)
+
+    def _redis_ok(self) -> None:
+        if self.redis_error:
+            log.info("redis is back", extra={"after": self.redis_error})
+            self.redis_error = ""
 
 
 def namespace(environment: str, store_url: str) -> str:

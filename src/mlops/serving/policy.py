@@ -75,6 +75,13 @@ class CircuitBreaker:
         with self._lock:
             return self._open_until is not None and self.clock.now() < self._open_until
 
+    @property
+    def open_until(self) -> datetime | None:
+        """When an open circuit lets the next attempt through (None: closed)."""
+        with self._lock:
+            until = self._open_until
+        return until if until is not None and self.clock.now() < until else None
+
     def allow(self) -> bool:
         return not self.is_open
 

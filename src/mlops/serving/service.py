@@ -5,6 +5,7 @@ is in ``endpoints``. The HTTP routes only parse, call this and format."""
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -43,6 +44,17 @@ ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": 
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
 
 
+class _Run:
+    """One endpoint computation on the model pool: the job whose path it is in, and whether
+    its caller stopped waiting (then that path holds a model thread past the budget)."""
+
+    __slots__ = ("abandoned", "job")
+
+    def __init__(self) -> None:
+        self.job: str | None = None
+        self.abandoned = False
+
+
 class Service:
     """Everything one serving process holds. ``start`` loads and begins polling; ``close``
     stops and writes the pending prediction log."""
@@ -68,6 +80,14 @@ class Service:
             job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in JOBS
         }
         self.paths = ModelPaths(s.model_threads, s.slo_ms)
+        # Paths of each job still running after their caller gave up. A hung model would
+        # otherwise take a model thread per request until the circuit opens, and again at
+        # every half-open attempt, starving the other jobs: past this many the job's circuit
+        # counts as open until one ends.
+        self.stuck: dict[str, int] = dict.fromkeys(JOBS, 0)
+        self.max_stuck = max(1, s.model_threads // 2)
+        self._runs = threading.local()
+        self._stuck_lock = threading.Lock()
         self.metrics = Metrics(self.feature_ages, runtime=rt)
         self.log = PredictionLog(
             rt.store,
@@ -165,7 +185,9 @@ class Service:
         return {job: (now - newest).total_seconds() for job, newest in rows if newest}
 
     def readiness(self) -> dict[str, Any]:
-        """Database reachable, and which jobs have a champion (the rest answer by heuristic)."""
+        """Database reachable, and which jobs have a champion (the rest answer by heuristic).
+        ``degraded`` says in words what is not as it should be (empty when all is well);
+        errors are quoted by class and first line, never with credentials."""
         from sqlalchemy import text
 
         try:
@@ -182,6 +204,26 @@ class Service:
             if not any(versions.values())
             else "mixed"
         )
+        degraded = []
+        if database != "ok":
+            degraded.append(f"database {database}: features unreadable, answers by rule")
+        for what, problem in self.controls.problems.items():
+            degraded.append(f"{what} unreadable, last flags/trips/offers in force: {problem}")
+        if self.cache.redis_state == "down":
+            degraded.append(f"redis down ({self.cache.redis_error}): reading the store directly")
+        for job, problem in self.champions.problems.items():
+            degraded.append(f"{job}: {problem}")
+        for job, breaker in self.breakers.items():
+            until = breaker.open_until
+            if until is not None:
+                degraded.append(f"{job}: circuit open until {until.isoformat()}, answers by rule")
+            if self.stuck[job] >= self.max_stuck:
+                degraded.append(
+                    f"{job}: circuit open while {self.stuck[job]} model path(s) stay stuck past "
+                    "the budget, answers by rule"
+                )
+            elif self.stuck[job]:
+                degraded.append(f"{job}: {self.stuck[job]} model path(s) stuck past the budget")
         return {
             "ready": database == "ok",
             "database": database,
@@ -189,6 +231,7 @@ class Service:
             "champions": versions,
             "problems": {**self.champions.problems, **self.controls.problems},
             "redis": self.cache.redis_state,
+            "degraded": degraded,
         }
 
     # --- endpoints -----------------------------------------------------------------------
@@ -248,9 +291,11 @@ class Service:
         compute = self._compute[endpoint]
         if self._models_off(endpoint, inputs):
             return self._settle(endpoint, compute(**inputs), started, request_id)
+        run = _Run()
         try:
-            done = self.paths.run(endpoint, lambda: compute(**inputs))
+            done = self.paths.run(endpoint, lambda: self._on_pool(run, compute, inputs))
         except Fallback as cut:
+            self._abandon(run)
             done = compute(**inputs, cut=cut.reason)
         return self._settle(endpoint, done, started, request_id)
 
@@ -270,9 +315,11 @@ class Service:
         if self._models_off(endpoint, inputs):
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
             return self._settle(endpoint, done, started, request_id)
+        run = _Run()
         try:
-            done = await self.paths.run_async(endpoint, lambda: compute(**inputs))
+            done = await self.paths.run_async(endpoint, lambda: self._on_pool(run, compute, inputs))
         except Fallback as cut:
+            self._abandon(run)
             reason = cut.reason
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs, cut=reason))
         return self._settle(endpoint, done, started, request_id)
@@ -292,9 +339,17 @@ class Service:
             champion = self.champions.get(job)
             arm = self.arm(job, unit)
             reason = self._precheck(job, arm)
-            if reason or cut:
-                outcomes[job] = Outcome(reason=reason or cut, arm=arm)
+            if cut and reason in (None, Reason.CIRCUIT_OPEN):
+                # Cut by the budget: that is why, even when the overrun just opened the circuit.
+                reason = cut
+            if reason:
+                outcomes[job] = Outcome(reason=reason, arm=arm)
                 continue
+            run = getattr(self._runs, "run", None)
+            if run is not None and run.abandoned:  # nobody waits for this answer any more
+                outcomes[job] = Outcome(reason=Reason.SLO_EXCEEDED, arm=arm)
+                continue
+            self._enter(run, job)
             try:
                 value, features = path(champion)
                 outcomes[job] = Outcome(value, None, champion.version, features, arm)
@@ -303,7 +358,37 @@ class Service:
             except Exception:
                 log.exception("model path failed", extra={"job": job})
                 outcomes[job] = Outcome(reason=Reason.MODEL_ERROR, arm=arm)
+            finally:
+                self._leave(run)
         return outcomes
+
+    def _on_pool(self, run: _Run, compute: Callable[..., Computed], inputs: dict[str, Any]):
+        self._runs.run = run
+        try:
+            return compute(**inputs)
+        finally:
+            self._runs.run = None
+
+    def _enter(self, run: _Run | None, job: str) -> None:
+        if run is not None:
+            with self._stuck_lock:
+                run.job = job
+
+    def _leave(self, run: _Run | None) -> None:
+        if run is None:
+            return
+        with self._stuck_lock:
+            if run.abandoned and run.job is not None:
+                self.stuck[run.job] -= 1
+                log.info("a stuck model path ended", extra={"job": run.job})
+            run.job = None
+
+    def _abandon(self, run: _Run) -> None:
+        """The caller stopped waiting for ``run``: the path it is in (if any) is stuck."""
+        with self._stuck_lock:
+            run.abandoned = True
+            if run.job is not None:
+                self.stuck[run.job] += 1
 
     def arm(self, job: str, unit: str) -> str:
         """The A/B arm of ``unit`` for the job (``treatment`` when there is no experiment)."""
@@ -318,7 +403,7 @@ class Service:
             trip_kinds=[t.kind for t in controls.trips.get(job, ())],
             control=arm == arms.CONTROL,
             loaded=self.champions.get(job) is not None,
-            circuit_open=self.breakers[job].is_open,
+            circuit_open=self.breakers[job].is_open or self.stuck[job] >= self.max_stuck,
         )
 
     def _models_off(self, endpoint: str, inputs: dict[str, Any]) -> bool:

@@ -117,6 +117,13 @@ def _sqlite_file(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def missing_store(settings: Settings) -> Path | None:
+    """The embedded SQLite store's path when the file is not there (nothing registered yet, or
+    the file was removed), else None."""
+    path = _sqlite_file(settings.mlflow_uri)
+    return path if path is not None and not path.exists() else None
+
+
 def _client(settings: Settings, *, write: bool = False):
     """A client on the settings' store. Readers never create the embedded SQLite store:
     MLflow would, and a dry run or ``models list`` on a fresh home must write nothing."""
