@@ -2,14 +2,17 @@
 the online store (the service's own read path, in-process cache off) and call the endpoints.
 Every row read must be exactly one run's stored row, a read of several entities must see one
 run, no reader may go back to an older run, and every answer must come from the model: no
-errors and no lock waits (SQLite in WAL mode, PostgreSQL MVCC), on both backends."""
+errors and no lock waits (SQLite in WAL mode, PostgreSQL MVCC), on both backends. The caches
+(in-process, Redis) must not go back a run either when two readers fill them out of order."""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 import random
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -20,6 +23,7 @@ from sqlalchemy import Engine, event, select
 from mlops.db.engine import make_engine
 from mlops.db.schema import feature_values
 from mlops.serving import endpoints
+from mlops.serving.feature_cache import FeatureCache
 from mlops.serving.memo import Memo
 from mlops.serving.service import Service
 from mlops.specs.features import JOBS
@@ -27,13 +31,14 @@ from mlops.store import ingest
 from mlops.store.codec import unpack_row
 from mlops.store.online import OnlineStore, StoredRow, entity
 from tests.conftest import NOW
-from tests.serving_support import make_service
+from tests.serving_support import a_customer, make_service
 
 RUNS = 6
 # Runs minutes apart: each run's days_since_last_order and tenure_days differ, so its values
 # are its own, and the rows of the last run stay inside every job's TTL (ETA's is 15 min).
 STEP = timedelta(minutes=5)
 BATCH = 20  # entities per multi-entity read
+REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL")
 
 
 class Stored:
@@ -314,3 +319,53 @@ def test_endpoints_answer_from_whole_runs_while_ingesting(serving_rt, clock, bac
     # Every answer's prediction log row was written beside the ingestion's transactions.
     assert logged.pending == 0 and logged.written >= reads
     assert_quiet(caplog)
+
+
+class ReadsBeforeARefresh(OnlineStore):
+    """The online store, where the first read returns only after ``meanwhile`` ran: the
+    interleaving of two readers that missed the cache together, the first having read just
+    before a refresh committed, the second just after."""
+
+    def __init__(self, engine, clock, meanwhile: Callable[[], None]) -> None:
+        super().__init__(engine, clock)
+        self.meanwhile: Callable[[], None] | None = meanwhile
+
+    def rows(self, spec, entity_ids):
+        found = super().rows(spec, entity_ids)
+        meanwhile, self.meanwhile = self.meanwhile, None
+        if meanwhile:
+            meanwhile()
+        return found
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("cache", ["local", "redis"])
+def test_a_slow_cache_fill_never_replaces_a_newer_row(serving_rt, clock, cache):
+    if cache == "redis" and not REDIS_URL:
+        pytest.skip("Redis tests need MLOPS_TEST_REDIS_URL")
+    rt, spec = serving_rt, JOBS["churn"]
+    eid = a_customer(rt)
+    newer = NOW + STEP
+
+    def refresh_and_read() -> None:
+        clock.set(newer)
+        ingest.refresh(rt, "churn")
+        assert features.row(spec, eid).computed_at == newer  # the second reader
+
+    online = ReadsBeforeARefresh(rt.store, clock, refresh_and_read)
+    features = FeatureCache(
+        online,
+        clock,
+        local_seconds=60 if cache == "local" else 0,
+        redis_url=REDIS_URL if cache == "redis" else None,
+        namespace=f"test:{uuid.uuid4().hex}",
+    )
+    try:
+        assert features.row(spec, eid).computed_at == NOW  # the first reader, read before
+        # Every later read, whoever made it, gets the newer row, not the first reader's.
+        assert features.row(spec, eid).computed_at == newer
+        assert features.redis_state in ("off", "up")
+    finally:
+        features.clear()
+        features.close()
+        online.close()

@@ -25,6 +25,21 @@ REDIS_RETRY_SECONDS = 5.0
 REDIS_TIMEOUT_SECONDS = 0.05
 MAX_LOCAL_ENTRIES = 200_000
 _NONE = "-"  # cached "this entity has no row"
+# Readers that missed together fill the key in any order; one that read before a refresh
+# committed must not replace the newer row another stored (its later readers would go back
+# a run). Computed_at is ISO text of one format, first in the value: its order is the time
+# order. A value of another format is replaced.
+_SET_UNLESS_NEWER = """
+local held = redis.call('GET', KEYS[1])
+if held and held ~= ARGV[3] then
+    local at = string.match(held, '^{"c": "([^"]*)"')
+    if at and (ARGV[2] == '' or at > ARGV[2]) then
+        return 0
+    end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[4])
+return 1
+"""
 
 
 class FeatureCache:
@@ -56,6 +71,7 @@ class FeatureCache:
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
                 retry_on_timeout=False,
             )
+            self._set_unless_newer = self._redis.register_script(_SET_UNLESS_NEWER)
 
     @property
     def redis_state(self) -> str:
@@ -87,7 +103,10 @@ class FeatureCache:
             with self._lock:
                 if len(self._local) >= MAX_LOCAL_ENTRIES:
                     self._local.clear()
-                self._local[key] = (self.clock.now() + self.local_ttl, row)
+                now, held = self.clock.now(), self._local.get(key)
+                # As in Redis: a slower reader's older row must not replace a newer one.
+                if held is None or held[0] <= now or not _older(row, held[1]):
+                    self._local[key] = (now + self.local_ttl, row)
         return row
 
     def clear(self) -> int:
@@ -136,13 +155,13 @@ class FeatureCache:
     def _to_redis(self, spec: JobSpec, entity_id: str, row: StoredRow | None) -> None:
         if self._redis_skipped():
             return
-        value = (
-            _NONE
-            if row is None
-            else json.dumps({"c": row.computed_at.isoformat(), "v": row.values}, allow_nan=True)
-        )
+        at = "" if row is None else row.computed_at.isoformat()
+        value = _NONE if row is None else json.dumps({"c": at, "v": row.values}, allow_nan=True)
         try:
-            self._redis.set(self._key(spec, entity_id), value, px=int(self.redis_seconds * 1000))
+            self._set_unless_newer(
+                keys=[self._key(spec, entity_id)],
+                args=[value, at, _NONE, int(self.redis_seconds * 1000)],
+            )
         except Exception as exc:
             self._redis_failed(exc)
             return
@@ -159,6 +178,11 @@ class FeatureCache:
         if self.redis_error:
             log.info("redis is back", extra={"after": self.redis_error})
             self.redis_error = ""
+
+
+def _older(row: StoredRow | None, than: StoredRow | None) -> bool:
+    """True when ``row`` was read before ``than`` was stored (no row counts as oldest)."""
+    return than is not None and (row is None or row.computed_at < than.computed_at)
 
 
 def namespace(environment: str, store_url: str) -> str:
