@@ -49,12 +49,21 @@ class IngestionFailed(MlopsError):
     """An ingestion run failed and wrote nothing; the previous values are still served."""
 
 
-_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/\s@'\"]+@")
+# A URL's credentials (scheme://user:password@, scheme://token@) and a password given as a
+# field (a libpq DSN's password=..., a URL's ?password=...).
+_USERINFO = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/\s@:'\"]*)(?P<password>:[^/\s@'\"]*)?@"
+)
 _PASSWORD_FIELD = re.compile(r"(?i)(?P<key>password\s*[=:]\s*)[^\s,;'\"&)]+")
 
 
 def redact(text: str) -> str:
-    """``text`` without credentials: what reaches /readyz and the logs quotes errors whose
-    messages may hold a connection URL (user:password@) or a libpq DSN (password=...)."""
-    text = _USERINFO.sub(lambda m: f"{m['scheme']}***@", text)
-    return _PASSWORD_FIELD.sub(lambda m: f"{m['key']}***", text)
+    """``text`` without credentials, the user name kept: for anything that reaches a message,
+    /readyz or a log and may quote a connection URL or DSN."""
+
+    def userinfo(m: re.Match) -> str:
+        if m["password"] is None:  # a bare token before the @
+            return f"{m['scheme']}***@"
+        return f"{m['scheme']}{m['user']}:***@"
+
+    return _PASSWORD_FIELD.sub(lambda m: f"{m['key']}***", _USERINFO.sub(userinfo, text))

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from mlops.errors import redact
+
 # Settings whose value is a URL that may carry a password (user:password@host, ?password=).
 URL_FIELDS = ("database_url", "warehouse_url", "mlflow_tracking_uri")
-_USERINFO = re.compile(r"(://[^/:@]*:)[^/]*@")
-_PASSWORD_PARAM = re.compile(r"([?&]password=)[^&]*", re.IGNORECASE)
-
-
-def hide_password(url: str) -> str:
-    """``url`` fit for a message or a log: its password, also one given as a ``password``
-    query parameter, shown as ``***``."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        shown = make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy reads (e.g. a bad port): mask by pattern
-        shown = _USERINFO.sub(r"\1***@", url)
-    return _PASSWORD_PARAM.sub(r"\1***", shown)
 
 
 class Settings(BaseSettings):
@@ -192,7 +179,7 @@ class Settings(BaseSettings):
         # repr and str of the settings end up in logs and tracebacks: never with a password.
         for name, value in super().__repr_args__():
             if name in URL_FIELDS and isinstance(value, str):
-                value = hide_password(value)
+                value = redact(value)
             yield name, value
 
     @property

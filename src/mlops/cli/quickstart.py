@@ -24,7 +24,7 @@ def quickstart(
     from mlops import quickstart as qs
     from mlops.cli.ingest import print_reports
     from mlops.cli.train import SHOWN, print_comparison, print_summary
-    from mlops.settings import hide_password
+    from mlops.errors import redact
     from mlops.training.train import KIND
 
     rt = runtime(ctx)
@@ -36,8 +36,8 @@ def quickstart(
     seeded = ", ".join(f"{n} {c:,}" for n, c in result.seeded.items())
     console.print(f"warehouse: {seeded}")
     console.print(
-        f"done in {result.seconds:.1f} s. Store: {hide_password(rt.settings.store_url)}; "
-        f"warehouse: {hide_password(rt.settings.warehouse_db_url)}"
+        f"done in {result.seconds:.1f} s. Store: {redact(rt.settings.store_url)}; "
+        f"warehouse: {redact(rt.settings.warehouse_db_url)}"
     )
     console.print(
         f"MLflow: {rt.settings.mlflow_uri} (browse with `mlflow ui --backend-store-uri "

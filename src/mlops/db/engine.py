@@ -7,8 +7,7 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-from mlops.errors import ConfigError
-from mlops.settings import hide_password
+from mlops.errors import ConfigError, redact
 
 
 def make_engine(url: str, **kwargs) -> Engine:
@@ -17,7 +16,7 @@ def make_engine(url: str, **kwargs) -> Engine:
         parsed = make_url(url)
     except Exception as exc:  # sqlalchemy raises ArgumentError with a terse message
         raise ConfigError(
-            f"cannot parse database URL {hide_password(url)!r}",
+            f"cannot parse database URL {redact(url)!r}",
             "use e.g. sqlite:///path.db or postgresql+psycopg://user@host/db",
         ) from exc
     if parsed.get_backend_name() == "sqlite":
