@@ -56,6 +56,10 @@ class TcpProxy:
             # SO_LINGER 0: the peer gets a reset, as when a server process dies.
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00" * 2)
+            # SHUT_RD wakes the pipe thread blocked in recv() (close alone does not, and the
+            # proxy's exit then waited 5 s per thread) and sends nothing to the peer.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)
             with contextlib.suppress(OSError):
                 sock.close()
 
