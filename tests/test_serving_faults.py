@@ -353,7 +353,7 @@ def test_a_hanging_model_is_cut_off_and_does_not_starve_the_others(serving_rt, c
     svc = make_service(
         serving_rt,
         model_threads=2,
-        slo_ms={"dossier": 2000.0, "compose": 2000.0, "eta": 25.0},
+        slo_ms={"dossier": 2000.0, "compose": 2000.0, "eta": 100.0},
         circuit_overruns=3,
         circuit_cooldown_seconds=30,
     )
@@ -364,7 +364,7 @@ def test_a_hanging_model_is_cut_off_and_does_not_starve_the_others(serving_rt, c
         customer, zone = a_customer(serving_rt), a_zone(serving_rt)
         began = time.perf_counter()
         answer = svc.eta(zone, 3.0, 2)
-        assert time.perf_counter() - began < 1.0  # cut at the 50 ms budget
+        assert time.perf_counter() - began < 1.0  # cut at the 200 ms budget
         assert (answer.source, answer.reason) == ("heuristic", "slo_exceeded")
         # More ETA requests than model threads: the hung path holds one thread, no more.
         for _ in range(6):
@@ -404,7 +404,7 @@ def test_a_hanging_model_over_http(serving_rt, clock):
 
     settings = serving_rt.settings.model_copy(
         update={
-            "slo_ms": {"dossier": 2000.0, "compose": 2000.0, "eta": 25.0},
+            "slo_ms": {"dossier": 2000.0, "compose": 2000.0, "eta": 100.0},
             "circuit_overruns": 1,
             "log_requests": False,
         }
