@@ -67,3 +67,10 @@ def redact(text: str) -> str:
         return f"{m['scheme']}{m['user']}:***@"
 
     return _PASSWORD_FIELD.sub(lambda m: f"{m['key']}***", _USERINFO.sub(userinfo, text))
+
+
+def brief(exc: BaseException) -> str:
+    """The error's class and first line, without credentials, at most 300 characters: what
+    /readyz and a log line quote (driver and MLflow messages append SQL and run on for pages)."""
+    lines = str(exc).strip().splitlines()
+    return redact(f"{exc.__class__.__name__}: {lines[0] if lines else ''}")[:300]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from mlops.clock import Clock
-from mlops.errors import redact
+from mlops.errors import brief
 from mlops.settings import Settings
 from mlops.specs.features import JOBS
 from mlops.training.models import Model
@@ -60,7 +60,7 @@ class Champions:
                         raise FileNotFoundError(f"no MLflow store at {gone}")
                     wanted = tracking.champion_version(self.settings, job)
                 except Exception as exc:  # MLflow down or its store unreadable: keep serving
-                    self._problem(job, f"registry unreadable: {_brief(exc)}{serving}", exc)
+                    self._problem(job, f"registry unreadable: {brief(exc)}{serving}")
                     continue
                 if wanted is None:
                     self.problems[job] = f"no {tracking.CHAMPION!r} alias in the registry"
@@ -73,7 +73,7 @@ class Champions:
                         model, version = tracking.load_native(self.settings, job, wanted)
                     except Exception as exc:  # a corrupt or missing artifact: keep the last one
                         self._problem(
-                            job, f"champion v{wanted} cannot be loaded: {_brief(exc)}{serving}", exc
+                            job, f"champion v{wanted} cannot be loaded: {brief(exc)}{serving}"
                         )
                         continue
                     self._loaded[job] = Champion(job, version, model, self.clock.now())
@@ -84,14 +84,7 @@ class Champions:
             log.info("champion changed", extra={"change": change})
         return changes
 
-    def _problem(self, job: str, problem: str, exc: Exception) -> None:
+    def _problem(self, job: str, problem: str) -> None:
         if self.problems.get(job) != problem:  # once per new problem, not once per poll
             log.warning("champion refresh failed", extra={"job": job, "error": problem})
         self.problems[job] = problem
-
-
-def _brief(exc: Exception) -> str:
-    """The error's first line without credentials (MLflow and SQLAlchemy messages may quote a
-    URL and run on for pages)."""
-    text = str(exc).strip().splitlines()
-    return redact(f"{exc.__class__.__name__}: {text[0] if text else ''}")[:300]

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine
 
-from mlops.errors import redact
+from mlops.errors import brief
 from mlops.serving import flags, trips
 from mlops.serving.profiles import Offer, WarehouseReads
 
@@ -45,10 +45,7 @@ class Controls:
         return changed
 
     def _problem(self, what: str, exc: Exception) -> None:
-        # The first line only (SQLAlchemy appends the statement and a link), no credentials:
-        # it is shown by /readyz.
-        lines = str(exc).strip().splitlines()
-        problem = redact(f"{exc.__class__.__name__}: {lines[0] if lines else ''}")[:300]
+        problem = brief(exc)  # shown by /readyz
         if what not in self.problems:
             log.warning(
                 f"cannot read the {what}; keeping the last values", extra={"error": problem}
