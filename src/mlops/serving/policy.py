@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from mlops.clock import Clock
 from mlops.store.online import EntityFeatures
@@ -134,6 +134,70 @@ class ModelPaths:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class PathRun:
+    """One endpoint computation on the model pool: the job whose path it is in, and whether
+    its caller stopped waiting (then that path holds a model thread past the budget)."""
+
+    __slots__ = ("abandoned", "job")
+
+    def __init__(self) -> None:
+        self.job: str | None = None
+        self.abandoned = False
+
+
+class StuckPaths:
+    """Model paths still running after their caller gave up, counted per job. A hung model
+    would otherwise take a model thread per request until the circuit opens, and again at
+    every half-open attempt, starving the other jobs: at ``limit`` the job counts as jammed
+    (its circuit as open) until one ends."""
+
+    def __init__(self, jobs, limit: int) -> None:
+        self.limit = limit
+        self._counts: dict[str, int] = dict.fromkeys(jobs, 0)
+        self._lock = threading.Lock()
+        self._current = threading.local()
+
+    def __getitem__(self, job: str) -> int:
+        return self._counts[job]
+
+    def jammed(self, job: str) -> bool:
+        return self._counts[job] >= self.limit
+
+    def running(self, run: PathRun, fn: Callable[..., T], kwargs: dict[str, Any]) -> T:
+        """``fn(**kwargs)`` on this (pool) thread as ``run``: what ``current`` returns
+        meanwhile."""
+        self._current.run = run
+        try:
+            return fn(**kwargs)
+        finally:
+            self._current.run = None
+
+    def current(self) -> PathRun | None:
+        """The run this thread computes, None off the model pool."""
+        return getattr(self._current, "run", None)
+
+    def enter(self, run: PathRun | None, job: str) -> None:
+        if run is not None:
+            with self._lock:
+                run.job = job
+
+    def leave(self, run: PathRun | None) -> None:
+        if run is None:
+            return
+        with self._lock:
+            if run.abandoned and run.job is not None:
+                self._counts[run.job] -= 1
+                log.info("a stuck model path ended", extra={"job": run.job})
+            run.job = None
+
+    def abandon(self, run: PathRun) -> None:
+        """The caller stopped waiting for ``run``: the path it is in (if any) is stuck."""
+        with self._lock:
+            run.abandoned = True
+            if run.job is not None:
+                self._counts[run.job] += 1
 
 
 def precheck(

@@ -5,7 +5,6 @@ is in ``endpoints``. The HTTP routes only parse, call this and format."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,7 +25,9 @@ from mlops.serving.policy import (
     CircuitBreaker,
     Fallback,
     ModelPaths,
+    PathRun,
     Reason,
+    StuckPaths,
     features_reason,
     precheck,
 )
@@ -42,17 +43,6 @@ ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": 
 # Failures that count toward opening a job's circuit: each one cost time or signals a broken
 # model path. Missing or stale features are data, not a broken path.
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
-
-
-class _Run:
-    """One endpoint computation on the model pool: the job whose path it is in, and whether
-    its caller stopped waiting (then that path holds a model thread past the budget)."""
-
-    __slots__ = ("abandoned", "job")
-
-    def __init__(self) -> None:
-        self.job: str | None = None
-        self.abandoned = False
 
 
 class Service:
@@ -80,14 +70,7 @@ class Service:
             job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in JOBS
         }
         self.paths = ModelPaths(s.model_threads, s.slo_ms)
-        # Paths of each job still running after their caller gave up. A hung model would
-        # otherwise take a model thread per request until the circuit opens, and again at
-        # every half-open attempt, starving the other jobs: past this many the job's circuit
-        # counts as open until one ends.
-        self.stuck: dict[str, int] = dict.fromkeys(JOBS, 0)
-        self.max_stuck = max(1, s.model_threads // 2)
-        self._runs = threading.local()
-        self._stuck_lock = threading.Lock()
+        self.stuck = StuckPaths(JOBS, max(1, s.model_threads // 2))
         self.metrics = Metrics(self.feature_ages, runtime=rt)
         self.log = PredictionLog(
             rt.store,
@@ -217,7 +200,7 @@ class Service:
             until = breaker.open_until
             if until is not None:
                 degraded.append(f"{job}: circuit open until {until.isoformat()}, answers by rule")
-            if self.stuck[job] >= self.max_stuck:
+            if self.stuck.jammed(job):
                 degraded.append(
                     f"{job}: circuit open while {self.stuck[job]} model path(s) stay stuck past "
                     "the budget, answers by rule"
@@ -291,11 +274,11 @@ class Service:
         compute = self._compute[endpoint]
         if self._models_off(endpoint, inputs):
             return self._settle(endpoint, compute(**inputs), started, request_id)
-        run = _Run()
+        run = PathRun()
         try:
-            done = self.paths.run(endpoint, lambda: self._on_pool(run, compute, inputs))
+            done = self.paths.run(endpoint, lambda: self.stuck.running(run, compute, inputs))
         except Fallback as cut:
-            self._abandon(run)
+            self.stuck.abandon(run)
             done = compute(**inputs, cut=cut.reason)
         return self._settle(endpoint, done, started, request_id)
 
@@ -315,11 +298,13 @@ class Service:
         if self._models_off(endpoint, inputs):
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
             return self._settle(endpoint, done, started, request_id)
-        run = _Run()
+        run = PathRun()
         try:
-            done = await self.paths.run_async(endpoint, lambda: self._on_pool(run, compute, inputs))
+            done = await self.paths.run_async(
+                endpoint, lambda: self.stuck.running(run, compute, inputs)
+            )
         except Fallback as cut:
-            self._abandon(run)
+            self.stuck.abandon(run)
             reason = cut.reason
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs, cut=reason))
         return self._settle(endpoint, done, started, request_id)
@@ -345,11 +330,11 @@ class Service:
             if reason:
                 outcomes[job] = Outcome(reason=reason, arm=arm)
                 continue
-            run = getattr(self._runs, "run", None)
+            run = self.stuck.current()
             if run is not None and run.abandoned:  # nobody waits for this answer any more
                 outcomes[job] = Outcome(reason=Reason.SLO_EXCEEDED, arm=arm)
                 continue
-            self._enter(run, job)
+            self.stuck.enter(run, job)
             try:
                 value, features = path(champion)
                 outcomes[job] = Outcome(value, None, champion.version, features, arm)
@@ -359,36 +344,8 @@ class Service:
                 log.exception("model path failed", extra={"job": job})
                 outcomes[job] = Outcome(reason=Reason.MODEL_ERROR, arm=arm)
             finally:
-                self._leave(run)
+                self.stuck.leave(run)
         return outcomes
-
-    def _on_pool(self, run: _Run, compute: Callable[..., Computed], inputs: dict[str, Any]):
-        self._runs.run = run
-        try:
-            return compute(**inputs)
-        finally:
-            self._runs.run = None
-
-    def _enter(self, run: _Run | None, job: str) -> None:
-        if run is not None:
-            with self._stuck_lock:
-                run.job = job
-
-    def _leave(self, run: _Run | None) -> None:
-        if run is None:
-            return
-        with self._stuck_lock:
-            if run.abandoned and run.job is not None:
-                self.stuck[run.job] -= 1
-                log.info("a stuck model path ended", extra={"job": run.job})
-            run.job = None
-
-    def _abandon(self, run: _Run) -> None:
-        """The caller stopped waiting for ``run``: the path it is in (if any) is stuck."""
-        with self._stuck_lock:
-            run.abandoned = True
-            if run.job is not None:
-                self.stuck[run.job] += 1
 
     def arm(self, job: str, unit: str) -> str:
         """The A/B arm of ``unit`` for the job (``treatment`` when there is no experiment)."""
@@ -403,7 +360,7 @@ class Service:
             trip_kinds=[t.kind for t in controls.trips.get(job, ())],
             control=arm == arms.CONTROL,
             loaded=self.champions.get(job) is not None,
-            circuit_open=self.breakers[job].is_open or self.stuck[job] >= self.max_stuck,
+            circuit_open=self.breakers[job].is_open or self.stuck.jammed(job),
         )
 
     def _models_off(self, endpoint: str, inputs: dict[str, Any]) -> bool:
