@@ -1,5 +1,6 @@
-"""``mlops serve`` as a real process: called over HTTP, switched off by ``mlops flags set`` from
-another process without a restart, stopped cleanly with the prediction log written."""
+"""``mlops serve`` as a real process with two workers: called over HTTP, switched off by
+``mlops flags set`` from another process without a restart, stopped cleanly with the prediction
+log written."""
 
 import os
 import shutil
@@ -47,7 +48,7 @@ def test_mlops_serve_end_to_end(live_home, tmp_path):
     )
     with open(tmp_path / "server.log", "w+") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "mlops", "serve", "--port", str(port)],
+            [sys.executable, "-m", "mlops", "serve", "--port", str(port), "--workers", "2"],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -22,10 +22,9 @@ def serve(
     import shutil
     import tempfile
 
-    import uvicorn
-
     from mlops.cli.runtime import runtime
     from mlops.db import migrate
+    from mlops.serving import server
     from mlops.serving.logs import config
 
     rt = runtime(ctx)
@@ -47,12 +46,10 @@ def serve(
     rt.close()
     console.print(f"serving on http://{host}:{port} with {workers} worker(s); docs at /docs")
     try:
-        uvicorn.run(
-            "mlops.serving.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
+        server.run(
+            host,
+            port,
+            workers,
             log_config=config(),
             access_log=False,
             timeout_graceful_shutdown=10,
