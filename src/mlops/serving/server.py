@@ -5,6 +5,7 @@ workers in one run out of three here (half the requests/s, twice the latency).""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 from typing import Any
@@ -69,7 +70,5 @@ def run(host: str, port: int, workers: int, **options: Any) -> None:
     from uvicorn.supervisors import Multiprocess
 
     config = uvicorn.Config(APP, **kwargs)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # uvicorn.run's handling of Ctrl-C
         Multiprocess(config, sockets=[WorkerListener(host, port, config.backlog)]).run()
-    except KeyboardInterrupt:
-        pass
