@@ -4,6 +4,13 @@ MLOPS_TEST_DATABASE_URL is set (each test in a schema of its own, dropped after)
 from __future__ import annotations
 
 import os
+
+# LightGBM (and scikit-learn's own copy of libgomp) run OpenMP threads that spin while they
+# wait; on a loaded 2-core runner two spinning runtimes starve each other and one small fit
+# took 10-40 s instead of 0.2 s. Sleeping waits change no result (deterministic=True fixes
+# the trees per thread count); libgomp reads this when it loads, which must come after.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import uuid
 from datetime import datetime
 from urllib.parse import quote
