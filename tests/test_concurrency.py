@@ -78,7 +78,7 @@ class RunValues:
         self.scores: Memo = Memo(10)
         self.offer_rows: Memo = Memo(10)
 
-    def fresh_features(self, job: str, entity_id: str):
+    def fresh_features(self, job: str, entity_id: str, memory_only: bool = False):
         return entity(JOBS[job], entity_id, self.row, self.row.computed_at)
 
 

@@ -1,5 +1,7 @@
-"""Feature caching: the short in-process cache, Redis shared between replicas (when
-MLOPS_TEST_REDIS_URL is set), and Redis down degrading to direct reads."""
+"""What serving keeps in memory: feature rows (in the process, and in Redis shared between
+replicas when MLOPS_TEST_REDIS_URL is set; Redis down degrades to direct reads), dropped when a
+refresh writes new values; profiles for their lifetime; and answers computed from memory with
+no read, no model call and no thread hop."""
 
 import os
 from datetime import timedelta
@@ -9,7 +11,9 @@ from pydantic import SecretStr
 from sqlalchemy import delete
 
 from mlops.db.schema import feature_values
-from tests.serving_support import a_zone, free_port, make_service
+from mlops.store import ingest
+from mlops.warehouse import schema as wh
+from tests.serving_support import BrokenBooster, a_customer, a_zone, free_port, make_service
 
 REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL")
 
@@ -79,3 +83,135 @@ def test_redis_down_means_direct_reads_not_errors(serving_rt):
         assert svc.eta(zone, 3.0).source == "model"
     finally:
         svc.close()
+
+
+def _from_memory(svc, endpoint):
+    value = svc.metrics.registry.get_sample_value(
+        "mlops_answers_from_memory_total", {"endpoint": endpoint}
+    )
+    return value or 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt):
+    svc = make_service(serving_rt)
+    try:
+        customer, zone = a_customer(serving_rt), a_zone(serving_rt)
+        first = svc.dossier(customer)  # reads the warehouse and the store, calls the models
+        assert _from_memory(svc, "dossier") == 0
+        # From here on a model call or a hop to the pool would fail: neither happens.
+        for job in ("churn", "upsell"):
+            svc.champions.get(job).model.booster = BrokenBooster()
+        svc.paths.close()
+        again = svc.dossier(customer)
+        assert _from_memory(svc, "dossier") == 1
+        assert again == first  # the same answer, provenance included
+        assert again.churn.source == again.upsell.source == "model"
+        ranked = svc.compose(customer, limit=2)  # the dossier's upsell scores serve it too
+        assert ranked.source == "model" and _from_memory(svc, "compose") == 1
+    finally:
+        svc.close()
+    svc = make_service(serving_rt)
+    try:
+        svc.eta(zone, 3.0)
+        svc.eta(zone, 3.0)
+        assert _from_memory(svc, "eta") == 0  # each request's inputs differ: the model runs
+        svc.set_flag("eta", False, reason="test", actor="test")
+        assert svc.eta(zone, 3.0).reason == "flag_off"
+        assert _from_memory(svc, "eta") == 1  # rules need nothing read
+    finally:
+        svc.close()
+
+
+def _add_order(rt, customer, order_id, at):
+    with rt.warehouse.begin() as conn:
+        conn.execute(
+            wh.orders.insert().values(
+                order_id=order_id,
+                customer_id=customer,
+                placed_at=at,
+                status="completed",
+                item_count=1,
+                total_amount=10,
+            )
+        )
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_profiles_are_kept_for_their_lifetime_and_dropped_by_a_clear(serving_rt, clock):
+    svc = make_service(serving_rt, profile_cache_seconds=30)
+    try:
+        customer = a_customer(serving_rt)
+        orders = svc.dossier(customer).profile.orders_90d
+        _add_order(serving_rt, customer, "O-CACHE-1", clock.now() - timedelta(days=1))
+        assert svc.dossier(customer).profile.orders_90d == orders  # held
+        clock.advance(timedelta(seconds=30))
+        held = svc.dossier(customer).profile
+        assert held.orders_90d == orders + 1  # read again past its lifetime
+        clock.advance(timedelta(seconds=10))
+        # A held profile's ages count to the request's time, not the read's.
+        later = svc.dossier(customer).profile
+        assert later.tenure_days == pytest.approx(held.tenure_days + 10 / 86400, abs=1e-3)
+        _add_order(serving_rt, customer, "O-CACHE-2", clock.now() - timedelta(days=1))
+        svc.clear_cache()
+        assert svc.dossier(customer).profile.orders_90d == orders + 2
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_refresh_replaces_cached_features_at_the_next_control_poll(serving_rt, clock):
+    svc = make_service(serving_rt, feature_cache_seconds=7200)
+    try:
+        zone = a_zone(serving_rt)
+        before = svc.eta(zone, 3.0).computed_at
+        clock.advance(timedelta(hours=1))
+        ingest.refresh(serving_rt, "eta")
+        assert svc.eta(zone, 3.0).computed_at == before  # held until the replica polls
+        svc.refresh_controls()
+        assert svc.eta(zone, 3.0).computed_at == clock.now()
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_row_read_across_a_refresh_is_not_kept(serving_rt, clock):
+    svc = make_service(serving_rt, feature_cache_seconds=3600)
+    try:
+        zone = a_zone(serving_rt)
+        real_rows = svc.online.rows
+        reads = []
+
+        def rows_then_refresh_seen(spec, ids):
+            found = real_rows(spec, ids)  # the old values...
+            if not reads:  # ...and meanwhile the poller sees a refresh
+                svc.cache.set_versions({**svc.controls.feature_versions, "eta": -1})
+            reads.append(ids)
+            return found
+
+        svc.online.rows = rows_then_refresh_seen
+        svc.eta(zone, 3.0)
+        svc.eta(zone, 3.0)
+        assert len(reads) == 2  # the first row was not kept: read again
+        svc.eta(zone, 3.0)
+        assert len(reads) == 2  # the second was
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_redis_rows_of_an_older_refresh_are_never_served(serving_rt, redis_url, clock):
+    settings = {"redis_url": SecretStr(redis_url), "feature_cache_seconds": 0}
+    first, second = make_service(serving_rt, **settings), make_service(serving_rt, **settings)
+    try:
+        first.clear_cache()
+        zone = a_zone(serving_rt)
+        before = first.eta(zone, 3.0).computed_at  # now in Redis
+        clock.advance(timedelta(hours=1))
+        ingest.refresh(serving_rt, "eta")
+        second.refresh_controls()  # the other replica has seen the refresh
+        assert second.eta(zone, 3.0).computed_at == clock.now() != before
+    finally:
+        first.clear_cache()
+        first.close()
+        second.close()

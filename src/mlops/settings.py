@@ -91,7 +91,16 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How long an open circuit answers with the heuristic."
     )
     feature_cache_seconds: float = Field(
-        2.0, ge=0, description="In-process cache of online feature rows (0: no cache)."
+        60.0,
+        ge=0,
+        description="In-process cache of online feature rows (0: no cache). A refresh's new "
+        "values replace cached ones at the next control poll, whatever this lifetime.",
+    )
+    profile_cache_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="In-process cache of customers' warehouse profiles (0: read every time): "
+        "how old a dossier's profile summary may be.",
     )
     score_cache_entries: int = Field(
         50_000,

@@ -183,8 +183,8 @@ def _routes(app: FastAPI, service: Service) -> None:
     async def _bad_input(request: Request, exc: InputError):
         return JSONResponse({"detail": str(exc)}, status_code=422)
 
-    # The ML routes are async: the service runs each request's work on its model pool, so the
-    # loop never blocks, and there is one thread hop per request.
+    # The ML routes are async: the service answers from memory on the loop when it can, else
+    # on its model pool (one thread hop), so the loop never blocks on a read or a model.
     @app.get(
         "/v1/customers/{customer_id}/dossier", response_model=schemas.Dossier, responses=errors
     )
@@ -296,7 +296,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=admin)
     def clear_cache():
-        """Drop cached feature rows here and in Redis."""
+        """Drop cached scores, profiles and feature rows here, and feature rows in Redis."""
         return {"redis_keys_deleted": service.clear_cache()}
 
     @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)], responses=admin)

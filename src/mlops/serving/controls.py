@@ -1,5 +1,6 @@
-"""What a replica re-reads on an interval: the flags, the trips and the active offers. The
-last values read stay in force while the database is unreachable."""
+"""What a replica re-reads on an interval: the flags, the trips, the active offers and the
+version of each job's online values. The last values read stay in force while the database
+is unreachable."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 from mlops.errors import brief
 from mlops.serving import flags, trips
 from mlops.serving.profiles import Offer, WarehouseReads
+from mlops.store import online
 
 log = logging.getLogger("mlops.serving")
 
@@ -23,6 +25,7 @@ class Controls:
         self.trips: dict[str, list[trips.Trip]] = {}
         self.offers: list[Offer] = []
         self.offers_version = 0  # bumped when the offers change: part of cached scores' keys
+        self.feature_versions: dict[str, int] = {}  # see ``online.versions``
         self.problems: dict[str, str] = {}
 
     def refresh(self) -> bool:
@@ -30,6 +33,8 @@ class Controls:
         changed = False
         try:
             new_flags, new_trips = flags.read(self.store), trips.active(self.store)
+            with self.store.connect() as conn:
+                self.feature_versions = online.versions(conn)
             changed = _state(new_flags, new_trips) != _state(self.flags, self.trips)
             self.flags, self.trips = new_flags, new_trips
             self.problems.pop("store", None)

@@ -14,6 +14,7 @@ import numpy as np
 from mlops.clock import to_utc_naive
 from mlops.errors import InputError, MlopsError
 from mlops.serving.arms import eta_unit
+from mlops.serving.memo import NotInMemory
 from mlops.serving.policy import Reason
 from mlops.serving.profiles import Offer
 from mlops.serving.schemas import (
@@ -95,11 +96,15 @@ class Outcome:
         }
 
 
-def dossier(svc: Service, customer_id: str, cut: Reason | None = None) -> Computed:
+def dossier(
+    svc: Service, customer_id: str, cut: Reason | None = None, memory_only: bool = False
+) -> Computed:
     """The customer's warehouse profile with churn risk and the best offer's propensity."""
     now = svc.clock.now()
     try:
-        profile = svc.warehouse.profile(customer_id, now)
+        profile = svc.warehouse.profile(customer_id, now, memory_only=memory_only)
+    except NotInMemory:
+        raise
     except Exception as exc:
         raise Unavailable(
             f"the warehouse cannot be read: {exc.__class__.__name__}",
@@ -112,8 +117,8 @@ def dossier(svc: Service, customer_id: str, cut: Reason | None = None) -> Comput
     offers, offers_key = svc.controls.offers, (svc.controls.offers_version, None)
     outcomes = svc.run_models(
         {
-            "churn": lambda ch: churn_path(svc, ch, customer_id),
-            "upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, offers_key),
+            "churn": lambda ch: churn_path(svc, ch, customer_id, memory_only),
+            "upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, offers_key, memory_only),
         },
         cut,
         customer_id,
@@ -147,16 +152,19 @@ def compose(
     offer_ids: list[str] | None,
     limit: int,
     cut: Reason | None = None,
+    memory_only: bool = False,
 ) -> Computed:
     """Candidate offers ranked by upsell propensity (the model's, else the rule's)."""
     offers = candidates(svc, offer_ids)
     key = (svc.controls.offers_version, None if offer_ids is None else tuple(offer_ids))
     outcomes = svc.run_models(
-        {"upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, key)}, cut, customer_id
+        {"upsell": lambda ch: upsell_path(svc, ch, customer_id, offers, key, memory_only)},
+        cut,
+        customer_id,
     )
     outcome = outcomes["upsell"]
     if outcome.reason:
-        inputs = customer_inputs(svc, customer_id, outcome)
+        inputs = customer_inputs(svc, customer_id, outcome, memory_only)
         outcome.value = heuristic_offers(inputs, offers)
     order = np.argsort(-np.asarray(outcome.value), kind="stable")[:limit]
     ranked = [
@@ -216,6 +224,7 @@ def eta(
     dispatched_at: datetime | None,
     delivery_id: str | None,
     cut: Reason | None = None,
+    memory_only: bool = False,
 ) -> Computed:
     """SLA minutes, the model's minutes and the promise: min(SLA, max(model, model p90))."""
     at = to_utc_naive(dispatched_at) if dispatched_at else svc.clock.now()
@@ -228,7 +237,9 @@ def eta(
     }
     sla = heuristics.eta_sla_minutes_row(request, **heuristics.eta_constants(svc.settings))
     outcomes = svc.run_models(
-        {"eta": lambda ch: eta_path(svc, ch, zone, request)}, cut, eta_unit(zone, delivery_id)
+        {"eta": lambda ch: eta_path(svc, ch, zone, request, memory_only)},
+        cut,
+        eta_unit(zone, delivery_id),
     )
     outcome = outcomes["eta"]
     mean = p90 = None
@@ -253,19 +264,29 @@ def eta(
     return Computed(answer, outcomes, [_row("eta", "eta", zone, delivery_id, served, outcome)])
 
 
-def churn_path(svc: Service, champion: Champion, customer_id: str):
+# A path with ``memory_only`` answers from what the process holds (cached features, memoised
+# scores) or raises ``NotInMemory``: it never reads a database or calls a model.
+
+
+def churn_path(svc: Service, champion: Champion, customer_id: str, memory_only: bool = False):
     """The churn model's probability on the customer's fresh features."""
-    features = svc.fresh_features("churn", customer_id)
+    features = svc.fresh_features("churn", customer_id, memory_only)
     values = features.values()
     key = ("churn", champion.version, customer_id, tuple(values.values()))
-    return svc.scores.get(key, lambda: models.predict_row(champion.model, values)), features
+    predict = None if memory_only else lambda: models.predict_row(champion.model, values)
+    return svc.scores.get(key, predict), features
 
 
 def upsell_path(
-    svc: Service, champion: Champion, customer_id: str, offers: list[Offer], offers_key
+    svc: Service,
+    champion: Champion,
+    customer_id: str,
+    offers: list[Offer],
+    offers_key,
+    memory_only: bool = False,
 ):
     """The upsell model's propensity for each offer, the customer's features shared."""
-    features = svc.fresh_features("upsell", customer_id)
+    features = svc.fresh_features("upsell", customer_id, memory_only)
     values = features.values()
     model = champion.model
 
@@ -284,12 +305,16 @@ def upsell_path(
         return models.predict(model, X, num_threads=1)
 
     key = ("upsell", champion.version, customer_id, tuple(values.values()), offers_key)
-    return svc.scores.get(key, predict), features
+    return svc.scores.get(key, None if memory_only else predict), features
 
 
-def eta_path(svc: Service, champion: Champion, zone: str, request: dict[str, Any]):
+def eta_path(
+    svc: Service, champion: Champion, zone: str, request: dict[str, Any], memory_only=False
+):
     """The ETA model's minutes (and p90) on the zone's fresh features and the request."""
-    features = svc.fresh_features("eta", zone)
+    features = svc.fresh_features("eta", zone, memory_only)
+    if memory_only:  # every request's inputs differ: its minutes are never memoised
+        raise NotInMemory
     model = champion.model
     x = models.encode_row(model, {**features.values(), **request})[0]
     mean = models.predict_one(model, x)
@@ -314,13 +339,17 @@ def heuristic_offers(inputs: dict[str, Any], offers: list[Offer]) -> np.ndarray:
     )
 
 
-def customer_inputs(svc: Service, customer_id: str, outcome: Outcome) -> dict[str, Any]:
+def customer_inputs(
+    svc: Service, customer_id: str, outcome: Outcome, memory_only: bool = False
+) -> dict[str, Any]:
     """The upsell heuristic's inputs: live from the warehouse, else the stored features
     whatever their age, else none (the heuristic's prior)."""
     try:
-        profile = svc.warehouse.profile(customer_id, svc.clock.now())
+        profile = svc.warehouse.profile(customer_id, svc.clock.now(), memory_only=memory_only)
         if profile is not None:
             return profile.heuristic_inputs()
+    except NotInMemory:
+        raise
     except Exception as exc:
         log.warning("warehouse unreadable for the heuristic", extra={"error": str(exc)})
     return outcome.features.values() if outcome.features else {}

@@ -1,7 +1,9 @@
-"""Online feature rows behind two caches: a short one in the process, and Redis (when
+"""Online feature rows behind two caches: one in the process, and Redis (when
 ``MLOPS_REDIS_URL`` is set) shared between replicas. Caches hold rows as stored; their age is
-judged at read time, so a cached row can never make stale features look fresh. Redis down
-means direct reads, never errors."""
+judged at read time, so a cached row can never make stale features look fresh. Both are keyed
+by the job's online version (``online.versions``, re-read with the controls): a refresh's new
+values are served within a control poll, however long the lifetimes. Redis down means direct
+reads, never errors."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from datetime import datetime, timedelta
 
 from mlops.clock import Clock
 from mlops.errors import redact
+from mlops.serving.memo import NotInMemory
 from mlops.serving.policy import Fallback, Reason
 from mlops.specs.features import JobSpec
 from mlops.store.online import OnlineStore, StoredRow
@@ -58,6 +61,7 @@ class FeatureCache:
         self.redis_seconds = redis_seconds
         self.prefix = f"{namespace}:fv:"
         self._local: dict[tuple[str, str], tuple[datetime, StoredRow | None]] = {}
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._redis = None
         self._redis_down_until = datetime.min
@@ -84,23 +88,30 @@ class FeatureCache:
     def _redis_skipped(self) -> bool:
         return self._redis is None or self.clock.now() < self._redis_down_until
 
-    def row(self, spec: JobSpec, entity_id: str) -> StoredRow | None:
+    def row(self, spec: JobSpec, entity_id: str, *, memory_only: bool = False) -> StoredRow | None:
         """The entity's stored row (None: no row). ``Fallback(FEATURES_UNAVAILABLE)`` when the
-        store cannot be read."""
+        store cannot be read; ``NotInMemory`` when it is not in the process and
+        ``memory_only``."""
         key = (spec.name, entity_id)
         if self.local_ttl:
             hit = self._local.get(key)
             if hit is not None and hit[0] > self.clock.now():
                 return hit[1]
-        found, row = self._from_redis(spec, entity_id)
+        if memory_only:
+            raise NotInMemory
+        version = self._versions.get(spec.name, 0)
+        rkey = f"{self.prefix}{spec.name}:{version}:{entity_id}"
+        found, row = self._from_redis(rkey)
         if not found:
             try:
                 row = self.online.rows(spec, [entity_id]).get(entity_id)
             except Exception as exc:
                 raise Fallback(Reason.FEATURES_UNAVAILABLE, str(exc)) from exc
-            self._to_redis(spec, entity_id, row)
+            self._to_redis(rkey, row)
         if self.local_ttl:
             with self._lock:
+                if version != self._versions.get(spec.name, 0):
+                    return row  # read before a refresh that has since been seen: not kept
                 if len(self._local) >= MAX_LOCAL_ENTRIES:
                     self._local.clear()
                 now, held = self.clock.now(), self._local.get(key)
@@ -108,6 +119,16 @@ class FeatureCache:
                 if held is None or held[0] <= now or not _older(row, held[1]):
                     self._local[key] = (now + self.local_ttl, row)
         return row
+
+    def set_versions(self, versions: dict[str, int]) -> bool:
+        """The jobs' online versions as just read; a change drops the rows held here (Redis
+        keys carry the version). True when they changed."""
+        with self._lock:
+            if versions == self._versions:
+                return False
+            self._versions = dict(versions)
+            self._local.clear()
+        return True
 
     def clear(self) -> int:
         """Drop every cached row, here and in Redis; returns the Redis keys deleted."""
@@ -133,14 +154,11 @@ class FeatureCache:
         if self._redis is not None:
             self._redis.close()
 
-    def _key(self, spec: JobSpec, entity_id: str) -> str:
-        return f"{self.prefix}{spec.name}:{entity_id}"
-
-    def _from_redis(self, spec: JobSpec, entity_id: str) -> tuple[bool, StoredRow | None]:
+    def _from_redis(self, key: str) -> tuple[bool, StoredRow | None]:
         if self._redis_skipped():
             return False, None
         try:
-            raw = self._redis.get(self._key(spec, entity_id))
+            raw = self._redis.get(key)
         except Exception as exc:
             self._redis_failed(exc)
             return False, None
@@ -152,14 +170,14 @@ class FeatureCache:
         data = json.loads(raw)
         return True, StoredRow(datetime.fromisoformat(data["c"]), data["v"])
 
-    def _to_redis(self, spec: JobSpec, entity_id: str, row: StoredRow | None) -> None:
+    def _to_redis(self, key: str, row: StoredRow | None) -> None:
         if self._redis_skipped():
             return
         at = "" if row is None else row.computed_at.isoformat()
         value = _NONE if row is None else json.dumps({"c": at, "v": row.values}, allow_nan=True)
         try:
             self._set_unless_newer(
-                keys=[self._key(spec, entity_id)],
+                keys=[key],
                 args=[value, at, _NONE, int(self.redis_seconds * 1000)],
             )
         except Exception as exc:

@@ -72,6 +72,13 @@ class Metrics:
             ["endpoint", "job", "source", "reason"],
             registry=reg,
         )
+        self.from_memory = Counter(
+            "mlops_answers_from_memory",
+            "Answers computed from what the process holds (cached profile and features, "
+            "memoised scores): no read, no model call, no thread hop.",
+            ["endpoint"],
+            registry=reg,
+        )
         self.model_version = Gauge(
             "mlops_model_version",
             "Champion version served per job (0: heuristics only).",

@@ -1,6 +1,7 @@
 """What serving reads from the warehouse: a customer's profile summary (also the inputs of the
 churn and upsell heuristics, computed live, so the fallback needs no feature store) and the
-offers that can be ranked."""
+offers that can be ranked. Profiles are kept a few seconds in the process: the warehouse is
+loaded in batches, and a read is most of a dossier's cost."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine, and_, bindparam, func, select
 
 from mlops.db.connections import ThreadConnections
 from mlops.db.types import Timestamp
+from mlops.serving.memo import NotInMemory
 from mlops.warehouse import schema as wh
 
 
@@ -92,39 +94,46 @@ _OFFERS = select(
 ).order_by(wh.offers.c.offer_id)
 
 
+MAX_CACHED_PROFILES = 200_000
+
+
 class WarehouseReads:
-    """The warehouse queries of serving, on per-thread connections."""
+    """The warehouse queries of serving, on per-thread connections; profiles read less than
+    ``cache_seconds`` ago are answered from memory (their ages counted to the request's time)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, cache_seconds: float = 0.0) -> None:
         self._conns = ThreadConnections(engine)
+        self.cache_ttl = timedelta(seconds=cache_seconds)
+        self._cached: dict[str, tuple[datetime, Any]] = {}  # id: (read as of, row or None)
 
-    def profile(self, customer_id: str, now: datetime) -> Profile | None:
-        """The customer's summary as of ``now``, or None for a customer the warehouse lacks."""
-        params = {
-            "customer_id": customer_id,
-            "now": now,
-            "since_30d": now - timedelta(days=30),
-            "since_90d": now - timedelta(days=90),
-        }
-        rows = self._conns.all(_PROFILE, params)
-        if not rows:
-            return None
-        r = rows[0]
-        last = r.last_order_at
-        return Profile(
-            customer_id=r.customer_id,
-            plan=r.plan,
-            region=r.region,
-            signup_at=r.signup_at,
-            tenure_days=round((now - r.signup_at).total_seconds() / 86400.0, 3),
-            orders_30d=int(r.orders_30d),
-            orders_90d=int(r.orders_90d),
-            spend_90d=round(float(r.spend_90d or 0), 2),
-            last_order_at=last,
-            days_since_last_order=None if last is None else (now - last).total_seconds() / 86400.0,
-            impressions_90d=int(r.impressions_90d),
-            accepted_90d=int(r.accepted_90d),
-        )
+    def profile(
+        self, customer_id: str, now: datetime, *, memory_only: bool = False
+    ) -> Profile | None:
+        """The customer's summary as of ``now``, or None for a customer the warehouse lacks.
+        ``NotInMemory`` when it must be read and ``memory_only`` says not to."""
+        hit = self._cached.get(customer_id)
+        if hit is not None and hit[0] <= now < hit[0] + self.cache_ttl:
+            row = hit[1]
+        elif memory_only:
+            raise NotInMemory
+        else:
+            params = {
+                "customer_id": customer_id,
+                "now": now,
+                "since_30d": now - timedelta(days=30),
+                "since_90d": now - timedelta(days=90),
+            }
+            rows = self._conns.all(_PROFILE, params)
+            row = rows[0] if rows else None
+            if self.cache_ttl:
+                if len(self._cached) >= MAX_CACHED_PROFILES:
+                    self._cached.clear()  # bounded; a miss costs one read
+                self._cached[customer_id] = (now, row)
+        return None if row is None else _profile(row, now)
+
+    def clear(self) -> None:
+        """Forget the cached profiles."""
+        self._cached.clear()
 
     def offers(self) -> list[Offer]:
         """Every offer of the warehouse's ``offers`` table: the candidates when a request
@@ -136,3 +145,22 @@ class WarehouseReads:
 
     def close(self) -> None:
         self._conns.close()
+
+
+def _profile(r: Any, now: datetime) -> Profile:
+    """The profile of a warehouse row read at or before ``now``, its ages as of ``now``."""
+    last = r.last_order_at
+    return Profile(
+        customer_id=r.customer_id,
+        plan=r.plan,
+        region=r.region,
+        signup_at=r.signup_at,
+        tenure_days=round((now - r.signup_at).total_seconds() / 86400.0, 3),
+        orders_30d=int(r.orders_30d),
+        orders_90d=int(r.orders_90d),
+        spend_90d=round(float(r.spend_90d or 0), 2),
+        last_order_at=last,
+        days_since_last_order=None if last is None else (now - last).total_seconds() / 86400.0,
+        impressions_90d=int(r.impressions_90d),
+        accepted_90d=int(r.accepted_90d),
+    )

@@ -19,7 +19,7 @@ from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
 from mlops.serving.endpoints import Computed, Outcome
 from mlops.serving.feature_cache import FeatureCache, namespace
-from mlops.serving.memo import Memo
+from mlops.serving.memo import Memo, NotInMemory
 from mlops.serving.metrics import Metrics
 from mlops.serving.policy import (
     CircuitBreaker,
@@ -53,7 +53,7 @@ class Service:
         s = rt.settings
         self.rt, self.settings, self.clock = rt, s, rt.clock
         self.champions = Champions(s, rt.clock)
-        self.warehouse = WarehouseReads(rt.warehouse)
+        self.warehouse = WarehouseReads(rt.warehouse, cache_seconds=s.profile_cache_seconds)
         self.online = OnlineStore(rt.store, rt.clock)
         self.controls = Controls(rt.store, self.warehouse)
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
@@ -119,6 +119,8 @@ class Service:
         if changed:
             self.clear_cache()
             log.info("flags or trips changed; caches cleared")
+        if self.cache.set_versions(self.controls.feature_versions):
+            log.info("new online feature values; cached rows dropped")
         for job, breaker in self.breakers.items():
             self.metrics.circuit_open.labels(job).set(1 if breaker.is_open else 0)
         return changed
@@ -142,8 +144,10 @@ class Service:
         return flag
 
     def clear_cache(self) -> int:
-        """Drop cached scores and feature rows (here and in Redis); returns Redis keys deleted."""
+        """Drop cached scores, profiles and feature rows (here and in Redis); returns the Redis
+        keys deleted."""
         self.scores.clear()
+        self.warehouse.clear()
         return self.cache.clear()
 
     def feature_ages(self) -> dict[str, float]:
@@ -218,11 +222,14 @@ class Service:
         }
 
     # --- endpoints -----------------------------------------------------------------------
-    # An endpoint's whole computation (warehouse read, features, models, answer) runs on the
-    # model pool, and the caller waits at most the endpoint's budget for it: one thread hop
-    # per request. Past the budget the same computation runs again in the caller with the
-    # model paths cut, so the heuristic answers (slo_exceeded). A computation returns what to
-    # record; only the run whose answer is returned is recorded.
+    # An endpoint's computation first runs where the caller is with ``memory_only``: when the
+    # profile, the features and the scores are all held in the process (or rules answer), that
+    # is the answer, with no read, no model call and no thread hop. Otherwise the whole
+    # computation (warehouse read, features, models, answer) runs on the model pool, and the
+    # caller waits at most the endpoint's budget for it: one thread hop. Past the budget the
+    # same computation runs again in the caller with the model paths cut, so the heuristic
+    # answers (slo_exceeded). A computation returns what to record; only the run whose answer
+    # is returned is recorded.
 
     def dossier(self, customer_id: str, *, request_id: str = "") -> Dossier:
         """The customer's profile with churn risk and upsell propensity."""
@@ -272,6 +279,8 @@ class Service:
         """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
         compute = self._compute[endpoint]
+        if done := self._from_memory(endpoint, compute, inputs):
+            return self._settle(endpoint, done, started, request_id)
         if self._models_off(endpoint, inputs):
             return self._settle(endpoint, compute(**inputs), started, request_id)
         run = PathRun()
@@ -295,6 +304,8 @@ class Service:
             if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
                 done = compute(**inputs, cut=Reason.SLO_EXCEEDED)
             return self._settle(endpoint, done, started, request_id)
+        if done := self._from_memory(endpoint, compute, inputs):
+            return self._settle(endpoint, done, started, request_id)
         if self._models_off(endpoint, inputs):
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
             return self._settle(endpoint, done, started, request_id)
@@ -308,6 +319,19 @@ class Service:
             reason = cut.reason
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs, cut=reason))
         return self._settle(endpoint, done, started, request_id)
+
+    def _from_memory(
+        self, endpoint: str, compute: Callable[..., Computed], inputs: dict
+    ) -> Computed | None:
+        """The answer when everything it needs is in the process (cached profile and features,
+        memoised scores, or rules only), else None: computed where the caller is, with no
+        read, no model call and no thread hop; the same computation the pool would run."""
+        try:
+            done = compute(**inputs, memory_only=True)
+        except NotInMemory:
+            return None
+        self.metrics.from_memory.labels(endpoint).inc()
+        return done
 
     # --- model paths ---------------------------------------------------------------------
 
@@ -340,6 +364,8 @@ class Service:
                 outcomes[job] = Outcome(value, None, champion.version, features, arm)
             except Fallback as fallback:
                 outcomes[job] = Outcome(reason=fallback.reason, features=fallback.features, arm=arm)
+            except NotInMemory:
+                raise
             except Exception:
                 log.exception("model path failed", extra={"job": job})
                 outcomes[job] = Outcome(reason=Reason.MODEL_ERROR, arm=arm)
@@ -395,10 +421,12 @@ class Service:
             )
         return done.answer
 
-    def fresh_features(self, job: str, entity_id: str) -> EntityFeatures:
-        """Fresh features, or ``Fallback`` saying why not (carrying what was found)."""
+    def fresh_features(self, job: str, entity_id: str, memory_only: bool = False) -> EntityFeatures:
+        """Fresh features, or ``Fallback`` saying why not (carrying what was found);
+        ``NotInMemory`` when they must be read and ``memory_only``."""
         spec = JOBS[job]
-        features = entity(spec, entity_id, self.cache.row(spec, entity_id), self.clock.now())
+        row = self.cache.row(spec, entity_id, memory_only=memory_only)
+        features = entity(spec, entity_id, row, self.clock.now())
         reason = features_reason(features)
         if reason:
             raise Fallback(reason, features=features)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, bindparam, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 
 from mlops.clock import Clock
 from mlops.db.connections import ThreadConnections
-from mlops.db.schema import feature_values
+from mlops.db.schema import feature_snapshots, feature_values
 from mlops.specs.features import JobSpec, get_job
 from mlops.store.codec import unpack_row
 
@@ -68,6 +68,14 @@ _MANY = (
     .where(feature_values.c.job == bindparam("job"))
     .where(feature_values.c.entity_id.in_(bindparam("entity_ids", expanding=True)))
 )
+
+
+def versions(conn: Connection) -> dict[str, int]:
+    """Per job, the newest chunk written: it changes in the transaction that changes the job's
+    online values (a refresh, a backfill, a reset), so caches keyed by it are never stale."""
+    snap = feature_snapshots
+    rows = conn.execute(select(snap.c.job, func.max(snap.c.chunk_id)).group_by(snap.c.job))
+    return {job: chunk for job, chunk in rows}
 
 
 def get_online_features(
