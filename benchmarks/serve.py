@@ -6,9 +6,10 @@ Builds a home with `mlops quickstart` once (then reused), refreshes every job's 
 `mlops ingest all`, starts `mlops serve` and waits for /readyz to report the champions loaded.
 Then, for each number of concurrent connections, wrk drives /healthz (the bare-framework
 ceiling), the dossier, the order composer and the ETA endpoint, each request for a random
-customer or zone. Reported per run: requests/s, p50/p90/p99/max latency, errors, the share of
-heuristic fallbacks (from /metrics deltas, with their reasons) and the requests/s relative to
-/healthz at the same concurrency. The targets are checked (PASS/FAIL, never an exit code) and
+customer (of 2,000) or zone. Reported per run: requests/s, p50/p90/p99/max latency, errors, the
+share of heuristic fallbacks (from /metrics deltas, with their reasons), the share answered
+from memory (no read, no model call, no thread hop) and the requests/s relative to /healthz at
+the same concurrency. The targets are checked (PASS/FAIL, never an exit code) and
 everything goes to benchmarks/results/serve-w<workers>-<isolation>.json; the server log goes
 next to it.
 """
@@ -41,7 +42,9 @@ from common import (
 )
 
 ENDPOINTS = ("healthz", "dossier", "compose", "eta")
+ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 ANSWER = re.compile(r"^mlops_answers_total\{([^}]*)\}\s+(\S+)", re.M)
+FROM_MEMORY = re.compile(r'^mlops_answers_from_memory_total\{endpoint="(\w+)"\}\s+(\S+)', re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 LUA = """
@@ -79,22 +82,35 @@ def lua_list(values) -> str:
 
 
 def answers(base: str) -> collections.Counter:
-    """mlops_answers_total by (endpoint, job, source, reason), aggregated over the workers."""
+    """mlops_answers_total by (endpoint, job, source, reason), and answers from memory by
+    ("memory", endpoint), aggregated over the workers."""
     counts: collections.Counter = collections.Counter()
-    for labels, value in ANSWER.findall(http_get(f"{base}/metrics")):
+    text = http_get(f"{base}/metrics")
+    for labels, value in ANSWER.findall(text):
         lab = dict(LABEL.findall(labels))
         key = (lab.get("endpoint"), lab.get("job"), lab.get("source"), lab.get("reason", ""))
         counts[key] += float(value)
+    for endpoint, value in FROM_MEMORY.findall(text):
+        counts[("memory", endpoint)] += float(value)
     return counts
 
 
 def fallbacks(before: collections.Counter, after: collections.Counter, endpoint: str) -> dict:
+    """The run's answers, the share from the heuristic (with reasons) and the share of
+    requests answered from memory (no read, no model call, no thread hop)."""
     delta = {k: after[k] - before.get(k, 0) for k in after if k[0] == endpoint}
     total = sum(delta.values())
     heuristic = sum(v for k, v in delta.items() if k[2] == "heuristic")
     reasons = {f"{k[1]}:{k[3]}": int(v) for k, v in delta.items() if k[2] == "heuristic" and v}
-    share = heuristic / total if total else None
-    return {"answers": int(total), "fallbacks": int(heuristic), "share": share, "reasons": reasons}
+    requests = total / len(ENDPOINT_JOBS[endpoint])
+    memory = after[("memory", endpoint)] - before.get(("memory", endpoint), 0)
+    return {
+        "answers": int(total),
+        "fallbacks": int(heuristic),
+        "share": heuristic / total if total else None,
+        "reasons": reasons,
+        "from_memory": memory / requests if requests else None,
+    }
 
 
 def wrk(url: str, script: Path, connections: int, threads: int, seconds: int) -> dict:
@@ -186,12 +202,13 @@ def main() -> None:
 
     ceiling = {r["connections"]: r["rps"] for r in runs if r["endpoint"] == "healthz"}
     print(f"\n{'conns':>5} {'endpoint':<8} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6} "
-          f"{'fallback':>8} {'/healthz':>8}")  # fmt: skip
+          f"{'fallback':>8} {'memory':>7} {'/healthz':>8}")  # fmt: skip
+    pct = lambda v: "" if v is None else f"{v:.1%}"  # noqa: E731
     for r in runs:
         r["vs_healthz"] = r["rps"] / ceiling[r["connections"]] if ceiling[r["connections"]] else 0
-        share = r.get("fallback", {}).get("share")
+        share, memory = (r.get("fallback", {}).get(k) for k in ("share", "from_memory"))
         print(f"{r['connections']:>5} {r['endpoint']:<8} {r['rps']:>8.0f} {r['p50_ms']:>7.2f} "
-              f"{r['p99_ms']:>7.2f} {r['errors']:>6} {'' if share is None else f'{share:.1%}':>8} "
+              f"{r['p99_ms']:>7.2f} {r['errors']:>6} {pct(share):>8} {pct(memory):>7} "
               f"{r['vs_healthz']:>8.2f}")  # fmt: skip
         if r.get("fallback", {}).get("reasons"):
             print(f"{'':>15}fallback reasons: {r['fallback']['reasons']}")
