@@ -3,17 +3,26 @@ replicas when MLOPS_TEST_REDIS_URL is set; Redis down degrades to direct reads),
 refresh writes new values; profiles for their lifetime; and answers computed from memory with
 no read, no model call and no thread hop."""
 
+import logging
 import os
 from datetime import timedelta
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import delete
+from sqlalchemy import delete, text
 
 from mlops.db.schema import feature_values
+from mlops.serving.endpoints import Unavailable
 from mlops.store import ingest
 from mlops.warehouse import schema as wh
-from tests.serving_support import BrokenBooster, a_customer, a_zone, free_port, make_service
+from tests.serving_support import (
+    BrokenBooster,
+    a_customer,
+    a_zone,
+    free_port,
+    make_service,
+    wait_until,
+)
 
 REDIS_URL = os.environ.get("MLOPS_TEST_REDIS_URL")
 
@@ -138,25 +147,52 @@ def _add_order(rt, customer, order_id, at):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_profiles_are_kept_for_their_lifetime_and_dropped_by_a_clear(serving_rt, clock):
+def test_profiles_are_kept_for_their_lifetime_then_read_again(serving_rt, clock):
     svc = make_service(serving_rt, profile_cache_seconds=30)
     try:
         customer = a_customer(serving_rt)
-        orders = svc.dossier(customer).profile.orders_90d
+        read = svc.dossier(customer).profile
+        orders = read.orders_90d
         _add_order(serving_rt, customer, "O-CACHE-1", clock.now() - timedelta(days=1))
         assert svc.dossier(customer).profile.orders_90d == orders  # held
-        clock.advance(timedelta(seconds=30))
+        clock.advance(timedelta(seconds=40))
+        # Past its lifetime, within twice it: the held profile answers, its ages counted to
+        # now, while it is read again in the background.
         held = svc.dossier(customer).profile
-        assert held.orders_90d == orders + 1  # read again past its lifetime
-        clock.advance(timedelta(seconds=10))
-        # A held profile's ages count to the request's time, not the read's.
-        later = svc.dossier(customer).profile
-        assert later.tenure_days == pytest.approx(held.tenure_days + 10 / 86400, abs=1e-3)
+        assert held.orders_90d == orders
+        assert held.tenure_days == pytest.approx(read.tenure_days + 40 / 86400, abs=1e-3)
+        wait_until(lambda: svc.dossier(customer).profile.orders_90d == orders + 1, timeout=10)
+        # Unrequested for twice its lifetime: the request reads it.
         _add_order(serving_rt, customer, "O-CACHE-2", clock.now() - timedelta(days=1))
-        svc.clear_cache()
+        clock.advance(timedelta(seconds=60))
         assert svc.dossier(customer).profile.orders_90d == orders + 2
+        _add_order(serving_rt, customer, "O-CACHE-3", clock.now() - timedelta(days=1))
+        svc.clear_cache()
+        assert svc.dossier(customer).profile.orders_90d == orders + 3
     finally:
         svc.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_failed_background_read_keeps_the_held_profile(serving_rt, clock, caplog):
+    caplog.set_level(logging.WARNING)
+    svc = make_service(serving_rt, profile_cache_seconds=30)
+    try:
+        customer = a_customer(serving_rt)
+        first = svc.dossier(customer).profile
+        clock.advance(timedelta(seconds=40))
+        with serving_rt.warehouse.begin() as conn:  # the profile query now fails
+            conn.execute(text("ALTER TABLE orders RENAME TO orders_moved"))
+        assert svc.dossier(customer).profile.last_order_at == first.last_order_at
+        wait_until(lambda: "profile re-read failed" in caplog.text, timeout=10)
+        assert svc.dossier(customer).profile.last_order_at == first.last_order_at
+        clock.advance(timedelta(seconds=30))  # past the grace: the request reads, and fails
+        with pytest.raises(Unavailable):
+            svc.dossier(customer)
+    finally:
+        svc.close()
+        with serving_rt.warehouse.begin() as conn:
+            conn.execute(text("ALTER TABLE orders_moved RENAME TO orders"))
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

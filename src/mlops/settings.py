@@ -91,7 +91,7 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How long an open circuit answers with the heuristic."
     )
     feature_cache_seconds: float = Field(
-        60.0,
+        300.0,
         ge=0,
         description="In-process cache of online feature rows (0: no cache). A refresh's new "
         "values replace cached ones at the next control poll, whatever this lifetime.",
@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     profile_cache_seconds: float = Field(
         30.0,
         ge=0,
-        description="In-process cache of customers' warehouse profiles (0: read every time): "
-        "how old a dossier's profile summary may be.",
+        description="In-process cache of customers' warehouse profiles (0: read every time). "
+        "An older profile is read again: in the background while it still answers, up to "
+        "twice this age; by the request past that.",
     )
     score_cache_entries: int = Field(
         50_000,

@@ -5,6 +5,9 @@ loaded in batches, and a read is most of a dossier's cost."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +16,7 @@ from sqlalchemy import Engine, and_, bindparam, func, select
 
 from mlops.db.connections import ThreadConnections
 from mlops.db.types import Timestamp
+from mlops.errors import brief
 from mlops.serving.memo import NotInMemory
 from mlops.warehouse import schema as wh
 
@@ -94,17 +98,23 @@ _OFFERS = select(
 ).order_by(wh.offers.c.offer_id)
 
 
+log = logging.getLogger("mlops.serving")
 MAX_CACHED_PROFILES = 200_000
 
 
 class WarehouseReads:
-    """The warehouse queries of serving, on per-thread connections; profiles read less than
-    ``cache_seconds`` ago are answered from memory (their ages counted to the request's time)."""
+    """The warehouse queries of serving, on per-thread connections. A profile read less than
+    ``cache_seconds`` ago is answered from memory, its ages counted to the request's time. An
+    older one, up to twice that, still is when ``memory_only`` asks, while it is read again
+    in the background: the customers being served never wait for their expiry."""
 
     def __init__(self, engine: Engine, *, cache_seconds: float = 0.0) -> None:
         self._conns = ThreadConnections(engine)
         self.cache_ttl = timedelta(seconds=cache_seconds)
         self._cached: dict[str, tuple[datetime, Any]] = {}  # id: (read as of, row or None)
+        self._rereading: set[str] = set()
+        self._lock = threading.Lock()
+        self._rereader: ThreadPoolExecutor | None = None
 
     def profile(
         self, customer_id: str, now: datetime, *, memory_only: bool = False
@@ -112,24 +122,50 @@ class WarehouseReads:
         """The customer's summary as of ``now``, or None for a customer the warehouse lacks.
         ``NotInMemory`` when it must be read and ``memory_only`` says not to."""
         hit = self._cached.get(customer_id)
-        if hit is not None and hit[0] <= now < hit[0] + self.cache_ttl:
+        age = now - hit[0] if hit is not None else None
+        if age is not None and timedelta(0) <= age < self.cache_ttl:
+            row = hit[1]
+        elif memory_only and age is not None and timedelta(0) <= age < 2 * self.cache_ttl:
+            self._reread_later(customer_id, now)
             row = hit[1]
         elif memory_only:
             raise NotInMemory
         else:
-            params = {
-                "customer_id": customer_id,
-                "now": now,
-                "since_30d": now - timedelta(days=30),
-                "since_90d": now - timedelta(days=90),
-            }
-            rows = self._conns.all(_PROFILE, params)
-            row = rows[0] if rows else None
-            if self.cache_ttl:
-                if len(self._cached) >= MAX_CACHED_PROFILES:
-                    self._cached.clear()  # bounded; a miss costs one read
-                self._cached[customer_id] = (now, row)
+            row = self._read(customer_id, now)
         return None if row is None else _profile(row, now)
+
+    def _read(self, customer_id: str, now: datetime) -> Any:
+        params = {
+            "customer_id": customer_id,
+            "now": now,
+            "since_30d": now - timedelta(days=30),
+            "since_90d": now - timedelta(days=90),
+        }
+        rows = self._conns.all(_PROFILE, params)
+        row = rows[0] if rows else None
+        if self.cache_ttl:
+            if len(self._cached) >= MAX_CACHED_PROFILES:
+                self._cached.clear()  # bounded; a miss costs one read
+            self._cached[customer_id] = (now, row)
+        return row
+
+    def _reread_later(self, customer_id: str, now: datetime) -> None:
+        with self._lock:
+            if customer_id in self._rereading:
+                return
+            self._rereading.add(customer_id)
+            if self._rereader is None:
+                self._rereader = ThreadPoolExecutor(1, thread_name_prefix="mlops-profiles")
+        self._rereader.submit(self._reread, customer_id, now)
+
+    def _reread(self, customer_id: str, now: datetime) -> None:
+        try:
+            self._read(customer_id, now)
+        except Exception as exc:  # kept as it was: the next request past the grace reads
+            log.warning("profile re-read failed", extra={"error": brief(exc)})
+        finally:
+            with self._lock:
+                self._rereading.discard(customer_id)
 
     def clear(self) -> None:
         """Forget the cached profiles."""
@@ -144,6 +180,8 @@ class WarehouseReads:
         ]
 
     def close(self) -> None:
+        if self._rereader is not None:
+            self._rereader.shutdown(wait=True, cancel_futures=True)
         self._conns.close()
 
 
