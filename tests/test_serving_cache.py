@@ -148,7 +148,7 @@ def _add_order(rt, customer, order_id, at):
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_profiles_are_kept_for_their_lifetime_then_read_again(serving_rt, clock):
-    svc = make_service(serving_rt, profile_cache_seconds=300)
+    svc = make_service(serving_rt, profile_cache_seconds=300, feature_cache_seconds=3600)
     try:
         customer = a_customer(serving_rt)
         read = svc.dossier(customer).profile
