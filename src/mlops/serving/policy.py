@@ -10,6 +10,7 @@ model path raised.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -123,17 +124,46 @@ class ModelPaths:
             raise Fallback(Reason.SLO_EXCEEDED, f"over {self.budget_seconds(endpoint)} s") from None
 
     async def run_async(self, endpoint: str, fn: Callable[[], T]) -> T:
-        """``run`` for an event loop: awaits the pool without blocking the loop."""
+        """``run`` for an event loop: awaits the pool without blocking the loop. One future
+        and one timer per call (``wait_for`` over ``wrap_future`` made three futures and
+        chained their callbacks across threads: a quarter of the hop's cost)."""
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def work() -> None:
+            try:
+                outcome: tuple = (fn(), None)
+            except BaseException as exc:  # delivered to the caller, raised there
+                outcome = (None, exc)
+            # RuntimeError: the loop closed while the path ran; nobody waits for it.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_deliver, waiter, *outcome)
+
+        self._pool.submit(work)
         budget = self.budget_seconds(endpoint)
+        timer = loop.call_later(budget, _expire, waiter, budget)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(self._pool.submit(fn)), budget)
-        except TimeoutError:
-            raise Fallback(Reason.SLO_EXCEEDED, f"over {budget} s") from None
+            return await waiter
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _deliver(waiter, result: Any, error: BaseException | None) -> None:
+    if not waiter.done():  # else the budget ran out or the request was cancelled first
+        if error is None:
+            waiter.set_result(result)
+        else:
+            waiter.set_exception(error)
+
+
+def _expire(waiter, budget: float) -> None:
+    if not waiter.done():
+        waiter.set_exception(Fallback(Reason.SLO_EXCEEDED, f"over {budget} s"))
 
 
 class PathRun:
