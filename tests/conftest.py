@@ -99,12 +99,54 @@ def migrated(rt):
     return rt
 
 
-@pytest.fixture
-def seeded(migrated):
-    """A migrated store, synced specs and a small synthetic warehouse ending at NOW."""
+def seed(rt) -> None:
+    """Migrate the store, sync the specs and seed a small synthetic warehouse ending at NOW."""
+    from mlops.db import migrate
     from mlops.specs import sync as specs_sync
     from mlops.warehouse.seed import seed_warehouse
 
-    specs_sync.apply(migrated.store, specs_sync.plan(migrated.store), migrated.clock.now())
-    seed_warehouse(migrated.warehouse, customers=300, days=60, seed=7, end=NOW)
+    migrate.upgrade(rt.store)
+    specs_sync.apply(rt.store, specs_sync.plan(rt.store), NOW)
+    seed_warehouse(rt.warehouse, customers=300, days=60, seed=7, end=NOW)
+
+
+def seed_and_refresh(rt) -> None:
+    """``seed``, then every job refreshed at NOW."""
+    from mlops.store import ingest
+
+    seed(rt)
+    for job in ("churn", "upsell", "eta"):
+        ingest.refresh(rt, job)
+
+
+@pytest.fixture(scope="session")
+def templates(tmp_path_factory):
+    """``template(request, steps)``: the state ``steps`` builds on the backend of the calling
+    test, built once per session (see tests/store_templates.py)."""
+    from tests.store_templates import PostgresTemplate, SqliteTemplate
+
+    built = {}
+
+    def template(request, steps):
+        backend = request.getfixturevalue("backend")
+        key = (backend, steps)
+        if key not in built:
+            if backend == "sqlite":
+                folder = tmp_path_factory.mktemp(f"template-{steps.__name__}")
+                built[key] = SqliteTemplate(folder, NOW, steps)
+            else:
+                admin = request.getfixturevalue("pg_admin")
+                built[key] = PostgresTemplate(admin, PG_URL, NOW, steps)
+        return built[key]
+
+    yield template
+    for made in built.values():
+        made.drop()
+
+
+@pytest.fixture
+def seeded(migrated, templates, request):
+    """A migrated store, synced specs and a small synthetic warehouse ending at NOW (``seed``
+    run once per session, its content copied here)."""
+    templates(request, seed).copy_into(migrated)
     return migrated

@@ -13,7 +13,7 @@ import pytest
 
 from mlops.clock import FrozenClock
 from mlops.runtime import Runtime
-from tests.conftest import NOW
+from tests.conftest import NOW, seed_and_refresh
 
 
 @pytest.fixture(scope="session")
@@ -47,13 +47,11 @@ def mlflow_copy(trained_home, dest) -> str:
 
 
 @pytest.fixture
-def serving_rt(settings, clock, trained_home):
+def serving_rt(settings, clock, trained_home, templates, request):
     """A runtime on the backend under test: migrated store, synced specs, a small warehouse,
-    every job refreshed at NOW, and the session's champions in the registry."""
+    every job refreshed at NOW (``seed_and_refresh`` run once per session, its content copied
+    here), and the session's champions in the registry."""
     from mlops.db import migrate
-    from mlops.specs import sync as specs_sync
-    from mlops.store import ingest
-    from mlops.warehouse.seed import seed_warehouse
 
     settings = settings.model_copy(
         update={
@@ -66,10 +64,7 @@ def serving_rt(settings, clock, trained_home):
     )
     rt = Runtime(settings=settings, clock=clock)
     migrate.upgrade(rt.store)
-    specs_sync.apply(rt.store, specs_sync.plan(rt.store), NOW)
-    seed_warehouse(rt.warehouse, customers=300, days=60, seed=7, end=NOW)
-    for job in ("churn", "upsell", "eta"):
-        ingest.refresh(rt, job)
+    templates(request, seed_and_refresh).copy_into(rt)
     yield rt
     rt.close()
 

@@ -8,7 +8,7 @@ from mlops.errors import NotReadyError
 from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.training import datasets
-from tests.conftest import NOW
+from tests.conftest import NOW, seed
 from tests.store_tables import write_snapshots
 
 
@@ -17,17 +17,23 @@ def _warehouse(rt, table):
         return pd.read_sql(text(f"SELECT * FROM {table}"), conn)
 
 
-@pytest.fixture
-def history(seeded):
+def with_history(rt) -> None:
     from mlops.warehouse.seed import seed_warehouse
 
+    seed(rt)
     # 110 days: churn rows need 30 days of future for their label, and the split a
     # 30-day gap between training and validation.
-    seed_warehouse(seeded.warehouse, customers=300, days=110, seed=7, end=NOW, replace=True)
-    ingest.backfill(seeded, "churn", start=NOW - timedelta(days=100), end=NOW)
-    ingest.backfill(seeded, "upsell", start=NOW - timedelta(days=20), end=NOW)
-    ingest.backfill(seeded, "eta", start=NOW - timedelta(days=2), end=NOW)
-    return seeded
+    seed_warehouse(rt.warehouse, customers=300, days=110, seed=7, end=NOW, replace=True)
+    ingest.backfill(rt, "churn", start=NOW - timedelta(days=100), end=NOW)
+    ingest.backfill(rt, "upsell", start=NOW - timedelta(days=20), end=NOW)
+    ingest.backfill(rt, "eta", start=NOW - timedelta(days=2), end=NOW)
+
+
+@pytest.fixture
+def history(migrated, templates, request):
+    """``with_history`` built once per session and backend, its content copied here."""
+    templates(request, with_history).copy_into(migrated)
+    return migrated
 
 
 def test_churn_labels_match_an_independent_computation(history):

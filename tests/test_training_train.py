@@ -11,18 +11,24 @@ from mlops.store import ingest
 from mlops.training import datasets, models, tracking
 from mlops.training.reference import population as reference_population
 from mlops.training.train import train
-from tests.conftest import NOW
+from tests.conftest import NOW, seed
 from tests.store_tables import row_counts
 
 
-@pytest.fixture
-def history(seeded):
+def with_eta_history(rt) -> None:
     from mlops.warehouse.seed import seed_warehouse
 
+    seed(rt)
     # Enough deliveries (a few thousand) for the ETA model to beat the SLA rule.
-    seed_warehouse(seeded.warehouse, customers=1500, days=30, seed=7, end=NOW, replace=True)
-    ingest.backfill(seeded, "eta", start=NOW - timedelta(days=8), end=NOW)
-    return seeded
+    seed_warehouse(rt.warehouse, customers=1500, days=30, seed=7, end=NOW, replace=True)
+    ingest.backfill(rt, "eta", start=NOW - timedelta(days=8), end=NOW)
+
+
+@pytest.fixture
+def history(migrated, templates, request):
+    """``with_eta_history`` built once per session and backend, its content copied here."""
+    templates(request, with_eta_history).copy_into(migrated)
+    return migrated
 
 
 def _files(home):
