@@ -45,7 +45,8 @@ class SqliteTemplate:
 
     def copy_into(self, rt: Runtime) -> None:
         for engine, source in ((rt.store, self.store_file), (rt.warehouse, self.warehouse_file)):
-            _sqlite_backup(source, engine)
+            if source.exists():  # a template that never touched its store has none
+                _sqlite_backup(source, engine)
 
     def drop(self) -> None:
         pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import tempfile
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -154,10 +155,16 @@ def sort_rows(rows: list[tuple]) -> list[tuple]:
     return sorted(rows, key=lambda row: row[0])
 
 
+def load_good(rt) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        load_directory(rt.warehouse, write_csvs(Path(folder) / "good", GOOD))
+
+
 @pytest.fixture
-def loaded(rt, tmp_path):
-    """A warehouse holding GOOD; returns its row counts."""
-    load_directory(rt.warehouse, write_csvs(tmp_path / "good", GOOD))
+def loaded(rt, templates, request):
+    """A warehouse holding GOOD (``load_good`` run once per session and backend, its content
+    copied here); returns its row counts."""
+    templates(request, load_good).copy_into(rt)
     return counts(rt.warehouse)
 
 
