@@ -7,6 +7,7 @@ import logging
 import os
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import delete, text
@@ -14,7 +15,9 @@ from sqlalchemy import delete, text
 from mlops.db.schema import feature_values
 from mlops.serving.endpoints import Unavailable
 from mlops.store import ingest
+from mlops.training import models
 from mlops.warehouse import schema as wh
+from tests.conftest import NOW
 from tests.serving_support import (
     BrokenBooster,
     a_customer,
@@ -122,12 +125,34 @@ def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt)
         svc.close()
     svc = make_service(serving_rt)
     try:
-        svc.eta(zone, 3.0)
-        svc.eta(zone, 3.0)
-        assert _from_memory(svc, "eta") == 0  # each request's inputs differ: the model runs
+        model = svc.champions.get("eta").model
+        column = model.feature_columns.index("distance_km")
+        cuts = models.split_points(model)[column]
+        low, high = float(cuts[len(cuts) // 2]), float(cuts[len(cuts) // 2 + 1])
+        inside = [np.nextafter(low, np.inf), (low + high) / 2, high]  # one interval of the trees
+        first = svc.eta(zone, inside[0], dispatched_at=NOW)
+        assert first.source == "model" and _from_memory(svc, "eta") == 0
+        for distance in inside[1:]:  # answered from memory, and exactly what the model says
+            answer = svc.eta(zone, distance, dispatched_at=NOW)
+            assert answer.model_minutes == first.model_minutes
+            x = models.encode_row(
+                model,
+                {
+                    **svc.fresh_features("eta", zone).values(),
+                    "zone": zone,
+                    "distance_km": distance,
+                    "item_count": 1,
+                    "hour": NOW.hour,
+                    "weekday": NOW.weekday(),
+                },
+            )[0]
+            assert round(models.predict_one(model, x), 2) == answer.model_minutes
+        assert _from_memory(svc, "eta") == 2
+        svc.eta(zone, low, dispatched_at=NOW)  # on the threshold: the next interval down
+        assert _from_memory(svc, "eta") == 2
         svc.set_flag("eta", False, reason="test", actor="test")
         assert svc.eta(zone, 3.0).reason == "flag_off"
-        assert _from_memory(svc, "eta") == 1  # rules need nothing read
+        assert _from_memory(svc, "eta") == 3  # rules need nothing read
     finally:
         svc.close()
 

@@ -443,3 +443,59 @@ def test_regression_metrics_by_hand():
         "bias": pytest.approx(3.75),
         "rows": 4.0,
     }
+
+
+# --- split keys ---------------------------------------------------------------------------
+
+
+def _both(model, x):
+    p90 = m.predict_p90_one(model, x) if model.booster_p90 is not None else None
+    return m.predict_one(model, x), p90
+
+
+@pytest.mark.parametrize("which", ["regressor", "classifier"])
+def test_rows_with_one_split_key_get_one_prediction(which, request, eta_data, churn_data):
+    model = request.getfixturevalue(which)
+    frame = (eta_data if which == "regressor" else churn_data)[1]
+    rows = m.encode(model, frame.head(200))
+    points = m.split_points(model)
+    rng = np.random.default_rng(7)
+    checked = differ = 0
+    for x in rows:
+        j = int(rng.integers(len(points)))
+        if points[j] is None or len(points[j]) < 2:
+            continue
+        i = int(rng.integers(len(points[j]) - 1))
+        low, high = points[j][i], points[j][i + 1]
+        # Just above a threshold, anywhere inside, and on the next one: one interval.
+        same = [np.nextafter(low, np.inf), low + (high - low) * rng.random(), high]
+        keys, answers = set(), set()
+        for v in same:
+            y = x.copy()
+            y[j] = v
+            keys.add(m.split_key(model, y))
+            answers.add(_both(model, y))
+        assert len(keys) == 1 and len(answers) == 1, (model.feature_columns[j], low, high)
+        y = x.copy()
+        y[j] = low  # on the lower threshold: the interval below, another key
+        differ += m.split_key(model, y) != keys.pop()
+        checked += 1
+    assert checked > 50 and differ == checked
+    numeric = next(j for j, cuts in enumerate(points) if cuts is not None)
+    missing, zero = rows[0].copy(), rows[0].copy()
+    missing[numeric], zero[numeric] = np.nan, 0.0
+    assert m.split_key(model, missing)[numeric] == "nan"
+    assert m.split_key(model, zero)[numeric] == "zero"
+    assert m.split_key(model, missing) == m.split_key(model, missing.copy())
+
+
+def test_no_split_key_without_lightgbm_trees(regressor, eta_data):
+    x = m.encode(regressor, eta_data[1].head(1))[0]
+    assert m.split_key(regressor, x) is not None
+    real = regressor.booster
+    try:
+        regressor.booster = object()  # a stand-in for the booster: no trees to read
+        assert m.split_key(regressor, x) is None
+    finally:
+        regressor.booster = real
+    assert m.split_key(regressor, x) is not None  # read again from the booster itself

@@ -313,13 +313,23 @@ def eta_path(
 ):
     """The ETA model's minutes (and p90) on the zone's fresh features and the request."""
     features = svc.fresh_features("eta", zone, memory_only)
-    if memory_only:  # every request's inputs differ: its minutes are never memoised
-        raise NotInMemory
     model = champion.model
     x = models.encode_row(model, {**features.values(), **request})[0]
-    mean = models.predict_one(model, x)
-    p90 = models.predict_p90_one(model, x) if model.booster_p90 is not None else None
-    return (mean, p90), features
+
+    def predict():
+        mean = models.predict_one(model, x)
+        p90 = models.predict_p90_one(model, x) if model.booster_p90 is not None else None
+        return mean, p90
+
+    # Distances are continuous, but the trees only ask on which side of each threshold they
+    # are: requests between the same thresholds share their minutes exactly.
+    split = models.split_key(model, x)
+    if split is None:
+        if memory_only:
+            raise NotInMemory
+        return predict(), features
+    key = ("eta", champion.version, split)
+    return svc.scores.get(key, None if memory_only else predict), features
 
 
 # --- heuristics ------------------------------------------------------------------------
