@@ -6,8 +6,9 @@ Builds a home with `mlops quickstart` once (then reused), refreshes every job's 
 `mlops ingest all`, starts `mlops serve` and waits for /readyz to report the champions loaded.
 Then, for each number of concurrent connections, wrk drives /healthz (the bare-framework
 ceiling), the dossier, the order composer and the ETA endpoint, each request for a random
-customer (of 2,000) or zone; before each endpoint's run every customer (zone) of the sample is
-asked for once, as a server in steady state has served them recently (--cold: not). Reported
+customer (of 2,000) or zone; before each endpoint's run every customer of the sample (for ETA
+every zone, distance and item count of the load) is asked for once, as a server in steady state
+has served them recently (--cold: not). Reported
 per run: requests/s, p50/p90/p99/max latency, errors, the share of heuristic fallbacks (from
 /metrics deltas, with their reasons), the share answered from memory (no read, no model call,
 no thread hop) and the requests/s relative to /healthz at the same concurrency. The targets are
@@ -116,16 +117,18 @@ def fallbacks(before: collections.Counter, after: collections.Counter, endpoint:
 
 
 def warm(base: str, kind: str, ids: list[str], zones: list[str]) -> None:
-    """Ask for every customer of the sample (every zone at a few distances) once: a server in
-    steady state has served its customers recently. Four keep-alive clients."""
+    """Ask for every customer of the sample once (for ETA every zone, distance and item count
+    the load draws from): a server in steady state has served these recently. Four
+    keep-alive clients."""
     from concurrent.futures import ThreadPoolExecutor
 
     host, port = base.removeprefix("http://").split(":")
     if kind == "eta":
-        bodies = [
-            json.dumps({"zone": z, "distance_km": d / 2, "item_count": 2})
+        bodies = [  # the grid of the Lua script's ETA requests
+            json.dumps({"zone": z, "distance_km": d / 10, "item_count": n})
             for z in zones
-            for d in range(1, 11)
+            for d in range(1, 121)
+            for n in range(1, 9)
         ]
         calls = [("POST", "/v1/deliveries/eta", b) for b in bodies]
     elif kind == "compose":
