@@ -1,9 +1,9 @@
 """States that many tests start from, built once per session and backend by the same calls the
 fixtures used to make per test, then copied into each test's own databases.
 
-A test's store is always migrated by Alembic itself first (so it is the real schema, not a
-copy's); what is copied is the content: on SQLite every page of the template's store and
-warehouse files (SQLite's backup API: the copy is the template, byte for byte), on PostgreSQL
+On SQLite every page of the template's store and warehouse files is copied (SQLite's backup
+API: the copy is the template, byte for byte, schema included). On PostgreSQL the test's store
+is migrated by Alembic itself first (the real schema, not a copy's) and the content copied:
 every row of the template schema's tables, the warehouse tables created by the warehouse's
 own DDL, sequences set where the template's stand and the planner's statistics refreshed as
 seeding does."""
