@@ -75,10 +75,11 @@ class Settings(BaseSettings):
     )
     model_isolation: Literal["thread", "inline"] = Field(
         "thread",
-        description="thread: a request's model path runs on a pool thread and is cut off at "
-        "twice the SLO. inline: it runs on the event loop, about 1.7x the requests/s on 2 "
-        "cores, and an overrun is caught only when it ends (then answered by the heuristic "
-        "and counted toward the circuit, which stops calling a slow model).",
+        description="thread: a request that needs a read or a model call runs on a pool "
+        "thread and is cut off at twice the SLO. inline: it runs on the event loop (no thread "
+        "hop), and an overrun is caught only when it ends (then answered by the heuristic and "
+        "counted toward the circuit, which stops calling a slow model). Answers from memory "
+        "never leave the loop in either.",
     )
     slo_ms: dict[str, float] = Field(
         default_factory=lambda: {"dossier": 50.0, "compose": 50.0, "eta": 30.0},
