@@ -58,3 +58,34 @@ def test_error_hierarchy_carries_hints_and_exit_codes():
     err = InputError("bad", "do this")
     assert isinstance(err, MlopsError) and err.exit_code == 2
     assert str(err) == "bad (do this)"
+
+
+def test_a_postgresql_server_that_never_answers_times_out(monkeypatch):
+    import socket
+    import threading
+
+    from sqlalchemy.exc import OperationalError
+
+    from mlops.db import engine as engines
+
+    silent = socket.socket()  # accepts connections (the kernel does) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    monkeypatch.setattr(engines, "PG_CONNECT_TIMEOUT_SECONDS", 2)  # libpq's least
+    raised: list[BaseException] = []
+
+    def connect() -> None:
+        try:
+            engines.make_engine(f"postgresql://u@127.0.0.1:{port}/db").connect()
+        except BaseException as exc:
+            raised.append(exc)
+
+    try:
+        waiting = threading.Thread(target=connect, daemon=True)  # a hang must not hang pytest
+        waiting.start()
+        waiting.join(10)
+        assert not waiting.is_alive(), "still connecting after 10 s: no connect timeout"
+        assert isinstance(raised[0], OperationalError) and "timeout" in str(raised[0])
+    finally:
+        silent.close()

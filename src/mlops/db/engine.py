@@ -9,6 +9,9 @@ from sqlalchemy.engine import make_url
 
 from mlops.errors import ConfigError, redact
 
+PG_CONNECT_TIMEOUT_SECONDS = 10
+LIBPQ_DRIVERS = ("psycopg", "psycopg2")
+
 
 def make_engine(url: str, **kwargs) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so readers never block writers."""
@@ -27,11 +30,17 @@ def make_engine(url: str, **kwargs) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        # The URL object, not its str(): that shows the password as "***".
-        return create_engine(
-            parsed.set(drivername="postgresql+psycopg"), pool_pre_ping=True, **kwargs
-        )
+    if parsed.get_backend_name() == "postgresql":
+        if parsed.drivername == "postgresql":
+            # The URL object, not its str(): that shows the password as "***".
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        # A server that accepts the connection and never answers (a dead host behind a
+        # firewall, a hung proxy) would hold every caller for good: libpq's own timeout, unless
+        # the URL sets one.
+        if parsed.get_driver_name() in LIBPQ_DRIVERS and "connect_timeout" not in parsed.query:
+            given = kwargs.pop("connect_args", {})
+            kwargs["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_SECONDS, **given}
+        return create_engine(parsed, pool_pre_ping=True, **kwargs)
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
