@@ -15,7 +15,7 @@ from sqlalchemy import delete, text
 from mlops.db.schema import feature_values
 from mlops.serving.endpoints import Unavailable
 from mlops.store import ingest
-from mlops.training import models
+from mlops.training import models, split_keys
 from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.serving_support import (
@@ -127,7 +127,7 @@ def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt)
     try:
         model = svc.champions.get("eta").model
         column = model.feature_columns.index("distance_km")
-        cuts = models.split_points(model)[column]
+        cuts = split_keys.split_points(model)[column]
         low, high = float(cuts[len(cuts) // 2]), float(cuts[len(cuts) // 2 + 1])
         inside = [np.nextafter(low, np.inf), (low + high) / 2, high]  # one interval of the trees
         first = svc.eta(zone, inside[0], dispatched_at=NOW)

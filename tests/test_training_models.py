@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from mlops.errors import InputError
 from mlops.settings import Settings
 from mlops.training import heuristics as h
-from mlops.training import metrics
+from mlops.training import metrics, split_keys
 from mlops.training import models as m
 
 ETA = {"prep_minutes": 12.0, "speed_kmh": 15.0, "zone_speed_kmh": {"Z01": 10.0, "Z02": 0.0}}
@@ -458,7 +458,7 @@ def test_rows_with_one_split_key_get_one_prediction(which, request, eta_data, ch
     model = request.getfixturevalue(which)
     frame = (eta_data if which == "regressor" else churn_data)[1]
     rows = m.encode(model, frame.head(200))
-    points = m.split_points(model)
+    points = split_keys.split_points(model)
     rng = np.random.default_rng(7)
     checked = differ = 0
     for x in rows:
@@ -473,29 +473,29 @@ def test_rows_with_one_split_key_get_one_prediction(which, request, eta_data, ch
         for v in same:
             y = x.copy()
             y[j] = v
-            keys.add(m.split_key(model, y))
+            keys.add(split_keys.split_key(model, y))
             answers.add(_both(model, y))
         assert len(keys) == 1 and len(answers) == 1, (model.feature_columns[j], low, high)
         y = x.copy()
         y[j] = low  # on the lower threshold: the interval below, another key
-        differ += m.split_key(model, y) != keys.pop()
+        differ += split_keys.split_key(model, y) != keys.pop()
         checked += 1
     assert checked > 50 and differ == checked
     numeric = next(j for j, cuts in enumerate(points) if cuts is not None)
     missing, zero = rows[0].copy(), rows[0].copy()
     missing[numeric], zero[numeric] = np.nan, 0.0
-    assert m.split_key(model, missing)[numeric] == "nan"
-    assert m.split_key(model, zero)[numeric] == "zero"
-    assert m.split_key(model, missing) == m.split_key(model, missing.copy())
+    assert split_keys.split_key(model, missing)[numeric] == "nan"
+    assert split_keys.split_key(model, zero)[numeric] == "zero"
+    assert split_keys.split_key(model, missing) == split_keys.split_key(model, missing.copy())
 
 
 def test_no_split_key_without_lightgbm_trees(regressor, eta_data):
     x = m.encode(regressor, eta_data[1].head(1))[0]
-    assert m.split_key(regressor, x) is not None
+    assert split_keys.split_key(regressor, x) is not None
     real = regressor.booster
     try:
         regressor.booster = object()  # a stand-in for the booster: no trees to read
-        assert m.split_key(regressor, x) is None
+        assert split_keys.split_key(regressor, x) is None
     finally:
         regressor.booster = real
-    assert m.split_key(regressor, x) is not None  # read again from the booster itself
+    assert split_keys.split_key(regressor, x) is not None  # read again from the booster itself

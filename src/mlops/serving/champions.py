@@ -12,7 +12,7 @@ from mlops.clock import Clock
 from mlops.errors import brief
 from mlops.settings import Settings
 from mlops.specs.features import JOBS
-from mlops.training import models
+from mlops.training import split_keys
 from mlops.training.models import Model
 
 log = logging.getLogger("mlops.serving")
@@ -77,7 +77,7 @@ class Champions:
                             job, f"champion v{wanted} cannot be loaded: {brief(exc)}{serving}"
                         )
                         continue
-                    models.split_points(model)  # read here, not by the first request
+                    split_keys.split_points(model)  # read here, not by the first request
                     self._loaded[job] = Champion(job, version, model, self.clock.now())
                     before = f"v{current.version}" if current else "none"
                     changes.append(f"{job}: champion {before} -> v{version}")

@@ -27,7 +27,7 @@ from mlops.serving.schemas import (
     UpsellPropensity,
 )
 from mlops.store.online import EntityFeatures
-from mlops.training import heuristics, models
+from mlops.training import heuristics, models, split_keys
 from mlops.training.values import to_float
 
 if TYPE_CHECKING:
@@ -323,7 +323,7 @@ def eta_path(
 
     # Distances are continuous, but the trees only ask on which side of each threshold they
     # are: requests between the same thresholds share their minutes exactly.
-    split = models.split_key(model, x)
+    split = split_keys.split_key(model, x)
     if split is None:
         if memory_only:
             raise NotInMemory

@@ -1,7 +1,7 @@
 """What serving reads from the warehouse: a customer's profile summary (also the inputs of the
 churn and upsell heuristics, computed live, so the fallback needs no feature store) and the
-offers that can be ranked. Profiles are kept a few seconds in the process: the warehouse is
-loaded in batches, and a read is most of a dossier's cost."""
+offers that can be ranked. Profiles are kept in the process for ``cache_seconds`` (30 s by
+default): the warehouse is loaded in batches, and a read is most of a dossier's cost."""
 
 from __future__ import annotations
 

@@ -13,7 +13,6 @@ A model saves as LightGBM text files plus a JSON metadata file; no pickle.
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import json
 import math
@@ -117,8 +116,8 @@ class Model:
     _row_predictors: threading.local = field(
         default_factory=threading.local, init=False, repr=False, compare=False
     )
-    # (the boosters they were read from, split thresholds per column): see split_key.
-    _splits: tuple[tuple[int, int], list[np.ndarray | None] | None] | None = field(
+    # (the boosters they were read from, split thresholds per column): see split_keys.
+    _splits: tuple[tuple[int, int], list[list[float] | None] | None] | None = field(
         default=None, init=False, repr=False, compare=False
     )
 
@@ -418,66 +417,6 @@ def predict_p90(model: Model, X: np.ndarray) -> np.ndarray:
 def predict_frame(model: Model, frame: pd.DataFrame) -> np.ndarray:
     """``predict(model, encode(model, frame))``."""
     return predict(model, encode(model, frame))
-
-
-def split_key(model: Model, x: np.ndarray) -> tuple | None:
-    """A key two encoded rows share only when every split of the model's trees (both
-    boosters) sends them the same way, so they get the same prediction: a memo of predictions
-    can be keyed by it. A numeric value becomes the index of its interval between the split
-    thresholds (missing and zero, which LightGBM may route by their own rule, keep keys of
-    their own); a categorical code stays as it is. None when the model has no such key
-    (linear trees, or a booster that is not LightGBM's)."""
-    points = split_points(model)
-    if points is None:
-        return None
-    return tuple(
-        "nan"
-        if v != v  # NaN: its own key (and NaN != NaN would make every key unequal)
-        else v
-        if cuts is None
-        else "zero"
-        if abs(v) <= ZERO_THRESHOLD
-        else bisect.bisect_left(cuts, v)
-        for v, cuts in zip(x.tolist(), points, strict=True)
-    )
-
-
-# LightGBM counts |x| <= 1e-35 as zero, which a "missing is zero" split routes as missing.
-ZERO_THRESHOLD = 1e-35
-
-
-def split_points(model: Model) -> list[np.ndarray | None] | None:
-    """Per feature column, the sorted thresholds of its numeric splits (None: categorical),
-    read from the trees once per booster (~0.1 s for 300 trees: do it when loading)."""
-    boosters = (id(model.booster), id(model.booster_p90))
-    if model._splits is None or model._splits[0] != boosters:
-        model._splits = (boosters, _split_points(model))
-    return model._splits[1]
-
-
-def _split_points(model: Model) -> list[np.ndarray | None] | None:
-    import lightgbm as lgb
-
-    found: list[set[float]] = [set() for _ in model.feature_columns]
-    for booster in (model.booster, model.booster_p90):
-        if booster is None:
-            continue
-        if not isinstance(booster, lgb.Booster) or booster.params.get("linear_tree"):
-            return None
-        for tree in booster.dump_model()["tree_info"]:
-            nodes = [tree["tree_structure"]]
-            while nodes:
-                node = nodes.pop()
-                if "split_index" not in node:
-                    continue
-                if node["decision_type"] == "<=":
-                    found[node["split_feature"]].add(float(node["threshold"]))
-                nodes += [node["left_child"], node["right_child"]]
-    cats = set(model.categorical)
-    return [
-        None if col in cats else np.array(sorted(cuts))
-        for col, cuts in zip(model.feature_columns, found, strict=True)
-    ]
 
 
 def predict_row(model: Model, features: Mapping[str, Any]) -> float:
