@@ -9,9 +9,10 @@ ceiling), the dossier, the order composer and the ETA endpoint, each request for
 customer (of 2,000) or zone; before each endpoint's run every customer of the sample (for ETA
 every zone, distance and item count of the load) is asked for once, as a server in steady state
 has served them recently (--cold: not). Reported per run: requests/s, p50/p90/p99/max latency,
-errors, the share of heuristic fallbacks (from /metrics deltas, with their reasons), the share
-answered from memory (no read, no model call, no thread hop) and the requests/s relative to
-/healthz at the same concurrency. The targets are checked (PASS/FAIL, never an exit code) and
+errors, CPU time per request of the server and of wrk (which shares the cores), the share of
+heuristic fallbacks (from /metrics deltas, with their reasons), the share answered from memory
+(no read, no model call, no thread hop) and the requests/s relative to /healthz at the same
+concurrency. The targets are checked (PASS/FAIL, never an exit code) and
 everything goes to benchmarks/results/serve-w<workers>-<isolation>.json; the server log goes
 next to it.
 """
@@ -26,6 +27,7 @@ import os
 import platform
 import random
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -52,23 +54,36 @@ FROM_MEMORY = re.compile(r'^mlops_answers_from_memory_total\{endpoint="(\w+)"\}\
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 LUA = """
+-- Requests are formatted once per thread (POOL of them, cycled): formatting in request()
+-- costs wrk CPU per request that /healthz's runs do not pay, on the cores the server uses.
+local POOL = 4096
 local n = 0
 function setup(thread) n = n + 1; thread:set("seed", n) end
-function init(args) math.randomseed(os.time() * 7919 + (seed or 0)) end
+local pool, at = {}, 0
 local function pick(t) return t[math.random(#t)] end
 local json = {["Content-Type"] = "application/json"}
+local function make()
+  if kind == "dossier" then
+    return wrk.format("GET", "/v1/customers/" .. pick(ids) .. "/dossier")
+  elseif kind == "compose" then
+    return wrk.format("POST", "/v1/orders/compose", json, string.format(
+      '{"customer_id":"%s","cart":[{"category":"%s","quantity":%d,"unit_price":%.2f}],'
+      .. '"limit":3}', pick(ids), pick(cats), math.random(1, 4), math.random(100, 2000) / 100))
+  end
+  return wrk.format("POST", "/v1/deliveries/eta", json, string.format(
+    '{"zone":"%s","distance_km":%.1f,"item_count":%d}',
+    pick(zones), math.random(1, 120) / 10, math.random(1, 8)))
+end
+function init(args)
+  math.randomseed(os.time() * 7919 + (seed or 0))
+  if kind ~= "healthz" then
+    for i = 1, POOL do pool[i] = make() end
+  end
+end
 if kind ~= "healthz" then
   function request()
-    if kind == "dossier" then
-      return wrk.format("GET", "/v1/customers/" .. pick(ids) .. "/dossier")
-    elseif kind == "compose" then
-      return wrk.format("POST", "/v1/orders/compose", json, string.format(
-        '{"customer_id":"%s","cart":[{"category":"%s","quantity":%d,"unit_price":%.2f}],'
-        .. '"limit":3}', pick(ids), pick(cats), math.random(1, 4), math.random(100, 2000) / 100))
-    end
-    return wrk.format("POST", "/v1/deliveries/eta", json, string.format(
-      '{"zone":"%s","distance_km":%.1f,"item_count":%d}',
-      pick(zones), math.random(1, 120) / 10, math.random(1, 8)))
+    at = at % POOL + 1
+    return pool[at]
   end
 end
 function done(summary, latency, requests)
@@ -159,10 +174,31 @@ def warm(base: str, kind: str, ids: list[str], zones: list[str], passes: int = 6
     return share
 
 
-def wrk(url: str, script: Path, connections: int, threads: int, seconds: int) -> dict:
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of process group
+    ``pgid`` (the server: its supervisor and workers)."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url: str, script: Path, connections: int, threads: int, seconds: int, server: int) -> dict:
+    """One wrk run; with the CPU time per request of the server (process group ``server``)
+    and of wrk itself, which shares the cores."""
     cmd = ["wrk", "--latency", "-s", str(script), f"-c{connections}", f"-t{threads}"]
     cmd += [f"-d{seconds}s", "--timeout", "10s", url]
+    server_before = group_cpu_seconds(server)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, text=True)
+    server_cpu = group_cpu_seconds(server) - server_before
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_cpu = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH ")), None)
     if done.returncode or line is None:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stdout}{done.stderr}")
@@ -170,6 +206,8 @@ def wrk(url: str, script: Path, connections: int, threads: int, seconds: int) ->
     r["errors"] = sum(r[k] for k in ("connect", "read", "write", "status", "timeout"))
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
     r.update({f"{p}_ms": r[f"{p}_us"] / 1000 for p in ("p50", "p90", "p99", "max")})
+    r["server_cpu_us"] = server_cpu / max(r["requests"], 1) * 1e6
+    r["wrk_cpu_us"] = wrk_cpu / max(r["requests"], 1) * 1e6
     return r
 
 
@@ -224,7 +262,7 @@ def main() -> None:
 
     runs, tmp = [], Path(tempfile.mkdtemp(prefix="mlops-serve-bench-"))
     try:
-        with serving(env, log, workers=args.workers, port=args.port) as (_, base, ready):
+        with serving(env, log, workers=args.workers, port=args.port) as (server, base, ready):
             scripts = {}
             for kind in ENDPOINTS:
                 scripts[kind] = tmp / f"{kind}.lua"
@@ -234,7 +272,7 @@ def main() -> None:
             url = {k: base + ("/healthz" if k == "healthz" else "/") for k in ENDPOINTS}
             if args.warmup > 0:
                 for kind in ENDPOINTS:
-                    wrk(url[kind], scripts[kind], 4, min(args.threads, 4), args.warmup)
+                    wrk(url[kind], scripts[kind], 4, min(args.threads, 4), args.warmup, server.pid)
             for conns in (int(c) for c in args.connections.split(",")):
                 for kind in ENDPOINTS:
                     warmed = None
@@ -242,13 +280,14 @@ def main() -> None:
                         warmed = warm(base, kind, ids, zones)
                     before = answers(base) if kind != "healthz" else None
                     threads = min(args.threads, conns)
-                    r = wrk(url[kind], scripts[kind], conns, threads, args.duration)
+                    r = wrk(url[kind], scripts[kind], conns, threads, args.duration, server.pid)
                     r.update(connections=conns, endpoint=kind, warm_pass_from_memory=warmed)
                     if before is not None:
                         r["fallback"] = fallbacks(before, answers(base), kind)
                     runs.append(r)
                     print(f"  c={conns:<3} {kind:<8} {r['rps']:8.0f} req/s  "
-                          f"p99 {r['p99_ms']:.2f} ms")  # fmt: skip
+                          f"p99 {r['p99_ms']:.2f} ms  CPU/request: server "
+                          f"{r['server_cpu_us']:.0f} us, wrk {r['wrk_cpu_us']:.0f} us")  # fmt: skip
     finally:
         for f in tmp.iterdir():
             f.unlink()
