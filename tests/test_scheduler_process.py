@@ -1,7 +1,7 @@
 """`mlops scheduler run` as a real process: SIGTERM lets the running task finish, records it,
 releases the lease and exits 0. The process is the CLI's own entry point with a tiny task table
 put in place of the one built from the specs: one task that fires every second and takes a
-couple of seconds."""
+second (SIGTERM is sent within a poll of its start, so it is still running)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def wait_for(path, proc, seconds=30.0) -> None:
 
 def test_sigterm_lets_the_running_task_finish_then_exits_cleanly(migrated, tmp_path):
     rt = migrated
-    proc = start(rt.settings, tmp_path, 2.0, "--owner", "proc")
+    proc = start(rt.settings, tmp_path, 1.0, "--owner", "proc")
     try:
         wait_for(tmp_path / "started", proc)
         assert not (tmp_path / "finished").exists()
