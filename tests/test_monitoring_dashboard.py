@@ -25,7 +25,7 @@ from mlops.store.historical import load_history
 from mlops.store.runs import start_run
 from mlops.warehouse.schema import customers, deliveries
 from tests.cli_support import invoke
-from tests.conftest import NOW
+from tests.conftest import NOW, seed
 from tests.store_tables import break_one_customer, table_rows
 
 MONTH = timedelta(days=30)
@@ -68,6 +68,19 @@ def _refreshes(rt) -> None:
     rt.clock.set(NOW)
     for job in JOBS:
         ingest.refresh(rt, job)
+
+
+def _seed_and_refresh(rt) -> None:
+    seed(rt)
+    _refreshes(rt)
+
+
+@pytest.fixture
+def refreshed(migrated, templates, request):
+    """The ``seeded`` state after ``_refreshes``: built once per session and backend (the same
+    calls at the same frozen times), its content copied here."""
+    templates(request, _seed_and_refresh).copy_into(migrated)
+    return migrated
 
 
 def _customers(rt) -> dict[str, tuple[str, str]]:
@@ -212,9 +225,8 @@ def _panel(board, key) -> dashboard.Panel:
     return panel
 
 
-def test_ingestion_runs_match_the_table(seeded):
-    _refreshes(seeded)
-    board = dashboard.gather(seeded, since=MONTH)
+def test_ingestion_runs_match_the_table(refreshed):
+    board = dashboard.gather(refreshed, since=MONTH)
     runs = _panel(board, "ingestion").frames["runs"]
     want = sorted(
         (
@@ -225,7 +237,7 @@ def test_ingestion_runs_match_the_table(seeded):
             r["duration_seconds"],
             r["rows_written"],
         )
-        for r in table_rows(seeded.store, ingestion_runs)
+        for r in table_rows(refreshed.store, ingestion_runs)
         if r["started_at"] >= NOW - MONTH
     )
     got = sorted(
@@ -348,12 +360,11 @@ def test_churn_scores_are_sampled_past_a_limit(seeded, monkeypatch):
         assert scores.loc[scores["cohort_kind"] == kind, "predictions"].sum() == sampled
 
 
-def test_feature_snapshots_against_the_history(seeded):
-    _refreshes(seeded)
-    board = dashboard.gather(seeded, since=MONTH)
+def test_feature_snapshots_against_the_history(refreshed):
+    board = dashboard.gather(refreshed, since=MONTH)
     panel = _panel(board, "features")
     live = panel.frames["snapshots"]
-    history = load_history(seeded.store, JOBS["churn"])
+    history = load_history(refreshed.store, JOBS["churn"])
     for name in dashboard.KEY_FEATURES["churn"]:
         part = live[(live["job"] == "churn") & (live["feature"] == name)]
         assert len(part) == 3  # the failed run stored nothing
@@ -367,28 +378,27 @@ def test_feature_snapshots_against_the_history(seeded):
     assert any("churn: no champion reference" in n for n in panel.notes)
 
 
-def test_many_snapshots_are_spread_over_the_window(seeded, monkeypatch):
-    _refreshes(seeded)  # churn snapshots two days ago, yesterday and now
+def test_many_snapshots_are_spread_over_the_window(refreshed, monkeypatch):
+    # ``refreshed`` holds churn snapshots two days ago, yesterday and now.
     monkeypatch.setattr(dashboard, "MAX_SNAPSHOTS", 2)
-    live = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    live = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     churn = live[live["job"] == "churn"]
     assert set(churn["as_of"]) == {pd.Timestamp(NOW - timedelta(days=2)), pd.Timestamp(NOW)}
     assert dashboard.spread(list(range(10)), 4) == [0, 3, 6, 9]
     assert dashboard.spread([1, 2], 5) == [1, 2] and dashboard.spread([1, 2, 3], 1) == [3]
 
 
-def test_history_chunks_are_read_once_per_process(seeded, monkeypatch):
-    _refreshes(seeded)
-    first = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+def test_history_chunks_are_read_once_per_process(refreshed, monkeypatch):
+    first = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     read = []
     real = dashboard._payload
     monkeypatch.setattr(dashboard, "_payload", lambda conn, c: read.append(c) or real(conn, c))
-    again = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    again = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     pd.testing.assert_frame_equal(again, first)
     assert read == []  # every chunk's statistics were memoised
-    seeded.clock.set(NOW + timedelta(hours=1))
-    ingest.refresh(seeded, "eta")
-    later = _panel(dashboard.gather(seeded), "features").frames["snapshots"]
+    refreshed.clock.set(NOW + timedelta(hours=1))
+    ingest.refresh(refreshed, "eta")
+    later = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     assert len(read) == 1  # only the new snapshot's chunk
     assert pd.Timestamp(NOW + timedelta(hours=1)) in set(later["as_of"])
 
@@ -519,10 +529,9 @@ def test_eta_residuals_binning():
     assert all(f.empty for f in empty.values())
 
 
-def test_freshness_against_ttl(seeded):
-    _refreshes(seeded)
-    seeded.clock.set(NOW + timedelta(hours=1))
-    board = dashboard.gather(seeded, since=MONTH)
+def test_freshness_against_ttl(refreshed):
+    refreshed.clock.set(NOW + timedelta(hours=1))
+    board = dashboard.gather(refreshed, since=MONTH)
     fresh = _panel(board, "freshness").frames["freshness"].set_index("job")
     assert fresh.loc["churn", "age_seconds"] == 3600 and not fresh.loc["churn", "stale"]
     assert fresh.loc["eta", "stale"]  # an hour old with a 15-minute TTL
@@ -617,12 +626,11 @@ def test_strings_cannot_close_the_script(seeded):
     assert "\\u003c/script>\\u003cb>x" in page
 
 
-def test_report_file_is_self_contained_and_replaced_atomically(seeded, tmp_path, monkeypatch):
-    _refreshes(seeded)
+def test_report_file_is_self_contained_and_replaced_atomically(refreshed, tmp_path, monkeypatch):
     folder = tmp_path / "out"
     folder.mkdir()
     out = folder / "report.html"
-    written = report.write_report(seeded, out)
+    written = report.write_report(refreshed, out)
     page = out.read_text()
     assert written.size == out.stat().st_size and len(written.panels) == len(dashboard.PANELS)
     assert "<script src" not in page.lower() and "cdn.plot.ly/plotly" not in page
@@ -640,9 +648,9 @@ def test_report_file_is_self_contained_and_replaced_atomically(seeded, tmp_path,
 
     monkeypatch.setattr(report, "figure", failing)
     with pytest.raises(RuntimeError, match="plotly broke"):
-        report.write_report(seeded, out)
+        report.write_report(refreshed, out)
     with pytest.raises(RuntimeError, match="plotly broke"):
-        report.write_report(seeded, folder / "new.html")
+        report.write_report(refreshed, folder / "new.html")
     monkeypatch.setattr(report, "figure", real)
     assert out.read_bytes() == before and not (folder / "new.html").exists()
 
@@ -652,7 +660,7 @@ def test_report_file_is_self_contained_and_replaced_atomically(seeded, tmp_path,
 
     monkeypatch.setattr(report.os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        report.write_report(seeded, out)
+        report.write_report(refreshed, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in folder.iterdir()) == ["report.html"]
 
@@ -825,11 +833,10 @@ def test_dashboard_in_chromium_from_the_service(serving_rt, tmp_path):
 
 @needs_chromium
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
-def test_report_file_in_chromium(seeded, tmp_path):
-    _refreshes(seeded)
-    _filled(seeded)
+def test_report_file_in_chromium(refreshed, tmp_path):
+    _filled(refreshed)
     out = tmp_path / "report.html"
-    report.write_report(seeded, out)
+    report.write_report(refreshed, out)
     # Away from the store and the service: the file alone must be enough.
     alone = tmp_path / "alone" / "report.html"
     alone.parent.mkdir()
