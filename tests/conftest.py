@@ -158,3 +158,18 @@ def seeded(migrated, templates, request):
     run once per session, its content copied here)."""
     templates(request, seed).copy_into(migrated)
     return migrated
+
+
+@pytest.fixture(scope="session")
+def mlflow_template(tmp_path_factory):
+    """An empty MLflow database at head (``mlflow.db``), created once by MLflow itself and
+    copied into the homes of tests that only need one to exist."""
+    from mlops.training import tracking
+
+    home = tmp_path_factory.mktemp("mlflow-template")
+    settings = Settings(home=home)
+    tracking.configure(settings)  # before MLflow is imported: it sets MLflow's environment
+    from mlflow import MlflowClient
+
+    MlflowClient(settings.mlflow_uri).search_experiments()
+    return home / "mlflow.db"

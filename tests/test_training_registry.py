@@ -1,7 +1,8 @@
 """MLflow tracking, the registry's aliases, the promotion gate, rollback and its history.
 
 Every test has its own MLOPS_HOME (MLflow's SQLite store and artifact folder under it, even
-when the feature store is PostgreSQL); a template MLflow database saves its 3-4 s creation.
+when the feature store is PostgreSQL); a template MLflow database (``mlflow_template`` in
+conftest) saves its 3-4 s creation.
 """
 
 from __future__ import annotations
@@ -26,18 +27,6 @@ from mlops.training import models, registry, tracking
 
 FEATURES = ["recency", "orders", "plan"]
 REFERENCE = {"recency": {"kind": "numeric", "null_share": 0.0, "bins": [0, 5, 10]}}
-
-
-@pytest.fixture(scope="session")
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow database at head, created once and copied into each test's home."""
-    home = tmp_path_factory.mktemp("mlflow-template")
-    settings = Settings(home=home)
-    tracking.configure(settings)
-    from mlflow import MlflowClient
-
-    MlflowClient(settings.mlflow_uri).search_experiments()
-    return home / "mlflow.db"
 
 
 @pytest.fixture

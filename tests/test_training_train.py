@@ -1,6 +1,7 @@
 """``train`` end to end on a small synthetic warehouse: dry run, registry, load back."""
 
 import os
+import shutil
 from datetime import timedelta
 
 import numpy as np
@@ -31,6 +32,16 @@ def history(migrated, templates, request):
     return migrated
 
 
+@pytest.fixture
+def registry_history(history, mlflow_template):
+    """``history`` with an empty MLflow store at head in its home (a copy of the session's
+    template: MLflow creating its database is 1-2 s of each first ``train``)."""
+    home = history.settings.home
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(mlflow_template, home / "mlflow.db")
+    return history
+
+
 def _files(home):
     found = {}
     for root, _dirs, names in os.walk(home):
@@ -50,7 +61,8 @@ def test_dry_run_writes_nothing_anywhere(history):
     assert _files(history.settings.home) == before_files  # no MLflow store, no artifacts
 
 
-def test_train_registers_promotes_and_loads_back_identically(history):
+def test_train_registers_promotes_and_loads_back_identically(registry_history):
+    history = registry_history
     first = train(history, "eta")
     assert first.version == 1 and first.promoted and first.champion_metrics == {}
     model, version = tracking.load_native(history.settings, "eta", tracking.CHAMPION)
