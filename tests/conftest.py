@@ -59,6 +59,25 @@ def pg_schema_url(pg_admin):
         conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
 
 
+@pytest.fixture(scope="session")
+def pg_migrated_schemas(pg_admin):
+    """Schemas Alembic migrated, handed out again once emptied back to exactly what Alembic
+    left (see tests/pg_schemas.py)."""
+    from tests.pg_schemas import MigratedSchemas
+
+    schemas = MigratedSchemas(pg_admin, PG_URL)
+    yield schemas
+    schemas.drop_all()
+
+
+@pytest.fixture
+def pg_migrated_url(pg_migrated_schemas):
+    """A schema at Alembic's head that no other test is using, holding no rows."""
+    schema = pg_migrated_schemas.take()
+    yield pg_migrated_schemas.url(schema)
+    pg_migrated_schemas.give_back(schema)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def backend(request):
     return request.param
@@ -74,7 +93,9 @@ def settings(backend, request, tmp_path) -> Settings:
             database_url=f"sqlite:///{tmp_path / 'store.db'}",
             warehouse_url=f"sqlite:///{tmp_path / 'warehouse.db'}",
         )
-    url = request.getfixturevalue("pg_schema_url")
+    # A test that starts from ``migrated`` gets a schema Alembic already migrated.
+    fixture = "pg_migrated_url" if "migrated" in request.fixturenames else "pg_schema_url"
+    url = request.getfixturevalue(fixture)
     return Settings(home=home, database_url=url, warehouse_url=url)
 
 
@@ -98,11 +119,12 @@ def migrate_store(rt) -> None:
 
 @pytest.fixture
 def migrated(rt, backend, templates, request):
-    """A runtime whose store is migrated to head: by Alembic on PostgreSQL, on SQLite as a copy
-    of the file Alembic migrated once per session (the same bytes, without the 0.1 s)."""
+    """A runtime whose store is migrated to head: by Alembic on PostgreSQL (a schema it migrated
+    for this test or emptied after another, see tests/pg_schemas.py), on SQLite as a copy of the
+    file Alembic migrated once per session (the same bytes, without the 0.1 s)."""
     if backend == "sqlite":
         templates(request, migrate_store).copy_into(rt)
-    else:
+    elif "pg_migrated_url" not in request.fixturenames:  # asked for by name, after ``settings``
         migrate_store(rt)
     return rt
 
