@@ -93,9 +93,10 @@ def settings(backend, request, tmp_path) -> Settings:
             database_url=f"sqlite:///{tmp_path / 'store.db'}",
             warehouse_url=f"sqlite:///{tmp_path / 'warehouse.db'}",
         )
-    # A test that starts from ``migrated`` gets a schema Alembic already migrated.
-    fixture = "pg_migrated_url" if "migrated" in request.fixturenames else "pg_schema_url"
-    url = request.getfixturevalue(fixture)
+    # A test that starts from a migrated store (``migrated``, or ``serving_rt``, which migrates
+    # first thing) gets a schema Alembic already migrated.
+    starts_migrated = {"migrated", "serving_rt"} & set(request.fixturenames)
+    url = request.getfixturevalue("pg_migrated_url" if starts_migrated else "pg_schema_url")
     return Settings(home=home, database_url=url, warehouse_url=url)
 
 
