@@ -30,6 +30,7 @@ import re
 import resource
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,7 @@ ENDPOINTS = ("healthz", "dossier", "compose", "eta")
 ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 ANSWER = re.compile(r"^mlops_answers_total\{([^}]*)\}\s+(\S+)", re.M)
 FROM_MEMORY = re.compile(r'^mlops_answers_from_memory_total\{endpoint="(\w+)"\}\s+(\S+)', re.M)
+DROPPED = re.compile(r"^mlops_prediction_log_dropped_total\s+(\S+)", re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 LUA = """
@@ -111,13 +113,14 @@ def answers(base: str) -> collections.Counter:
         counts[key] += float(value)
     for endpoint, value in FROM_MEMORY.findall(text):
         counts[("memory", endpoint)] += float(value)
+    counts[("dropped",)] = sum(float(v) for v in DROPPED.findall(text))
     return counts
 
 
 def fallbacks(before: collections.Counter, after: collections.Counter, endpoint: str) -> dict:
     """The run's answers, the share from the heuristic (with reasons) and the share of
     requests answered from memory (no read, no model call, no thread hop)."""
-    delta = {k: after[k] - before.get(k, 0) for k in after if k[0] == endpoint}
+    delta = {k: after[k] - before.get(k, 0) for k in after if k[0] == endpoint and len(k) == 4}
     total = sum(delta.values())
     heuristic = sum(v for k, v in delta.items() if k[2] == "heuristic")
     reasons = {f"{k[1]}:{k[3]}": int(v) for k, v in delta.items() if k[2] == "heuristic" and v}
@@ -129,6 +132,7 @@ def fallbacks(before: collections.Counter, after: collections.Counter, endpoint:
         "share": heuristic / total if total else None,
         "reasons": reasons,
         "from_memory": memory / requests if requests else None,
+        "log_dropped": int(after[("dropped",)] - before.get(("dropped",), 0)),
     }
 
 
@@ -186,6 +190,16 @@ def group_cpu_seconds(pgid: int) -> float:
         if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ...
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / os.sysconf("SC_CLK_TCK")
+
+
+def drop_logged_answers(home: Path) -> None:
+    """Empty the home's prediction log. Each run logs millions of answers; kept, they would
+    make every /metrics scrape's operational figures (7 days of the log, re-read every 15 s)
+    take seconds, which is the log's size being measured, not serving."""
+    with sqlite3.connect(home / "mlops.db") as db:
+        db.execute("DELETE FROM ml_prediction_log")
+    with sqlite3.connect(home / "mlops.db") as db:
+        db.execute("VACUUM")
 
 
 def wrk(url: str, script: Path, connections: int, threads: int, seconds: int, server: int) -> dict:
@@ -257,6 +271,7 @@ def main() -> None:
         env[name] = value
 
     prepare_home(env, home, log, rebuild=args.rebuild)
+    drop_logged_answers(home)
     mlops(env, "ingest", "all", log=log)
     ids, zones, cats = request_inputs(home)
 
@@ -305,6 +320,8 @@ def main() -> None:
               f"{r['vs_healthz']:>8.2f}")  # fmt: skip
         if r.get("fallback", {}).get("reasons"):
             print(f"{'':>15}fallback reasons: {r['fallback']['reasons']}")
+        if r.get("fallback", {}).get("log_dropped"):
+            print(f"{'':>15}prediction log rows dropped: {r['fallback']['log_dropped']}")
     by = {(r["connections"], r["endpoint"]): r for r in runs}
     targets = []
     for kind in ENDPOINTS[1:]:

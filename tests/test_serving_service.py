@@ -363,6 +363,43 @@ def test_prediction_log_writes_in_the_background_a_batch_at_a_time(serving_rt):
     assert sorted(ids) == [f"b{i}" for i in range(6)]
 
 
+def test_prediction_log_writes_every_row_of_any_batch_exactly(serving_rt):
+    from mlops.serving.prediction_log import PredictionLog
+
+    # 1,301 rows: statements of 512, 512, 256, 16, 4 and 1 row; times repeat and vary, some
+    # values are missing (NULL) or left out (arm), so memoised processing must keep them apart.
+    writer = PredictionLog(serving_rt.store, batch=5000, flush_seconds=60, max_pending=5000)
+    expected = []
+    for i in range(1301):
+        row = {
+            **LOG_RECORD,
+            "request_id": f"x{i}",
+            "logged_at": NOW + timedelta(seconds=i // 7),
+            "features_computed_at": None if i % 5 == 0 else NOW - timedelta(hours=i % 3),
+            "prediction": i / 8,
+            "reason": "features_stale" if i % 2 else None,
+        }
+        if i % 11 == 0:
+            row["arm"] = "control"
+        writer.add(row)
+        at, features_at = row["logged_at"], row["features_computed_at"]
+        expected.append((f"x{i}", at, features_at, i / 8, row["reason"], row.get("arm")))
+    assert writer.flush() == 1301
+    p = prediction_log
+    with serving_rt.store.connect() as conn:
+        got = conn.execute(
+            select(
+                p.c.request_id,
+                p.c.logged_at,
+                p.c.features_computed_at,
+                p.c.prediction,
+                p.c.reason,
+                p.c.arm,
+            ).order_by(p.c.prediction_id)
+        ).all()
+    assert [tuple(r) for r in got] == expected
+
+
 def test_readiness_and_metrics(service, serving_rt):
     ready = service.readiness()
     assert ready == {
