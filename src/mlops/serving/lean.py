@@ -3,7 +3,8 @@ exit stacks, dependency solving, JSON parsed in Python and then validated): a re
 expected shape is validated by pydantic in one call and answered. Anything else (a body that
 is not valid, an id that breaks the pattern, another content type) goes to the route's own
 FastAPI handler, unchanged, so every error, its shape and the OpenAPI document are FastAPI's.
-On an answer from memory that machinery was a third of the server's CPU time per request."""
+On an answer from memory that machinery was a quarter of the app's CPU time per request
+(dossier 191 -> 140 us, compose 207 -> 142 us, in process)."""
 
 from __future__ import annotations
 
