@@ -83,10 +83,14 @@ def delivery(did: str, dispatched: datetime, delivered: datetime | None, zone="z
 
 
 def cli_on(rt, monkeypatch, capsys):
-    """A runner of ``mlops`` in-process on ``rt`` (its frozen clock): ``run(*args)`` gives
-    (exit status, stdout, stderr) with wrapped lines joined."""
+    """A runner of ``mlops monitor ...`` in-process on ``rt`` (its frozen clock): ``run(*args)``
+    gives (exit status, stdout, stderr) with wrapped lines joined."""
+    import mlops.cli.app  # noqa: F401
     from mlops.cli import runtime as cli_runtime
 
+    # The other command modules bind ``runtime`` when first imported: imported here first,
+    # they keep the real one, so later tests' commands never reach this test's ``rt``. The
+    # monitor commands look it up when they run, so they see the patch.
     monkeypatch.setattr(cli_runtime, "runtime", lambda ctx: rt)
 
     def run(*args: str) -> tuple[int, str, str]:
