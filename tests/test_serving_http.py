@@ -53,6 +53,26 @@ def test_endpoints_answer_with_provenance(server, serving_rt):
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_lean_common_case_answers_what_fastapis_handler_answers(server, serving_rt):
+    # application/json takes the lean path (serving/lean.py); a +json type, which FastAPI
+    # reads as JSON too, goes through FastAPI's handler: the answers must not differ.
+    c = server.client
+    customer, zone = a_customer(serving_rt), a_zone(serving_rt)
+    bodies = {
+        "/v1/orders/compose": {"customer_id": customer, "limit": 2, "cart": [{"category": "x"}]},
+        "/v1/deliveries/eta": {"zone": zone, "distance_km": 2.5, "delivery_id": "D1"},
+    }
+    for path, body in bodies.items():
+        lean, full = (
+            c.post(path, json=body, headers={"content-type": kind}).json()
+            for kind in ("application/json", "application/vnd.mlops+json")
+        )
+        assert lean == full and lean["source"] == "model"
+    answer = server.service.dossier(customer).model_dump(mode="json")
+    assert c.get(f"/v1/customers/{customer}/dossier").json() == answer
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_bad_requests_get_clear_errors(server):
     c = server.client
     r = c.get("/v1/customers/NOPE/dossier")
