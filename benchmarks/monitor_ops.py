@@ -1,5 +1,6 @@
 """Operations monitor: ops.report() over 1,000,000 logged predictions and a week of ingestion
-runs (ETA every 5 minutes), and a /metrics scrape that reads it.
+runs (ETA every 5 minutes), and /metrics scrapes: the first reads it, the next within the
+interval is served from that read, the next after it reads again (settled hours' answers held).
 
     python benchmarks/monitor_ops.py [--database-url URL] [--predictions N] [--repeat N]
 
@@ -65,6 +66,10 @@ def main() -> None:
     began = time.perf_counter()
     list(collector.collect())  # within ops_metrics_seconds: served from the last read
     cached_ms = (time.perf_counter() - began) * 1000
+    rt.clock.advance(timedelta(seconds=rt.settings.ops_metrics_seconds))
+    began = time.perf_counter()
+    list(collector.collect())  # read again, but the answers of settled hours are held
+    reread_ms = (time.perf_counter() - began) * 1000
 
     write(
         "monitor_ops",
@@ -77,6 +82,7 @@ def main() -> None:
             "report": percentiles(timings) if len(timings) > 1 else {"ms": timings[0]},
             "scrape_read_ms": round(first_ms, 2),
             "scrape_cached_ms": round(cached_ms, 4),
+            "scrape_reread_ms": round(reread_ms, 2),
             "families": len(families),
             "eta": {
                 "success_rate": found.job("eta").ingestion.success_rate,

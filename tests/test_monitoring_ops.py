@@ -205,6 +205,29 @@ def test_report_figures_match_an_independent_computation(seeded):
     assert table_rows(rt.store, alerts_table) == []  # report only reads
 
 
+def test_a_tally_counts_what_the_report_counts_reading_each_settled_hour_once(migrated, clock):
+    from mlops.monitoring.answer_counts import AnswerTally
+
+    rt, tally = migrated, AnswerTally()
+    _log_answers(rt, _random_answers(seed=9, n=400))  # 10 days, the period's edges, the future
+    for step in range(6):  # reads 50 minutes apart: hours settle and leave the period
+        exact, tallied = ops.report(rt), ops.report(rt, tally=tally)
+        assert [j.answers for j in tallied.jobs] == [j.answers for j in exact.jobs]
+        clock.advance(timedelta(minutes=50))
+        now = clock.now()
+        _log_answers(rt, [_answer("eta", "heuristic", "slo_exceeded", now, 1000 + step)])
+        _log_answers(
+            rt, [_answer("churn", "model", None, now - timedelta(minutes=70), 2000 + step)]
+        )
+    exact, tallied = ops.report(rt), ops.report(rt, tally=tally)
+    assert [j.answers for j in tallied.jobs] == [j.answers for j in exact.jobs]
+    # A settled hour is not read again: an answer logged into one later is not in the tally.
+    _log_answers(rt, [_answer("churn", "model", None, clock.now() - timedelta(days=2), 3000)])
+    late = ops.report(rt).job("churn").answers.total
+    assert ops.report(rt, tally=tally).job("churn").answers.total == late - 1
+    assert tally.hours_held <= 3 * 7 * 24  # hours before the period are dropped
+
+
 def test_since_narrows_the_period(seeded):
     rt = seeded
     _refresh(rt, NOW - timedelta(days=2), delay=40)

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import Connection, Integer, cast, func, select
 
 from mlops.clock import to_utc_naive
-from mlops.db.schema import feature_snapshots, ingestion_runs, prediction_log
-from mlops.monitoring import alerts
+from mlops.db.schema import feature_snapshots, ingestion_runs
+from mlops.monitoring import alerts, answer_counts
 from mlops.monitoring.alerts import Alert
+from mlops.monitoring.answer_counts import AnswerTally
 from mlops.runtime import Runtime
 from mlops.specs.features import JOBS, JobSpec, get_job
 from mlops.store.runs import FAILED, RUNNING, SUCCEEDED
@@ -162,12 +163,14 @@ def report(
     *,
     since: datetime | timedelta | None = None,
     jobs: Sequence[str] | None = None,
+    tally: AnswerTally | None = None,
 ) -> OpsReport:
-    """Operational figures per job over [since, now] (default: the last 7 days). Reads only."""
+    """Operational figures per job over [since, now] (default: the last 7 days). Reads only.
+    A ``tally`` kept between calls counts the logged answers of settled hours only once."""
     now = rt.clock.now()
     start = _start(now, since)
     with rt.store.connect() as conn:
-        found = [_job_ops(conn, spec, start, now) for spec in _specs(jobs)]
+        found = [_job_ops(conn, spec, start, now, tally) for spec in _specs(jobs)]
     return OpsReport(checked_at=now, since=start, jobs=found)
 
 
@@ -238,13 +241,19 @@ def _start(now: datetime, since: datetime | timedelta | None) -> datetime:
     return to_utc_naive(since)
 
 
-def _job_ops(conn: Connection, spec: JobSpec, start: datetime, now: datetime) -> JobOps:
+def _job_ops(
+    conn: Connection, spec: JobSpec, start: datetime, now: datetime, tally: AnswerTally | None
+) -> JobOps:
+    if tally is None:
+        answers = answer_counts.count(conn, spec.name, start, now, closed=True)
+    else:
+        answers = tally.count(conn, spec.name, start, now)
     return JobOps(
         job=spec.name,
         ingestion=_ingestion(conn, spec.name, start, now),
         scheduler=_scheduler(conn, spec.name, start, now),
         freshness=_freshness(conn, spec, now),
-        answers=_answers(conn, spec.name, start, now),
+        answers=Answers(counts=dict(answers)),
     )
 
 
@@ -339,17 +348,6 @@ def _freshness(conn: Connection, spec: JobSpec, now: datetime) -> Freshness:
         age_seconds=(now - newest).total_seconds() if newest else None,
         ttl_seconds=ttl.total_seconds(),
     )
-
-
-def _answers(conn: Connection, job: str, start: datetime, now: datetime) -> Answers:
-    p = prediction_log
-    rows = conn.execute(
-        # Served by the index on (job, logged_at).
-        select(p.c.source, p.c.reason, func.count())
-        .where(p.c.job == job, p.c.logged_at >= start, p.c.logged_at <= now)
-        .group_by(p.c.source, p.c.reason)
-    ).all()
-    return Answers(counts={(source, reason): int(n) for source, reason, n in rows})
 
 
 def _epoch(conn: Connection, column):

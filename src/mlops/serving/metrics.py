@@ -157,10 +157,14 @@ class OpsCollector:
     def of(cls, rt: Runtime) -> OpsCollector:
         """The figures of ``rt``'s store, every ``ops_metrics_seconds`` of its clock."""
 
+        from mlops.monitoring.answer_counts import AnswerTally
+
+        tally = AnswerTally()  # scrapes re-read the figures every few seconds: hours once
+
         def read() -> OpsReport:
             from mlops.monitoring import ops
 
-            return ops.report(rt)
+            return ops.report(rt, tally=tally)
 
         return cls(read, rt.clock, rt.settings.ops_metrics_seconds)
 
