@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from mlops.runtime import Runtime
-from mlops.serving import arms, endpoints
+from mlops.serving import arms, endpoints, health
 from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
@@ -71,7 +71,7 @@ class Service:
         }
         self.paths = ModelPaths(s.model_threads, s.slo_ms)
         self.stuck = StuckPaths(JOBS, max(1, s.model_threads // 2))
-        self.metrics = Metrics(self.feature_ages, runtime=rt)
+        self.metrics = Metrics(lambda: health.feature_ages(rt.store, rt.clock), runtime=rt)
         self.log = PredictionLog(
             rt.store,
             batch=s.prediction_log_batch,
@@ -150,76 +150,9 @@ class Service:
         self.warehouse.clear()
         return self.cache.clear()
 
-    def feature_ages(self) -> dict[str, float]:
-        """Seconds since each job's newest snapshot (for /metrics)."""
-        from sqlalchemy import func, select
-
-        from mlops.db.schema import feature_snapshots as snap
-
-        now = self.clock.now()
-        try:
-            with self.rt.store.connect() as conn:
-                # Snapshots that stored entities, as ops' freshness counts them: an empty
-                # refresh leaves serving on the older values.
-                rows = conn.execute(
-                    select(snap.c.job, func.max(snap.c.as_of))
-                    .where(snap.c.entity_count > 0)
-                    .group_by(snap.c.job)
-                ).all()
-        except Exception as exc:  # a scrape must not fail because the store is down
-            log.warning("feature ages unreadable", extra={"error": str(exc)})
-            return {}
-        return {job: (now - newest).total_seconds() for job, newest in rows if newest}
-
     def readiness(self) -> dict[str, Any]:
-        """Database reachable, and which jobs have a champion (the rest answer by heuristic).
-        ``degraded`` says in words what is not as it should be (empty when all is well);
-        errors are quoted by class and first line, never with credentials."""
-        from sqlalchemy import text
-
-        try:
-            with self.rt.store.connect() as conn:
-                conn.execute(text("SELECT 1"))
-            database = "ok"
-        except Exception as exc:
-            database = f"unreachable: {exc.__class__.__name__}"
-        versions = self.champions.versions()
-        mode = (
-            "models"
-            if all(versions.values())
-            else "heuristics only"
-            if not any(versions.values())
-            else "mixed"
-        )
-        degraded = []
-        if database != "ok":
-            degraded.append(f"database {database}: features unreadable, answers by rule")
-        for what, problem in self.controls.problems.items():
-            degraded.append(f"{what} unreadable, last flags/trips/offers in force: {problem}")
-        if self.cache.redis_state == "down":
-            degraded.append(f"redis down ({self.cache.redis_error}): reading the store directly")
-        for job, problem in self.champions.problems.items():
-            degraded.append(f"{job}: {problem}")
-        for job, breaker in self.breakers.items():
-            until = breaker.open_until
-            if until is not None:
-                degraded.append(f"{job}: circuit open until {until.isoformat()}, answers by rule")
-            if self.stuck.jammed(job):
-                degraded.append(
-                    f"{job}: circuit open while {self.stuck[job]} model path(s) stay stuck past "
-                    "the budget, answers by rule"
-                )
-            elif self.stuck[job]:
-                degraded.append(f"{job}: {self.stuck[job]} model path(s) stuck past the budget")
-        return {
-            "ready": database == "ok",
-            "database": database,
-            "mode": mode,
-            "champions": versions,
-            "problems": {**self.champions.problems, **self.controls.problems},
-            "redis": self.cache.redis_state,
-            "degraded": degraded,
-        }
+        """What /readyz answers (see ``health.readiness``)."""
+        return health.readiness(self)
 
     # --- endpoints -----------------------------------------------------------------------
     # An endpoint's computation first runs where the caller is with ``memory_only``: when the
