@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from mlops.errors import InputError, ValidationFailed
-from mlops.warehouse import load
+from mlops.warehouse import load_problems
 from mlops.warehouse.load import load_directory
 from mlops.warehouse.schema import TABLES
 
@@ -537,7 +537,7 @@ def test_many_bad_rows_are_summarized_and_the_list_is_capped(rt, tmp_path, monke
         "(11, 12, 13, 14, 15, ...)"
     )
 
-    monkeypatch.setattr(load, "MAX_PROBLEMS", 4)
+    monkeypatch.setattr(load_problems, "MAX_PROBLEMS", 4)
     with pytest.raises(ValidationFailed) as caught:
         load_directory(rt.warehouse, directory)
     assert caught.value.problems[-1] == "... and 21 more problems"
