@@ -18,7 +18,15 @@ from sqlalchemy import insert, select
 
 from mlops.db.schema import ingestion_runs, prediction_log
 from mlops.errors import IngestionFailed, InputError
-from mlops.monitoring import dashboard, report, results
+from mlops.monitoring import (
+    chart_operations,
+    dashboard,
+    panel_distributions,
+    panel_monitors,
+    report,
+    results,
+)
+from mlops.monitoring.panel import Panel, Window
 from mlops.specs.features import JOBS
 from mlops.store import ingest
 from mlops.store.historical import load_history
@@ -219,7 +227,7 @@ def _monitor_results(rt) -> None:
 # --- the data layer ----------------------------------------------------------------------------
 
 
-def _panel(board, key) -> dashboard.Panel:
+def _panel(board, key) -> Panel:
     (panel,) = [p for p in board.panels if p.key == key]
     assert panel.error is None, panel.error
     return panel
@@ -263,7 +271,7 @@ def test_ingestion_runs_match_the_table(refreshed):
         row, job = n // len(jobs) + 1, jobs[n % len(jobs)]
         xs = [pd.Timestamp(x).to_pydatetime() for x in trace.x]
         plotted[(row, job, trace.name)].extend(zip(xs, trace.y, strict=True))
-        assert trace.marker.color == report.RUN_COLOURS[trace.name]
+        assert trace.marker.color == chart_operations.RUN_COLOURS[trace.name]
     expected = defaultdict(list)
     for _, job, status, started, duration, written in want:
         expected[(1, job, status)].append((started, duration))
@@ -344,7 +352,7 @@ def test_churn_score_by_cohort_joins_the_warehouse(seeded):
 def test_churn_scores_are_sampled_past_a_limit(seeded, monkeypatch):
     rows = _answers(seeded)
     in_window = [r for r in rows if r["job"] == "churn" and r["logged_at"] >= NOW - MONTH]
-    monkeypatch.setattr(dashboard, "COHORT_SAMPLE", 40)
+    monkeypatch.setattr(panel_distributions, "COHORT_SAMPLE", 40)
     panel = _panel(dashboard.gather(seeded, since=MONTH), "cohorts")
     step = -(-len(in_window) // 40)
     with seeded.store.connect() as conn:
@@ -355,7 +363,7 @@ def test_churn_scores_are_sampled_past_a_limit(seeded, monkeypatch):
         ).scalars()
         sampled = sum(1 for i in ids if i % step == 0)
     assert f"a 1-in-{step} sample of {len(in_window):,} churn predictions" in panel.notes
-    for kind in dashboard.COHORTS:
+    for kind in panel_distributions.COHORTS:
         scores = panel.frames["scores"]
         assert scores.loc[scores["cohort_kind"] == kind, "predictions"].sum() == sampled
 
@@ -365,7 +373,7 @@ def test_feature_snapshots_against_the_history(refreshed):
     panel = _panel(board, "features")
     live = panel.frames["snapshots"]
     history = load_history(refreshed.store, JOBS["churn"])
-    for name in dashboard.KEY_FEATURES["churn"]:
+    for name in panel_distributions.KEY_FEATURES["churn"]:
         part = live[(live["job"] == "churn") & (live["feature"] == name)]
         assert len(part) == 3  # the failed run stored nothing
         for row in part.itertuples():
@@ -380,19 +388,23 @@ def test_feature_snapshots_against_the_history(refreshed):
 
 def test_many_snapshots_are_spread_over_the_window(refreshed, monkeypatch):
     # ``refreshed`` holds churn snapshots two days ago, yesterday and now.
-    monkeypatch.setattr(dashboard, "MAX_SNAPSHOTS", 2)
+    monkeypatch.setattr(panel_distributions, "MAX_SNAPSHOTS", 2)
     live = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     churn = live[live["job"] == "churn"]
     assert set(churn["as_of"]) == {pd.Timestamp(NOW - timedelta(days=2)), pd.Timestamp(NOW)}
-    assert dashboard.spread(list(range(10)), 4) == [0, 3, 6, 9]
-    assert dashboard.spread([1, 2], 5) == [1, 2] and dashboard.spread([1, 2, 3], 1) == [3]
+    assert panel_distributions.spread(list(range(10)), 4) == [0, 3, 6, 9]
+    assert panel_distributions.spread([1, 2], 5) == [1, 2] and panel_distributions.spread(
+        [1, 2, 3], 1
+    ) == [3]
 
 
 def test_history_chunks_are_read_once_per_process(refreshed, monkeypatch):
     first = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     read = []
-    real = dashboard._payload
-    monkeypatch.setattr(dashboard, "_payload", lambda conn, c: read.append(c) or real(conn, c))
+    real = panel_distributions._payload
+    monkeypatch.setattr(
+        panel_distributions, "_payload", lambda conn, c: read.append(c) or real(conn, c)
+    )
     again = _panel(dashboard.gather(refreshed), "features").frames["snapshots"]
     pd.testing.assert_frame_equal(again, first)
     assert read == []  # every chunk's statistics were memoised
@@ -415,7 +427,7 @@ def test_chunk_statistics_skip_categories_and_features_added_later():
             "plan": ["basic"] * 5,
         }
     )
-    rows = dashboard.chunk_stats(
+    rows = panel_distributions.chunk_stats(
         encode_chunk(chunk), [day1, day2], ["orders_90d", "plan", "spend_90d"]
     )
     assert [(r["as_of"], r["feature"], r["mean"], r["count"]) for r in rows] == [
@@ -430,7 +442,7 @@ def test_reference_band_from_the_saved_distribution():
         "orders_30d": {"kind": "numeric", "mean": 50.0, "sample": sample},
         "plan": {"kind": "category", "shares": {"basic": 1.0}},
     }
-    frame = dashboard.reference_stats(ref, ["orders_30d", "plan", "missing"])
+    frame = panel_distributions.reference_stats(ref, ["orders_30d", "plan", "missing"])
     assert frame[["feature", "mean", "p10", "p50", "p90"]].to_dict("records") == [
         {"feature": "orders_30d", "mean": 50.0, "p10": 10.0, "p50": 50.0, "p90": 90.0}
     ]
@@ -455,7 +467,7 @@ def test_drift_heatmap_shows_the_worst_status_per_check(seeded):
     fig = report.figure(_panel(board, "drift"), board.window)
     (heat,) = fig.data
     z = dict(zip(heat.y, np.asarray(heat.z).tolist(), strict=True))
-    rank = dashboard.STATUS_RANK
+    rank = panel_monitors.STATUS_RANK
     assert list(heat.x) == [f"{day1:%m-%d %H:%M}", f"{NOW:%m-%d %H:%M}"]
     assert z["churn · orders_30d"] == [rank["ok"], rank["warn"]]
     assert z["churn · spend_90d"] == [rank["alert"], rank["alert"]]
@@ -507,7 +519,7 @@ def test_eta_residuals_from_the_labelled_predictions(seeded):
 
 
 def test_eta_residuals_binning():
-    window = dashboard.Window(NOW - MONTH, NOW, "day")
+    window = Window(NOW - MONTH, NOW, "day")
     frame = pd.DataFrame(
         {
             "logged_at": [NOW - timedelta(days=1, hours=h) for h in range(4)] + [NOW],
@@ -516,7 +528,7 @@ def test_eta_residuals_binning():
             "label": [12.0, 20.0, 25.0, 400.0, 45.0],
         }
     )
-    out = dashboard.eta_residuals(frame, window)
+    out = panel_monitors.eta_residuals(frame, window)
     hist = out["histogram"]
     # -360 lies beyond the 99th percentile of |residual|: counted in the outermost bin.
     model = hist[hist["source"] == "model"]
@@ -525,7 +537,7 @@ def test_eta_residuals_binning():
     day = pd.Timestamp(NOW - timedelta(days=1)).floor("D")
     assert over.loc[(day, "model"), "mean_residual"] == pytest.approx((-2 + 0 + 5 - 360) / 4)
     assert over.loc[(day, "model"), "mae"] == pytest.approx((2 + 0 + 5 + 360) / 4)
-    empty = dashboard.eta_residuals(frame.iloc[:0], window)
+    empty = panel_monitors.eta_residuals(frame.iloc[:0], window)
     assert all(f.empty for f in empty.values())
 
 

@@ -1,0 +1,189 @@
+"""The dashboard's panels on what the monitors found: drift status per feature, accuracy of
+model against heuristic per period, and ETA residuals, read from the monitors' own results
+(and the accuracy monitor's join of answers with outcomes) rather than recomputed."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import case, func, select
+
+from mlops.db.schema import monitor_results
+from mlops.monitoring.panel import Panel, Window
+from mlops.monitoring.panel_sql import read_frame
+from mlops.runtime import Runtime
+
+# The heatmap's columns: the latest drift checks in the window.
+MAX_DRIFT_CHECKS = 60
+RESIDUAL_BINS = 40
+STATUS_RANK = {"insufficient": 0, "ok": 1, "warn": 2, "alert": 3}
+STATUS_BY_RANK = {rank: status for status, rank in STATUS_RANK.items()}
+
+
+# --- drift status ----------------------------------------------------------------------------
+
+
+def read_drift(rt: Runtime, window: Window, panel: Panel) -> None:
+    r = monitor_results
+    drift = (
+        r.c.monitor == "drift",
+        r.c.checked_at >= window.start,
+        r.c.checked_at <= window.end,
+    )
+    times = select(r.c.checked_at).where(*drift).distinct()
+    with rt.store.connect() as conn:
+        recent = conn.execute(
+            times.order_by(r.c.checked_at.desc()).limit(MAX_DRIFT_CHECKS)
+        ).scalars()
+        first = min(recent, default=None)
+    if first is None:
+        panel.notes.append("no drift checks in the window (run `mlops monitor drift`)")
+        panel.frames = {"status": pd.DataFrame(columns=_DRIFT_COLUMNS)}
+        return
+    rank = case(STATUS_RANK, value=r.c.status, else_=0)
+    stmt = (
+        select(
+            r.c.job,
+            r.c.feature,
+            r.c.checked_at,
+            func.max(rank).label("rank"),
+            func.max(case((r.c.statistic == "psi", r.c.value))).label("psi"),
+            func.max(r.c.sample_size).label("sample_size"),
+        )
+        .where(r.c.monitor == "drift", r.c.checked_at >= first, r.c.checked_at <= window.end)
+        .group_by(r.c.job, r.c.feature, r.c.checked_at)
+        .order_by(r.c.job, r.c.feature, r.c.checked_at)
+    )
+    frame = read_frame(rt.store, stmt, times=("checked_at",))
+    frame["status"] = frame["rank"].map(STATUS_BY_RANK)
+    panel.frames = {"status": frame[_DRIFT_COLUMNS]}
+
+
+_DRIFT_COLUMNS = ["job", "feature", "checked_at", "rank", "status", "psi", "sample_size"]
+
+
+# --- accuracy and ETA residuals --------------------------------------------------------------
+
+
+def read_accuracy(rt: Runtime, window: Window, panel: Panel) -> None:
+    r = monitor_results
+    # Each accuracy check rewrites every period it can score (feature "<by>:<period>:<source>");
+    # the latest check that scored a period is its answer.
+    latest = (
+        select(r.c.job, r.c.feature, func.max(r.c.checked_at).label("at"))
+        .where(
+            r.c.monitor == "accuracy",
+            r.c.checked_at >= window.start,
+            r.c.checked_at <= window.end,
+        )
+        .group_by(r.c.job, r.c.feature)
+        .subquery()
+    )
+    stmt = (
+        select(
+            r.c.checked_at,
+            r.c.job,
+            r.c.feature,
+            r.c.statistic,
+            r.c.value,
+            r.c.threshold,
+            r.c.status,
+            r.c.sample_size,
+            r.c.detail,
+        )
+        .join(
+            latest,
+            (r.c.job == latest.c.job)
+            & (r.c.feature == latest.c.feature)
+            & (r.c.checked_at == latest.c.at),
+        )
+        .where(r.c.monitor == "accuracy")
+    )
+    frame = accuracy_trend(read_frame(rt.store, stmt, times=("checked_at",)))
+    if frame.empty:
+        panel.notes.append("no accuracy checks in the window (run `mlops monitor accuracy`)")
+    panel.frames = {"trend": frame}
+
+
+_TREND = [
+    "job",
+    "by",
+    "period_start",
+    "source",
+    "statistic",
+    "value",
+    "threshold",
+    "status",
+    "sample_size",
+    "complete",
+    "checked_at",
+]
+
+
+def accuracy_trend(rows: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy result rows as one point per job, period and source, in the period size
+    (day or week) of each job's latest check; ``complete`` says whether all labels were due."""
+    if rows.empty:
+        return pd.DataFrame(columns=_TREND)
+    parts = rows["feature"].str.split(":", n=2, expand=True).reindex(columns=range(3))
+    frame = rows.assign(
+        by=parts[0],
+        period_start=pd.to_datetime(parts[1], format="%Y-%m-%d", errors="coerce"),
+        source=parts[2],
+        checked_at=pd.to_datetime(rows["checked_at"]),
+        complete=rows["detail"].map(_complete),
+    ).dropna(subset=["period_start", "source"])
+    newest = frame.sort_values("checked_at").groupby("job")["by"].last()
+    frame = frame[frame["by"] == frame["job"].map(newest)]
+    return frame[_TREND].sort_values(["job", "source", "period_start"]).reset_index(drop=True)
+
+
+def _complete(detail) -> bool:
+    try:
+        return bool(json.loads(detail).get("complete", True))
+    except (TypeError, ValueError, AttributeError):
+        return True
+
+
+def read_residuals(rt: Runtime, window: Window, panel: Panel) -> None:
+    from mlops.monitoring import accuracy
+
+    # The accuracy monitor's own join of ETA answers with delivered outcomes.
+    labelled = accuracy.labelled(rt, "eta", since=window.start)
+    if labelled.empty:
+        panel.notes.append("no ETA predictions with a delivered outcome in the window yet")
+    panel.frames = eta_residuals(labelled, window)
+
+
+def eta_residuals(labelled: pd.DataFrame, window: Window) -> dict[str, pd.DataFrame]:
+    """Predicted minus actual minutes, binned per source (model, heuristic) and per bucket."""
+    frame = labelled.dropna(subset=["prediction", "label"])
+    residual = frame["prediction"].astype(float) - frame["label"].astype(float)
+    if residual.empty:
+        return {
+            "histogram": pd.DataFrame(columns=["source", "left", "right", "count"]),
+            "over_time": pd.DataFrame(
+                columns=["bucket", "source", "mean_residual", "mae", "count"]
+            ),
+        }
+    limit = max(float(np.nanquantile(np.abs(residual), 0.99)), 1.0)
+    edges = np.linspace(-limit, limit, RESIDUAL_BINS + 1)
+    hist = []
+    for source, part in residual.groupby(frame["source"]):
+        # Beyond the 99th percentile: counted in the outer bins rather than stretching the axis.
+        counts = np.histogram(part.clip(-limit, limit), bins=edges)[0]
+        hist.append(
+            pd.DataFrame(
+                {"source": source, "left": edges[:-1], "right": edges[1:], "count": counts}
+            )
+        )
+    bucket = pd.to_datetime(frame["logged_at"]).dt.floor(window.freq).rename("bucket")
+    grouped = pd.DataFrame({"residual": residual, "abs": residual.abs()}).groupby(
+        [bucket, frame["source"].rename("source")]
+    )
+    over_time = grouped.agg(
+        mean_residual=("residual", "mean"), mae=("abs", "mean"), count=("residual", "size")
+    )
+    return {"histogram": pd.concat(hist, ignore_index=True), "over_time": over_time.reset_index()}
