@@ -25,7 +25,7 @@ from common import END, parser, read_marker, set_marker, write
 from mlops.clock import FrozenClock
 from mlops.db import migrate
 from mlops.db.schema import prediction_log
-from mlops.monitoring import accuracy
+from mlops.monitoring import accuracy, labelling
 from mlops.runtime import Runtime
 from mlops.settings import Settings
 from mlops.warehouse import schema as wh
@@ -63,8 +63,8 @@ def main() -> None:
         "process time (what the wall time would be on an idle machine, give or take I/O)",
     }
     joins = {}
-    for job in accuracy.JOBS:
-        (wall, cpu), frame = timed(args.repeat, lambda job=job: accuracy.labelled(rt, job))
+    for job in labelling.JOBS:
+        (wall, cpu), frame = timed(args.repeat, lambda job=job: labelling.labelled(rt, job))
         joins[job] = {"labelled_rows": len(frame), "wall_seconds": wall, "cpu_seconds": cpu}
         print(
             f"labelled({job}): {len(frame):,} rows in {wall:.2f} s ({cpu:.2f} s cpu)",

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import monitor_results
 from mlops.errors import InputError
-from mlops.monitoring import accuracy
+from mlops.monitoring import accuracy, labelling
 from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
@@ -76,8 +76,8 @@ def test_churn_label_is_no_completed_order_within_30_days_and_waits_until_due(wo
             order("o6", "edge_out", t + 30 * DAY),  # exactly 30 days later: outside
         ],
     )
-    frame = accuracy.labelled(world, "churn")
-    assert list(frame.columns) == list(accuracy.LABELLED_COLUMNS)
+    frame = labelling.labelled(world, "churn")
+    assert list(frame.columns) == list(labelling.LABELLED_COLUMNS)
     assert labels(frame) == {
         "stays": 0.0,
         "leaves": 1.0,
@@ -86,9 +86,9 @@ def test_churn_label_is_no_completed_order_within_30_days_and_waits_until_due(wo
         "just_due": 1.0,
     }
     clock.advance(20 * DAY)  # the recent prediction's window has closed
-    assert labels(accuracy.labelled(world, "churn"))["recent"] == 1.0
+    assert labels(labelling.labelled(world, "churn"))["recent"] == 1.0
     load(world, wh.orders, [order("o7", "recent", NOW - 5 * DAY)])
-    assert labels(accuracy.labelled(world, "churn"))["recent"] == 0.0
+    assert labels(labelling.labelled(world, "churn"))["recent"] == 0.0
 
 
 def test_upsell_label_is_the_shown_offer_accepted_and_unshown_offers_are_left_out(world, clock):
@@ -126,11 +126,11 @@ def test_upsell_label_is_the_shown_offer_accepted_and_unshown_offers_are_left_ou
             impression("i8", "c6", "o1", NOW - hour, True),
         ],
     )
-    frame = accuracy.labelled(world, "upsell")
+    frame = labelling.labelled(world, "upsell")
     expected = {("c1", "o1"): 1.0, ("c1", "o2"): 0.0, ("c4", "o1"): 0.0}
     assert upsell_labels(frame) == expected
     clock.advance(DAY)  # c6's day has passed; the rest is unchanged
-    assert upsell_labels(accuracy.labelled(world, "upsell")) == {**expected, ("c6", "o1"): 1.0}
+    assert upsell_labels(labelling.labelled(world, "upsell")) == {**expected, ("c6", "o1"): 1.0}
 
 
 def upsell_labels(frame: pd.DataFrame) -> dict:
@@ -173,7 +173,7 @@ def test_eta_label_is_the_actual_minutes_of_delivered_deliveries(world):
         wh.deliveries,
         [delivery("d1", t, t + timedelta(minutes=41, seconds=30)), delivery("d2", t, None)],
     )
-    frame = accuracy.labelled(world, "eta")
+    frame = labelling.labelled(world, "eta")
     assert labels(frame, "subject_id") == {"d1": 41.5}
     assert frame.loc[0, "prediction"] == 35.0
     with world.warehouse.begin() as conn:  # d2 arrives
@@ -182,7 +182,7 @@ def test_eta_label_is_the_actual_minutes_of_delivered_deliveries(world):
             .where(wh.deliveries.c.delivery_id == "d2")
             .values(delivered_at=t + timedelta(minutes=50))
         )
-    assert labels(accuracy.labelled(world, "eta"), "subject_id") == {"d1": 41.5, "d2": 50.0}
+    assert labels(labelling.labelled(world, "eta"), "subject_id") == {"d1": 41.5, "d2": 50.0}
 
 
 def test_labelled_columns_since_until_and_provenance(world):
@@ -204,7 +204,7 @@ def test_labelled_columns_since_until_and_provenance(world):
         ],
     )
     load(world, wh.deliveries, [delivery(f"d{i}", t, t + timedelta(minutes=40)) for i in range(4)])
-    frame = accuracy.labelled(
+    frame = labelling.labelled(
         world, "eta", since=t + timedelta(minutes=1), until=t + timedelta(minutes=3)
     )
     assert frame["subject_id"].tolist() == ["d1", "d2"]
@@ -223,10 +223,10 @@ def test_labelled_columns_since_until_and_provenance(world):
         "prediction": "float64",
         "label": "float64",
     }
-    empty = accuracy.labelled(world, "churn")
-    assert empty.empty and list(empty.columns) == list(accuracy.LABELLED_COLUMNS)
+    empty = labelling.labelled(world, "churn")
+    assert empty.empty and list(empty.columns) == list(labelling.LABELLED_COLUMNS)
     with pytest.raises(InputError, match="unknown job"):
-        accuracy.labelled(world, "nope")
+        labelling.labelled(world, "nope")
 
 
 # --- metrics ------------------------------------------------------------------------------

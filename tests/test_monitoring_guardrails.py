@@ -38,7 +38,7 @@ FP_TOLERANCE = 3 * math.sqrt(ALPHA * (1 - ALPHA) / SEEDS)
 
 
 def simulated(rng, job: str, n: int, control: float, treatment: float) -> pd.DataFrame:
-    """``accuracy.labelled``-shaped rows for ``n`` units per arm whose outcome ("hit": accepted,
+    """``labelling.labelled``-shaped rows for ``n`` units per arm whose outcome ("hit": accepted,
     retained or late) has the given probability per arm."""
     arm = np.repeat([arms.CONTROL, arms.TREATMENT], n)
     hit = rng.random(2 * n) < np.repeat([control, treatment], n)

@@ -3,7 +3,7 @@ heuristic) on the job's business metric? A one-sided two-proportion z-test for
 non-inferiority decides; a significant regression beyond the agreed margin raises a guardrail
 alert and trips the job's fallback (``monitoring.fallback``) where automatic fallback is on.
 
-The metrics (one 0/1 outcome per unit, units taken from ``accuracy.labelled``):
+The metrics (one 0/1 outcome per unit, units taken from ``labelling.labelled``):
 
 - upsell, ``acceptance_rate`` (higher is better): whether the customer accepted the first
   offer shown to them in the window.
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from mlops.db.schema import fallback_trips
-from mlops.monitoring import accuracy
+from mlops.monitoring import labelling
 from mlops.runtime import Runtime
 from mlops.serving.arms import CONTROL, TREATMENT
 
@@ -174,7 +174,7 @@ def compare(
 
 
 def units(job: str, labelled: pd.DataFrame) -> pd.DataFrame:
-    """One row per unit (columns ``arm``, ``hit``) from ``accuracy.labelled`` rows; ETA rows
+    """One row per unit (columns ``arm``, ``hit``) from ``labelling.labelled`` rows; ETA rows
     need a boolean ``late`` column besides (see ``late_deliveries``)."""
     import pandas as pd
 
@@ -239,13 +239,13 @@ def check(
     """Compare the arms of ``job`` (every job when None or "all"). With ``record``, writes
     ``ml_monitor_results`` rows (monitor "guardrail"), raises or resolves the guardrail
     alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on)."""
-    jobs = accuracy.job_names(job)
-    accuracy.require_past(since, rt.clock.now())
+    jobs = labelling.job_names(job)
+    labelling.require_past(since, rt.clock.now())
     s = rt.settings
     found = []
     for name in jobs:
         start = _window_start(rt, name, since)
-        labelled = accuracy.labelled(rt, name, since=start)
+        labelled = labelling.labelled(rt, name, since=start)
         if name == "eta":
             labelled = late_deliveries(rt, labelled)
         counts = arm_counts(name, labelled)

@@ -148,10 +148,10 @@ def _complete(detail) -> bool:
 
 
 def read_residuals(rt: Runtime, window: Window, panel: Panel) -> None:
-    from mlops.monitoring import accuracy
+    from mlops.monitoring import labelling
 
     # The accuracy monitor's own join of ETA answers with delivered outcomes.
-    labelled = accuracy.labelled(rt, "eta", since=window.start)
+    labelled = labelling.labelled(rt, "eta", since=window.start)
     if labelled.empty:
         panel.notes.append("no ETA predictions with a delivered outcome in the window yet")
     panel.frames = eta_residuals(labelled, window)
