@@ -32,7 +32,7 @@ from mlops.runtime import Runtime
 from mlops.settings import Settings
 from mlops.specs import sync as specs_sync
 from mlops.specs.features import get_job
-from mlops.store import ingest, runs
+from mlops.store import runs, writes
 from mlops.store.validate import validate
 from mlops.training import tracking
 from mlops.training.reference import reference_distributions
@@ -85,7 +85,7 @@ def build_store(rt: Runtime, entities: int) -> float:
         scheduled_for=None,
     )
     with rt.store.begin() as conn:
-        ingest._write_chunk(conn, job, run_id, [END], checked.good, END)
+        writes.write_chunk(conn, job, run_id, [END], checked.good, END)
     runs.finish_run(
         rt.store,
         run_id,

@@ -59,7 +59,7 @@ def _store_write(rt) -> dict:
     """The write path alone (validated rows -> committed latest + history), as Feast's
     materialize is measured: it starts from computed feature rows too."""
     from mlops.specs import JOBS
-    from mlops.store import runs
+    from mlops.store import runs, writes
     from mlops.store.validate import validate
     from mlops.warehouse import views
 
@@ -81,7 +81,7 @@ def _store_write(rt) -> dict:
     )
     began = time.perf_counter()
     with rt.store.begin() as conn:
-        ingest._write_chunk(conn, job, run_id, [point], good, END)
+        writes.write_chunk(conn, job, run_id, [point], good, END)
     seconds = time.perf_counter() - began
     values = len(good) * len(job.features)
     return {

@@ -21,7 +21,7 @@ def table_rows(engine, table) -> list[dict]:
 def write_snapshots(rt, job, frame, now) -> None:
     """Append rows (as_of, entity_id, features) as snapshots through the store's own chunk
     writer, as one run and one chunk: for tests that need history with chosen values."""
-    from mlops.store import ingest, runs
+    from mlops.store import runs, writes
 
     run_id = runs.start_run(
         rt.store,
@@ -34,7 +34,7 @@ def write_snapshots(rt, job, frame, now) -> None:
     )
     points = sorted(frame["as_of"].drop_duplicates().dt.to_pydatetime())
     with rt.store.begin() as conn:
-        ingest._write_chunk(conn, job, run_id, points, frame, now)
+        writes.write_chunk(conn, job, run_id, points, frame, now)
 
 
 def break_one_customer(warehouse) -> str:

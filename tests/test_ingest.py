@@ -11,7 +11,7 @@ from sqlalchemy import select
 from mlops.db.schema import feature_history, feature_rejects, feature_values, ingestion_runs
 from mlops.errors import IngestionFailed, InputError, NotReadyError
 from mlops.specs import JOBS
-from mlops.store import ingest
+from mlops.store import ingest, writes
 from mlops.store.codec import unpack_row
 from mlops.store.historical import load_history
 from tests.conftest import NOW
@@ -130,7 +130,7 @@ def test_reject_share_over_threshold_fails_and_writes_no_values(seeded):
 
 def test_failure_mid_backfill_keeps_committed_chunks_and_resumes(seeded, monkeypatch):
     seeded.settings.backfill_chunk_rows = 1  # one as_of point per chunk
-    real = ingest._write_chunk
+    real = writes.write_chunk
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -139,13 +139,13 @@ def test_failure_mid_backfill_keeps_committed_chunks_and_resumes(seeded, monkeyp
             raise RuntimeError("disk on fire")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(ingest, "_write_chunk", flaky)
+    monkeypatch.setattr(writes, "write_chunk", flaky)
     start = NOW - timedelta(days=5)
     with pytest.raises(IngestionFailed, match="disk on fire"):
         ingest.backfill(seeded, "churn", start=start, end=NOW)
     assert load_history(seeded.store, JOBS["churn"])["as_of"].nunique() == 2
     assert _runs(seeded.store)[-1]["status"] == "failed"
-    monkeypatch.setattr(ingest, "_write_chunk", real)
+    monkeypatch.setattr(writes, "write_chunk", real)
     resumed = ingest.backfill(seeded, "churn", start=start, end=NOW)
     assert resumed.points_skipped == 2 and resumed.status == "succeeded"
     assert load_history(seeded.store, JOBS["churn"])["as_of"].nunique() == 5
@@ -158,14 +158,14 @@ KILLER = textwrap.dedent(
     from mlops.clock import FrozenClock
     from mlops.runtime import Runtime
     from mlops.settings import Settings
-    from mlops.store import ingest
+    from mlops.store import ingest, writes
 
-    real = ingest._upsert_values
+    real = writes._upsert_values
     def die_mid_write(*args, **kwargs):
         real(*args, **kwargs)  # values and history written, not yet committed
         os.kill(os.getpid(), signal.SIGKILL)
 
-    ingest._upsert_values = die_mid_write
+    writes._upsert_values = die_mid_write
     rt = Runtime(Settings(database_url=sys.argv[1], warehouse_url=sys.argv[2]),
                  FrozenClock(datetime.fromisoformat(sys.argv[3])))
     ingest.refresh(rt, "churn")

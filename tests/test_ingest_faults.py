@@ -13,8 +13,9 @@ from mlops.db.schema import feature_values, ingestion_runs
 from mlops.errors import IngestionFailed
 from mlops.runtime import Runtime
 from mlops.specs import JOBS
-from mlops.store import ingest
+from mlops.store import ingest, writes
 from mlops.store.historical import load_history
+from mlops.warehouse import views
 from tests.cli_support import invoke
 from tests.conftest import NOW, PG_URL
 from tests.store_tables import row_counts, table_rows
@@ -52,7 +53,7 @@ def _terminate_before(monkeypatch, pg_admin, target: str, call: int = 1) -> None
     """On the ``call``-th chunk, once history and snapshots are written, terminate the
     ingestion's own backend from another connection, then let the real ``target`` run into
     the dead connection: the upsert through SQLAlchemy, or the COPY on the driver's cursor."""
-    real = getattr(ingest, target)
+    real = getattr(writes, target)
     calls = {"n": 0}
 
     def terminated(conn, *args, **kwargs):
@@ -67,7 +68,7 @@ def _terminate_before(monkeypatch, pg_admin, target: str, call: int = 1) -> None
             assert gone
         return real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, target, terminated)
+    monkeypatch.setattr(writes, target, terminated)
 
 
 def _assert_connection_lost(message: str) -> None:
@@ -122,7 +123,7 @@ def test_warehouse_connection_terminated_mid_view_names_the_warehouse(
 ):
     values, counts = _served_earlier(seeded)
     pg_admin = request.getfixturevalue("pg_admin")
-    real = ingest.views.compute
+    real = views.compute
 
     def terminated(conn, *args, **kwargs):
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
@@ -130,7 +131,7 @@ def test_warehouse_connection_terminated_mid_view_names_the_warehouse(
             admin.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
         return real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(ingest.views, "compute", terminated)
+    monkeypatch.setattr(views, "compute", terminated)
     with pytest.raises(IngestionFailed, match="lost the connection to the warehouse database"):
         ingest.refresh(seeded, "churn")
     _assert_unchanged(seeded, values, counts)
@@ -142,7 +143,7 @@ def test_warehouse_connection_terminated_mid_view_names_the_warehouse(
 def _fill_disk_before(monkeypatch, target: str, call: int = 1) -> None:
     """Fill the store's "disk" on the ``call``-th chunk, at the moment ``target`` (the chunk
     write, or the upsert of latest values once history went in) starts writing."""
-    real = getattr(ingest, target)
+    real = getattr(writes, target)
     calls = {"n": 0}
 
     def full(conn, *args, **kwargs):
@@ -155,10 +156,10 @@ def _fill_disk_before(monkeypatch, target: str, call: int = 1) -> None:
             conn.exec_driver_sql(f"PRAGMA max_page_count = {pages}")
         return real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, target, full)
+    monkeypatch.setattr(writes, target, full)
 
 
-@pytest.mark.parametrize("target", ["_write_chunk", "_upsert_values"])
+@pytest.mark.parametrize("target", ["write_chunk", "_upsert_values"])
 @SQLITE_ONLY
 def test_store_disk_full_mid_refresh(seeded, backend, monkeypatch, target):
     values, counts = _served_earlier(seeded)
@@ -182,7 +183,7 @@ def test_store_disk_full_mid_refresh(seeded, backend, monkeypatch, target):
 @SQLITE_ONLY
 def test_store_disk_full_mid_backfill_keeps_committed_chunks(seeded, backend, monkeypatch):
     seeded.settings.backfill_chunk_rows = 1  # one as_of point per chunk
-    _fill_disk_before(monkeypatch, "_write_chunk", call=3)
+    _fill_disk_before(monkeypatch, "write_chunk", call=3)
     start = NOW - timedelta(days=5)
     with pytest.raises(IngestionFailed, match=r"is full.*resumes after them"):
         ingest.backfill(seeded, "churn", start=start, end=NOW)
@@ -212,7 +213,7 @@ def test_store_turned_read_only_mid_run_is_marked_failed_by_the_next_run(
         if read_only["on"]:
             dbapi_conn.execute("PRAGMA query_only = ON")
 
-    real = ingest._write_chunk
+    real = writes.write_chunk
 
     def remounted(conn, *args, **kwargs):
         read_only["on"] = True
@@ -220,7 +221,7 @@ def test_store_turned_read_only_mid_run_is_marked_failed_by_the_next_run(
         conn.exec_driver_sql("PRAGMA query_only = ON")
         return real(conn, *args, **kwargs)
 
-    monkeypatch.setattr(ingest, "_write_chunk", remounted)
+    monkeypatch.setattr(writes, "write_chunk", remounted)
     with pytest.raises(IngestionFailed, match="is read-only"):
         ingest.refresh(seeded, "churn")
     monkeypatch.undo()

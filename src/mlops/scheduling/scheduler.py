@@ -31,13 +31,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError
 
 from mlops.runtime import Runtime
 from mlops.scheduling import history, leases
+from mlops.scheduling.attempts import Attempt, ChainRun, Worker, log_extra, work
 from mlops.scheduling.tasks import Schedule, Task, human, latest_slot, next_slots
 
 log = logging.getLogger("mlops.scheduler")
@@ -49,63 +49,6 @@ RENEW_EVERY = leases.LEASE / 4
 BUSY_RECHECK = timedelta(seconds=10)
 # The loop outlives a database that is briefly away: it logs, waits this long, tries again.
 DATABASE_RETRY_SECONDS = 5.0
-
-
-@dataclass
-class Attempt:
-    """One attempt of one task for one slot, as recorded in ``ml_scheduler_runs``."""
-
-    task: str
-    scheduled_for: datetime
-    attempt: int
-    started_at: datetime
-    run_id: int
-    status: str = history.RUNNING
-    finished_at: datetime | None = None
-    error: str | None = None
-    summary: str | None = None
-
-    @property
-    def delay(self) -> timedelta:
-        """Scheduler delay: how late the attempt started after its slot."""
-        return self.started_at - self.scheduled_for
-
-
-@dataclass
-class _Worker:
-    attempt: Attempt
-    # time.monotonic() at start: a timeout bounds how long the thread really runs, which a
-    # test's FrozenClock does not measure.
-    began: float
-    timed_out: bool = False
-    done: bool = False
-
-
-@dataclass
-class _ChainRun:
-    """A root task's chain being worked through for one slot, while we hold its lease."""
-
-    steps: list[Task]
-    scheduled_for: datetime
-    renewed: datetime
-    index: int = 0
-    attempt: int = 1
-    not_before: datetime | None = None
-    worker: _Worker | None = None
-    lease_lost: bool = False
-
-    @property
-    def root(self) -> Task:
-        return self.steps[0]
-
-    @property
-    def step(self) -> Task:
-        return self.steps[self.index]
-
-    def ready(self, now: datetime) -> bool:
-        """Whether its next step may start at ``now`` (nothing running, any retry wait over)."""
-        waited = self.not_before is None or now >= self.not_before
-        return self.worker is None and self.index < len(self.steps) and waited
 
 
 def default_owner() -> str:
@@ -128,7 +71,7 @@ class Scheduler:
         self.schedule = schedule
         self.owner = owner or default_owner()
         self.on_attempt = on_attempt or (lambda attempt: None)
-        self._chains: dict[str, _ChainRun] = {}
+        self._chains: dict[str, ChainRun] = {}
         self._last: dict[str, datetime | None] = {}
         self._busy_until: dict[str, datetime] = {}
         self._watch: set[str] = set()
@@ -173,7 +116,7 @@ class Scheduler:
                     message = f"still running after its timeout of {human(chain.step.timeout)}"
                     history.mark_timed_out(self.rt.store, worker.attempt.run_id, message)
                     worker.attempt.status, worker.attempt.error = history.TIMED_OUT, message
-                    log.warning("%s timed out", chain.step.name, extra=_extra(worker.attempt))
+                    log.warning("%s timed out", chain.step.name, extra=log_extra(worker.attempt))
                     did.append(worker.attempt)
                     self.on_attempt(worker.attempt)
                 continue
@@ -191,7 +134,7 @@ class Scheduler:
             if chain.index >= len(chain.steps):
                 self._finish_chain(name, chain)
 
-    def _next_step(self, chain: _ChainRun, *, ok: bool, now: datetime, did: list) -> None:
+    def _next_step(self, chain: ChainRun, *, ok: bool, now: datetime, did: list) -> None:
         """Move past the current step; record followers that may not run as skipped."""
         chain.index += 1
         chain.attempt, chain.not_before = 1, now
@@ -240,7 +183,7 @@ class Scheduler:
             steps = self.schedule.chain(root)
             history.abandon(self.rt.store, [t.name for t in steps], now)
             self._last[root.name] = slot
-            chain = _ChainRun(steps=steps, scheduled_for=slot, renewed=now)
+            chain = ChainRun(steps=steps, scheduled_for=slot, renewed=now)
             self._chains[root.name] = chain
             did.append(self._launch(chain, now))
 
@@ -272,7 +215,7 @@ class Scheduler:
             return False
         return True  # its scheduler died mid-run: the slot is still to do
 
-    def _launch(self, chain: _ChainRun, now: datetime) -> Attempt:
+    def _launch(self, chain: ChainRun, now: datetime) -> Attempt:
         task = chain.step
         run_id = history.start(
             self.rt.store,
@@ -283,39 +226,19 @@ class Scheduler:
             started_at=now,
         )
         attempt = Attempt(task.name, chain.scheduled_for, chain.attempt, now, run_id)
-        worker = _Worker(attempt, time.monotonic())
+        worker = Worker(attempt, time.monotonic())
         chain.worker = worker
-        log.info("%s started", task.name, extra=_extra(attempt))
+        log.info("%s started", task.name, extra=log_extra(attempt))
         self.on_attempt(attempt)
         threading.Thread(
-            target=self._work, args=(task, worker), name=f"mlops-{task.slug}", daemon=True
+            target=work,
+            args=(self.rt, task, worker, self._wakeup),
+            name=f"mlops-{task.slug}",
+            daemon=True,
         ).start()
         return attempt
 
-    def _work(self, task: Task, worker: _Worker) -> None:
-        """A worker thread: run the task's action, record how it ended."""
-        attempt = worker.attempt
-        try:
-            attempt.summary = task.action(self.rt, attempt.scheduled_for)
-            status, error = history.SUCCEEDED, None
-        except Exception as exc:
-            status, error = history.FAILED, f"{type(exc).__name__}: {exc}"
-        finished = self.rt.clock.now()
-        try:
-            history.finish(
-                self.rt.store, attempt.run_id, status=status, finished_at=finished, error=error
-            )
-        except Exception as exc:  # the database is down: the lease lapses, the row says running
-            log.error("cannot record the end of %s: %s", task.name, exc)
-        if attempt.status != history.TIMED_OUT:
-            attempt.status = status
-        attempt.finished_at, attempt.error = finished, error or attempt.error
-        level = logging.INFO if status == history.SUCCEEDED else logging.WARNING
-        log.log(level, "%s %s", task.name, status, extra=_extra(attempt))
-        worker.done = True
-        self._wakeup.set()
-
-    def _record_now(self, chain: _ChainRun, status: str, error: str) -> Attempt:
+    def _record_now(self, chain: ChainRun, status: str, error: str) -> Attempt:
         now = self.rt.clock.now()
         run_id = history.start(
             self.rt.store,
@@ -341,7 +264,7 @@ class Scheduler:
                     log.error("lease of %s lost while running it", chain.root.name)
                 chain.lease_lost = True
 
-    def _finish_chain(self, name: str, chain: _ChainRun) -> None:
+    def _finish_chain(self, name: str, chain: ChainRun) -> None:
         del self._chains[name]
         leases.release(self.rt.store, name, self.owner)
 
@@ -446,12 +369,3 @@ def _unique(attempts: list[Attempt]) -> list[Attempt]:
             seen.add(id(attempt))
             out.append(attempt)
     return out
-
-
-def _extra(attempt: Attempt) -> dict:
-    return {
-        "task": attempt.task,
-        "scheduled_for": attempt.scheduled_for.isoformat(),
-        "attempt": attempt.attempt,
-        "delay_seconds": attempt.delay.total_seconds(),
-    }

@@ -6,32 +6,26 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, column, func, insert, select, table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import select
 
 from mlops.clock import to_utc_naive
 from mlops.db import failures, migrate
-from mlops.db.schema import feature_history, feature_rejects, feature_snapshots, feature_values
+from mlops.db.schema import feature_snapshots
 from mlops.errors import IngestionFailed, InputError, MlopsError
 from mlops.runtime import Runtime
 from mlops.specs.features import JobSpec, get_job
-from mlops.store import codec, runs
+from mlops.store import compute, runs, writes
 from mlops.store.stats import FeatureStats, new_stats
 from mlops.store.validate import validate
-from mlops.warehouse import views
-from mlops.warehouse.bulk import insert_frame, sqlite_rows
-from mlops.warehouse.schema import customers, deliveries, require_tables
+from mlops.warehouse.schema import require_tables
 
 REFRESH, BACKFILL = "refresh", "backfill"
-MAX_REJECTS_STORED = 10_000
 
 Progress = Callable[[int, int], None]
 log = logging.getLogger(__name__)
@@ -149,7 +143,7 @@ def _ingest(
             )
         if on_progress:
             on_progress(report.points_skipped, len(points))
-        for chunk, frame in _computed(rt, job, todo):
+        for chunk, frame in compute.computed(rt, job, todo):
             checked = validate(job, frame)
             report.rows_read += len(frame)
             report.rows_rejected += checked.rows_rejected
@@ -159,17 +153,19 @@ def _ingest(
             share = checked.rows_rejected / len(frame) if len(frame) else 0.0
             if share > rt.settings.reject_threshold:
                 if not dry_run:
-                    _store_rejects(rt, report.run_id, job, checked.rejects)
+                    writes.store_rejects(rt, report.run_id, job, checked.rejects)
                 raise _threshold_failure(checked, len(frame), rt.settings.reject_threshold)
             rows = len(checked.good)
             report.rows_written += rows
             report.values_written += rows * len(job.features)
             if not dry_run:
                 with rt.store.begin() as conn:
-                    _write_chunk(conn, job, report.run_id, chunk, checked.good, rt.clock.now())
-                    keep = max(0, MAX_REJECTS_STORED - rejects_stored)
+                    writes.write_chunk(
+                        conn, job, report.run_id, chunk, checked.good, rt.clock.now()
+                    )
+                    keep = max(0, writes.MAX_REJECTS_STORED - rejects_stored)
                     if keep and not checked.rejects.empty:
-                        _insert_rejects(conn, report.run_id, job, checked.rejects.head(keep))
+                        writes.insert_rejects(conn, report.run_id, job, checked.rejects.head(keep))
                         rejects_stored += min(keep, len(checked.rejects))
                     runs.update_run(conn, report.run_id, **_counters(report))
             if on_progress:
@@ -209,7 +205,7 @@ def _failure(rt: Runtime, job: JobSpec, mode: str, exc: BaseException) -> BaseEx
             "the chunks committed before the failure are kept and running the same backfill "
             f"again resumes after them; {kept}"
         )
-    if isinstance(exc, _WarehouseFault):
+    if isinstance(exc, compute.WarehouseFault):
         what, fix = failures.describe(exc.__cause__, rt.warehouse, "warehouse")
         return IngestionFailed(f"ingestion of {job.name} failed: {what}", f"{fix}; {kept}")
     if failures.is_database_error(exc, rt.store):
@@ -256,146 +252,6 @@ def _ingested_points(rt: Runtime, job: JobSpec, points: list[datetime]) -> set[d
             )
         )
         return {r[0] for r in rows}
-
-
-def _computed(rt: Runtime, job: JobSpec, points: list[datetime]):
-    """Yield (chunk, view rows) in order, computing up to ``ingest_workers`` chunks at once.
-
-    The database drivers release the GIL while a query runs, so a server warehouse
-    computes the next chunks on other cores while this thread validates and writes.
-    """
-    try:
-        yield from _computed_chunks(rt, job, points)
-    except Exception as exc:
-        if failures.is_database_error(exc, rt.warehouse):
-            raise _WarehouseFault(exc) from exc
-        raise
-
-
-class _WarehouseFault(Exception):
-    """A database error while computing a view: the warehouse's, not the store's."""
-
-
-def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
-    if not points:
-        return
-    with rt.warehouse.connect() as conn:
-        per_point = max(1, _entity_count(conn, job, points[-1]))
-    size = max(1, rt.settings.backfill_chunk_rows // per_point)
-    chunks = [points[i : i + size] for i in range(0, len(points), size)]
-
-    def compute(chunk: list[datetime]) -> pd.DataFrame:
-        with rt.warehouse.connect() as conn:
-            return views.compute(conn, job, chunk)
-
-    default = 1 if rt.warehouse.dialect.name == "sqlite" else 2
-    workers = min(rt.settings.ingest_workers or default, len(chunks))
-    if workers <= 1:
-        for chunk in chunks:
-            yield chunk, compute(chunk)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix=f"ingest-{job.name}") as pool:
-        pending = deque(pool.submit(compute, c) for c in chunks[:workers])
-        for i, chunk in enumerate(chunks):
-            frame = pending.popleft().result()
-            if i + workers < len(chunks):
-                pending.append(pool.submit(compute, chunks[i + workers]))
-            yield chunk, frame
-
-
-def _entity_count(conn: Connection, job: JobSpec, as_of: datetime) -> int:
-    if job.entity == "zone":
-        stmt = select(func.count(func.distinct(deliveries.c.zone)))
-    else:
-        stmt = select(func.count()).select_from(customers).where(customers.c.signup_at < as_of)
-    return int(conn.execute(stmt).scalar() or 0)
-
-
-def _write_chunk(
-    conn: Connection,
-    job: JobSpec,
-    run_id: int,
-    points: list[datetime],
-    good: pd.DataFrame,
-    now: datetime,
-) -> None:
-    chunk_id = conn.execute(
-        insert(feature_history).values(
-            job=job.name,
-            run_id=run_id,
-            min_as_of=points[0],
-            max_as_of=points[-1],
-            row_count=len(good),
-            feature_names=",".join(job.feature_names),
-            payload=codec.encode_chunk(good),
-            created_at=now,
-        )
-    ).inserted_primary_key[0]
-    counts = good.groupby("as_of").size()
-    conn.execute(
-        insert(feature_snapshots),
-        [
-            {
-                "job": job.name,
-                "as_of": p,
-                "run_id": run_id,
-                "chunk_id": chunk_id,
-                "entity_count": int(counts.get(pd.Timestamp(p), 0)),
-            }
-            for p in points
-        ],
-    )
-    latest = good.sort_values("as_of", kind="stable").drop_duplicates("entity_id", keep="last")
-    _upsert_values(conn, job, run_id, latest)
-
-
-def _upsert_values(conn: Connection, job: JobSpec, run_id: int, latest: pd.DataFrame) -> None:
-    rows = pd.DataFrame(
-        {
-            "job": job.name,
-            "entity_id": latest["entity_id"].to_numpy(),
-            "computed_at": latest["as_of"].to_numpy(),
-            "run_id": run_id,
-            "values_json": codec.pack_rows(latest, job.feature_names),
-        }
-    )
-    cols = list(rows.columns)
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(
-            "CREATE TEMPORARY TABLE tmp_feature_values "
-            "(LIKE ml_feature_values INCLUDING DEFAULTS) ON COMMIT DROP"
-        )
-        insert_frame(conn, "tmp_feature_values", rows)
-        source = select(*(column(c) for c in cols)).select_from(table("tmp_feature_values"))
-        stmt = pg_insert(feature_values).from_select(cols, source)
-    else:
-        stmt = sqlite_insert(feature_values)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["job", "entity_id"],
-        set_={c: stmt.excluded[c] for c in ("computed_at", "run_id", "values_json")},
-        where=stmt.excluded.computed_at >= feature_values.c.computed_at,
-    )
-    if conn.dialect.name == "postgresql":
-        conn.execute(stmt)
-    else:
-        # Compiled by SQLAlchemy, executed in bulk by the driver: 200k rows in well under a second.
-        sql = str(stmt.compile(dialect=conn.dialect))
-        conn.connection.driver_connection.executemany(sql, sqlite_rows(rows))
-
-
-def _insert_rejects(conn: Connection, run_id: int, job: JobSpec, rejects: pd.DataFrame) -> None:
-    frame = rejects.assign(run_id=run_id, job=job.name)[
-        ["run_id", "job", "entity_id", "as_of", "feature", "reason", "value"]
-    ]
-    frame = frame.assign(
-        value=frame["value"].astype(object).map(lambda v: None if v is None else str(v)[:500])
-    )
-    insert_frame(conn, feature_rejects, frame)
-
-
-def _store_rejects(rt: Runtime, run_id: int, job: JobSpec, rejects: pd.DataFrame) -> None:
-    with rt.store.begin() as conn:
-        _insert_rejects(conn, run_id, job, rejects.head(MAX_REJECTS_STORED))
 
 
 def _threshold_failure(checked, rows: int, threshold: float) -> IngestionFailed:
