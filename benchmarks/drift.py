@@ -34,7 +34,7 @@ from mlops.specs import sync as specs_sync
 from mlops.specs.features import get_job
 from mlops.store import runs, writes
 from mlops.store.validate import validate
-from mlops.training import tracking
+from mlops.training import tracking, tracking_client, tracking_versions
 from mlops.training.reference import reference_distributions
 
 JOB = "churn"
@@ -107,7 +107,7 @@ def register_champion(settings: Settings) -> int:
     from mlflow.exceptions import MlflowException
 
     job = get_job(JOB)
-    tracking.configure(settings)
+    tracking_client.configure(settings)
     client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
     experiment = tracking.experiment(settings, JOB)
     categorical = [f.name for f in job.features if f.dtype == "category"]
@@ -120,7 +120,7 @@ def register_champion(settings: Settings) -> int:
     with contextlib.suppress(MlflowException):  # registered by an earlier run
         client.create_registered_model(JOB)
     version = client.create_model_version(JOB, run.info.artifact_uri, run.info.run_id)
-    client.set_registered_model_alias(JOB, tracking.CHAMPION, version.version)
+    client.set_registered_model_alias(JOB, tracking_versions.CHAMPION, version.version)
     return int(version.version)
 
 

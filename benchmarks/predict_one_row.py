@@ -34,7 +34,7 @@ def main() -> None:
 
     from common import RESULTS, percentiles
     from mlops.specs.features import CHURN
-    from mlops.training import heuristics
+    from mlops.training import heuristics, models_fit
     from mlops.training import models as m
 
     rng = np.random.default_rng(0)
@@ -56,7 +56,7 @@ def main() -> None:
 
     results = []
     for trees in (int(t) for t in args.trees.split(",")):
-        model = m.fit(
+        model = models_fit.fit(
             "classifier",
             frame,
             features,

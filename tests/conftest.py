@@ -187,11 +187,11 @@ def seeded(migrated, templates, request):
 def mlflow_template(tmp_path_factory):
     """An empty MLflow database at head (``mlflow.db``), created once by MLflow itself and
     copied into the homes of tests that only need one to exist."""
-    from mlops.training import tracking
+    from mlops.training import tracking_client
 
     home = tmp_path_factory.mktemp("mlflow-template")
     settings = Settings(home=home)
-    tracking.configure(settings)  # before MLflow is imported: it sets MLflow's environment
+    tracking_client.configure(settings)  # before MLflow is imported: it sets MLflow's environment
     from mlflow import MlflowClient
 
     MlflowClient(settings.mlflow_uri).search_experiments()

@@ -48,12 +48,12 @@ def registry_matching_live_values(
     reference distributions of the store's current online values (then ``edit``-ed)."""
     from mlflow import MlflowClient
 
-    from mlops.training import tracking
+    from mlops.training import tracking, tracking_client, tracking_versions
     from mlops.training.reference import reference_distributions
 
     uri = mlflow_copy(trained_home, tmp_path / "registry")
     settings = rt.settings.model_copy(update={"mlflow_tracking_uri": uri})
-    tracking.configure(settings)
+    tracking_client.configure(settings)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = client.create_experiment(
         "drift-tests", artifact_location=(tmp_path / "artifacts").resolve().as_uri()
@@ -67,7 +67,7 @@ def registry_matching_live_values(
         client.log_text(run.info.run_id, json.dumps(reference), tracking.REFERENCE_ARTIFACT)
         client.set_terminated(run.info.run_id)
         version = client.create_model_version(job, run.info.artifact_uri, run.info.run_id)
-        client.set_registered_model_alias(job, tracking.CHAMPION, version.version)
+        client.set_registered_model_alias(job, tracking_versions.CHAMPION, version.version)
     return Runtime(settings=settings, clock=rt.clock)
 
 
@@ -238,7 +238,7 @@ def test_window_compares_the_snapshots_of_the_period(serving_rt, trained_home, t
 
 
 def test_champion_reference_from_the_registry_and_too_few_values(serving_rt):
-    from mlops.training import tracking
+    from mlops.training import tracking_artifacts, tracking_versions
 
     # The session's champions: their reference comes from MLflow, their version is recorded.
     strict = Runtime(
@@ -252,8 +252,8 @@ def test_champion_reference_from_the_registry_and_too_few_values(serving_rt):
     assert set(results) == {"churn", "upsell", "eta"}
     for job, result in results.items():
         assert result.error is None
-        assert result.model_version == tracking.champion_version(serving_rt.settings, job)
-        reference = tracking.reference_for(serving_rt.settings, job, result.model_version)
+        assert result.model_version == tracking_versions.champion_version(serving_rt.settings, job)
+        reference = tracking_artifacts.reference_for(serving_rt.settings, job, result.model_version)
         assert {f.feature for f in result.features} == set(reference) & set(
             get_job(job).feature_names
         )
@@ -269,7 +269,7 @@ def test_a_job_without_champion_is_reported_and_the_others_still_checked(
     serving_rt, trained_home, tmp_path
 ):
     from mlops.errors import NotReadyError
-    from mlops.training import tracking
+    from mlops.training import tracking_versions
 
     uri = mlflow_copy(trained_home, tmp_path / "registry")
     rt = Runtime(
@@ -279,7 +279,7 @@ def test_a_job_without_champion_is_reported_and_the_others_still_checked(
         clock=serving_rt.clock,
     )
     try:
-        tracking.delete_alias(rt.settings, "eta", tracking.CHAMPION)
+        tracking_versions.delete_alias(rt.settings, "eta", tracking_versions.CHAMPION)
         results = {r.job: r for r in drift.check(rt, "all")}
     finally:
         rt.close()

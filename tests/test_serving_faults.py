@@ -269,10 +269,12 @@ def test_registry_unreadable_during_a_poll_keeps_the_champions(
 def _corrupt_version(settings, job: str, tmp_path: Path, how: str) -> int:
     """Register a new version of ``job`` whose files are a copy of the champion's, corrupted
     (the shared artifacts are left alone), and make it the champion."""
-    from mlops.training import tracking
+    from mlops.training import tracking_artifacts, tracking_client, tracking_versions
 
-    client = tracking._client(settings, write=True)
-    source = tracking.download_model(settings, job, tracking.CHAMPION).parent.parent
+    client = tracking_client.client(settings, write=True)
+    source = tracking_artifacts.download_model(
+        settings, job, tracking_versions.CHAMPION
+    ).parent.parent
     copy = tmp_path / f"{job}-corrupt"
     shutil.copytree(source, copy)
     booster = copy / "artifacts" / "model" / "model.txt"
@@ -286,7 +288,7 @@ def _corrupt_version(settings, job: str, tmp_path: Path, how: str) -> int:
         booster.write_bytes(bytes(flipped))
     run_id = client.get_model_version(job, "1").run_id
     version = int(client.create_model_version(job, copy.as_uri(), run_id=run_id).version)
-    tracking.set_alias(settings, job, tracking.CHAMPION, version)
+    tracking_versions.set_alias(settings, job, tracking_versions.CHAMPION, version)
     return version
 
 
@@ -295,7 +297,7 @@ def _corrupt_version(settings, job: str, tmp_path: Path, how: str) -> int:
 def test_corrupt_artifact_at_start_and_a_good_one_repromoted(
     serving_rt, trained_home, tmp_path, how
 ):
-    from mlops.training import tracking
+    from mlops.training import tracking_versions
 
     uri = mlflow_copy(trained_home, tmp_path / "registry")
     settings = serving_rt.settings.model_copy(update={"mlflow_tracking_uri": uri})
@@ -313,7 +315,9 @@ def test_corrupt_artifact_at_start_and_a_good_one_repromoted(
         assert "artifact corrupt" in ready["problems"]["eta"]
         assert set(ready["problems"]) == {"eta"}
 
-        tracking.set_alias(settings, "eta", tracking.CHAMPION, 1)  # the good one re-promoted
+        tracking_versions.set_alias(
+            settings, "eta", tracking_versions.CHAMPION, 1
+        )  # the good one re-promoted
         assert svc.reload_models() == ["eta: champion none -> v1"]
         assert provenance(svc, customer, zone) == MODEL
         assert svc.readiness()["problems"] == {}

@@ -265,17 +265,19 @@ def test_heuristic_path_with_the_store_database_down(serving_rt, backend, tmp_pa
 
 
 def test_new_champion_is_picked_up_without_restart(serving_rt, trained_home, tmp_path):
-    from mlops.training import tracking
+    from mlops.training import tracking_versions
 
     uri = mlflow_copy(trained_home, tmp_path / "registry")
     svc = make_service(serving_rt, mlflow_tracking_uri=uri)
     try:
         zone = a_zone(serving_rt)
         assert svc.eta(zone, 3.0).model_version == 1
-        tracking.delete_alias(svc.settings, "eta", tracking.CHAMPION)  # as a rollback to none
+        tracking_versions.delete_alias(
+            svc.settings, "eta", tracking_versions.CHAMPION
+        )  # as a rollback to none
         assert svc.reload_models() == ["eta: champion v1 unloaded"]
         assert svc.eta(zone, 3.0).reason == "no_champion"
-        tracking.set_alias(svc.settings, "eta", tracking.CHAMPION, 1)
+        tracking_versions.set_alias(svc.settings, "eta", tracking_versions.CHAMPION, 1)
         assert svc.reload_models() == ["eta: champion none -> v1"]
         assert svc.eta(zone, 3.0).model_version == 1
     finally:

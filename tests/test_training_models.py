@@ -12,7 +12,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 from mlops.errors import InputError
 from mlops.settings import Settings
 from mlops.training import heuristics as h
-from mlops.training import metrics, split_keys
+from mlops.training import metrics, models_fit, split_keys
 from mlops.training import models as m
 
 ETA = {"prep_minutes": 12.0, "speed_kmh": 15.0, "zone_speed_kmh": {"Z01": 10.0, "Z02": 0.0}}
@@ -84,7 +84,7 @@ def churn_data():
 @pytest.fixture(scope="module")
 def classifier(churn_data):
     train, _ = churn_data
-    return m.fit(
+    return models_fit.fit(
         "classifier", train, CHURN_FEATURES, ["plan"], "label", seed=3, time_column="event_time"
     )
 
@@ -97,7 +97,7 @@ def eta_data():
 @pytest.fixture(scope="module")
 def regressor(eta_data):
     train, _ = eta_data
-    return m.fit("regressor", train, ETA_FEATURES, ["zone"], "label", seed=3)
+    return models_fit.fit("regressor", train, ETA_FEATURES, ["zone"], "label", seed=3)
 
 
 # --- heuristics ---------------------------------------------------------------------------
@@ -282,7 +282,7 @@ def test_categoricals_unseen_and_missing_are_nan_and_rows_encode_like_frames(cla
 def test_calibration_fixes_a_skewed_booster_on_held_out_data(churn_data):
     train, valid = churn_data
     # Up-weighting positives inflates LightGBM's own probabilities; calibration must undo it.
-    model = m.fit(
+    model = models_fit.fit(
         "classifier",
         train,
         CHURN_FEATURES,
@@ -340,7 +340,7 @@ def test_save_and_load_predict_exactly_the_same(tmp_path, classifier, regressor,
 
 def test_fit_is_deterministic_per_seed(eta_data, regressor):
     train, valid = eta_data
-    again = m.fit("regressor", train, ETA_FEATURES, ["zone"], "label", seed=3, p90=False)
+    again = models_fit.fit("regressor", train, ETA_FEATURES, ["zone"], "label", seed=3, p90=False)
     X = m.encode(regressor, valid)
     np.testing.assert_array_equal(m.predict(again, X), m.predict(regressor, X))
     assert again.booster_p90 is None
@@ -350,19 +350,19 @@ def test_fit_is_deterministic_per_seed(eta_data, regressor):
 
 def test_small_data_trains_without_holdout_and_bad_input_is_refused():
     train = churn_frame(300, seed=6)
-    model = m.fit("classifier", train, CHURN_FEATURES, ["plan"], "label", p90=False)
+    model = models_fit.fit("classifier", train, CHURN_FEATURES, ["plan"], "label", p90=False)
     assert not model.info["early_stopped"] and model.calibration.method == "identity"
-    assert model.best_iteration == m.FIT_DEFAULTS["rounds_without_holdout"]
+    assert model.best_iteration == models_fit.FIT_DEFAULTS["rounds_without_holdout"]
 
     one_class = train.assign(label=0)
     with pytest.raises(InputError, match="one class"):
-        m.fit("classifier", one_class, CHURN_FEATURES, ["plan"], "label")
+        models_fit.fit("classifier", one_class, CHURN_FEATURES, ["plan"], "label")
     with pytest.raises(InputError, match="lacks columns: nope"):
-        m.fit("classifier", train, [*CHURN_FEATURES, "nope"], ["plan"], "label")
+        models_fit.fit("classifier", train, [*CHURN_FEATURES, "nope"], ["plan"], "label")
     with pytest.raises(InputError, match="not among the features"):
-        m.fit("classifier", train, CHURN_FEATURES[:-1], ["plan"], "label")
+        models_fit.fit("classifier", train, CHURN_FEATURES[:-1], ["plan"], "label")
     with pytest.raises(InputError, match="model kind"):
-        m.fit("ranker", train, CHURN_FEATURES, ["plan"], "label")
+        models_fit.fit("ranker", train, CHURN_FEATURES, ["plan"], "label")
     with pytest.raises(InputError, match="lacks the model's feature columns"):
         m.encode(model, train.drop(columns=["orders_30d"]))
 

@@ -23,7 +23,14 @@ import pytest
 
 from mlops.errors import InputError, NotReadyError
 from mlops.settings import Settings
-from mlops.training import models, registry, tracking
+from mlops.training import (
+    models,
+    models_fit,
+    registry,
+    tracking,
+    tracking_artifacts,
+    tracking_versions,
+)
 
 FEATURES = ["recency", "orders", "plan"]
 REFERENCE = {"recency": {"kind": "numeric", "null_share": 0.0, "bins": [0, 5, 10]}}
@@ -65,7 +72,7 @@ def _fit(job: str, frame: pd.DataFrame):
     label = "minutes" if job == "eta" else "label"
     tiny = {"rounds_without_holdout": 8, "num_leaves": 4, "min_data_in_leaf": 5}
     tiny |= {"min_data_per_group": 5, "num_threads": 1}
-    return models.fit(kind, frame, FEATURES, ["plan"], label, params=tiny, p90=False)
+    return models_fit.fit(kind, frame, FEATURES, ["plan"], label, params=tiny, p90=False)
 
 
 def _log(
@@ -141,7 +148,7 @@ def test_a_run_is_logged_registered_and_made_challenger(mls, tmp_path):
     assert {"reference_distributions.json", "calibration.json"} <= logged
 
     assert info.version == 1 and info.model_uri == "models:/churn/1"
-    assert tracking.aliases(mls, "churn") == {"challenger": 1}
+    assert tracking_versions.aliases(mls, "churn") == {"challenger": 1}
     version = client.get_model_version("churn", "1")
     assert version.run_id == info.run_id
 
@@ -151,7 +158,7 @@ def test_a_run_is_logged_registered_and_made_challenger(mls, tmp_path):
     assert logged_model.signature.inputs.input_names() == FEATURES
     assert logged_model.saved_input_example_info["type"] == "dataframe"
     # The requirements were given, pinned, not inferred in a subprocess.
-    folder = tracking.download_model(mls, "churn", 1).parent.parent
+    folder = tracking_artifacts.download_model(mls, "churn", 1).parent.parent
     requirements = (folder / "requirements.txt").read_text()
     assert f"lightgbm=={__import__('lightgbm').__version__}" in requirements
     # Model from code: no pickle in the MLflow model.
@@ -162,13 +169,13 @@ def test_native_model_downloaded_by_alias_predicts_as_before(mls, tmp_path):
     info, model, frame = _log(mls, tmp_path, score=0.81, heuristic=0.70)
     expected = models.predict(model, models.encode(model, frame))
 
-    directory = tracking.download_model(mls, "churn", "challenger")
+    directory = tracking_artifacts.download_model(mls, "churn", "challenger")
     # A local artifact store is read in place: nothing written (a dry run stays clean).
     assert mls.home / "mlartifacts" / "churn" in directory.parents
     assert not (mls.home / "cache").exists()
     again = models.load(directory)
     assert np.array_equal(models.predict(again, models.encode(again, frame)), expected)
-    native, version = tracking.load_native(mls, "churn", "challenger")
+    native, version = tracking_artifacts.load_native(mls, "churn", "challenger")
     assert version == info.version
     assert np.array_equal(models.predict(native, models.encode(native, frame)), expected)
 
@@ -181,13 +188,13 @@ def test_native_model_downloaded_by_alias_predicts_as_before(mls, tmp_path):
 
 def test_a_remote_artifact_store_is_downloaded_once_into_the_cache(mls, tmp_path, monkeypatch):
     _info, model, frame = _log(mls, tmp_path, score=0.81, heuristic=0.70)
-    monkeypatch.setattr(tracking, "_local_path", lambda uri: None)
-    directory = tracking.download_model(mls, "churn", 1)
+    monkeypatch.setattr(tracking_artifacts, "_local_path", lambda uri: None)
+    directory = tracking_artifacts.download_model(mls, "churn", 1)
     assert mls.home / "cache" / "models" in directory.parents
     again = models.load(directory)
     expected = models.predict(model, models.encode(model, frame))
     assert np.array_equal(models.predict(again, models.encode(again, frame)), expected)
-    assert tracking.download_model(mls, "churn", 1) == directory
+    assert tracking_artifacts.download_model(mls, "churn", 1) == directory
 
 
 def test_reference_distributions_are_read_without_loading_the_model(mls, tmp_path, monkeypatch):
@@ -197,9 +204,9 @@ def test_reference_distributions_are_read_without_loading_the_model(mls, tmp_pat
         raise AssertionError("the model must not be loaded")
 
     monkeypatch.setattr(models, "load", no_model)
-    monkeypatch.setattr(tracking, "download_model", no_model)
-    assert tracking.reference_for(mls, "churn", "challenger") == REFERENCE
-    assert tracking.reference_for(mls, "churn", 1) == REFERENCE
+    monkeypatch.setattr(tracking_artifacts, "download_model", no_model)
+    assert tracking_artifacts.reference_for(mls, "churn", "challenger") == REFERENCE
+    assert tracking_artifacts.reference_for(mls, "churn", 1) == REFERENCE
 
 
 def test_a_failed_run_registers_nothing(mls, tmp_path):
@@ -217,16 +224,16 @@ def test_a_failed_run_registers_nothing(mls, tmp_path):
         )
     [run] = _client(mls).search_runs([tracking.experiment(mls, "churn")])
     assert run.info.status == "FAILED"
-    assert tracking.aliases(mls, "churn") == {}
-    assert tracking.list_versions(mls, "churn") == []
+    assert tracking_versions.aliases(mls, "churn") == {}
+    assert tracking_versions.list_versions(mls, "churn") == []
 
 
 def test_readers_on_a_fresh_home_write_nothing(tmp_path):
     settings = Settings(home=tmp_path / "fresh")
     with pytest.raises(NotReadyError, match="mlops train"):
-        tracking.load_native(settings, "churn", "champion")
-    assert tracking.aliases(settings, "churn") == {}
-    assert tracking.list_versions(settings, "eta") == []
+        tracking_artifacts.load_native(settings, "churn", "champion")
+    assert tracking_versions.aliases(settings, "churn") == {}
+    assert tracking_versions.list_versions(settings, "eta") == []
     assert not (tmp_path / "fresh").exists()
 
 
@@ -237,22 +244,22 @@ def test_readers_leave_an_existing_store_byte_identical(mls, tmp_path):
         return {str(p): p.read_bytes() for p in sorted(mls.home.rglob("*")) if p.is_file()}
 
     before = snapshot()
-    tracking.load_native(mls, "churn", "challenger")
-    tracking.reference_for(mls, "churn", 1)
-    tracking.list_versions(mls, "churn")
+    tracking_artifacts.load_native(mls, "churn", "challenger")
+    tracking_artifacts.reference_for(mls, "churn", 1)
+    tracking_versions.list_versions(mls, "churn")
     with pytest.raises(NotReadyError):
-        tracking.load_native(mls, "eta", "champion")
+        tracking_artifacts.load_native(mls, "eta", "champion")
     assert snapshot() == before
 
 
 def test_missing_models_and_aliases_say_what_to_do(mls, tmp_path):
     with pytest.raises(NotReadyError, match="mlops train upsell"):
-        tracking.load_native(mls, "upsell", "champion")
+        tracking_artifacts.load_native(mls, "upsell", "champion")
     _log(mls, tmp_path, score=0.81, heuristic=0.70)
     with pytest.raises(NotReadyError, match="mlops models promote churn"):
-        tracking.download_model(mls, "churn", "champion")
+        tracking_artifacts.download_model(mls, "churn", "champion")
     with pytest.raises(InputError, match="no version 7"):
-        tracking.reference_for(mls, "churn", 7)
+        tracking_artifacts.reference_for(mls, "churn", 7)
 
 
 def test_promote_moves_champion_when_the_gate_passes(ml, tmp_path):
@@ -261,8 +268,8 @@ def test_promote_moves_champion_when_the_gate_passes(ml, tmp_path):
     assert (result.action, result.from_version, result.to_version) == ("promote", None, 1)
     assert result.at == ml.clock.now()
     # The challenger became the champion: no alias is left calling it a contender.
-    assert tracking.aliases(ml.settings, "churn") == {"champion": 1}
-    assert tracking.champion_version(ml.settings, "churn") == 1
+    assert tracking_versions.aliases(ml.settings, "churn") == {"champion": 1}
+    assert tracking_versions.champion_version(ml.settings, "churn") == 1
     [row] = registry.history(ml, "churn")
     assert row["actor"] == "alice" and row["action"] == "promote"
     assert "gate passed" in row["reason"] and "0.8100" in row["reason"]
@@ -277,7 +284,7 @@ def test_promote_refuses_a_version_worse_than_the_heuristic(ml, tmp_path):
     assert "0.6500" in message and "0.7000" in message and "--force" in message
     assert refused.value.exit_code == 2
     assert refused.value.comparison.heuristic == pytest.approx(0.70)
-    assert tracking.champion_version(ml.settings, "churn") is None
+    assert tracking_versions.champion_version(ml.settings, "churn") is None
     assert registry.history(ml) == []
 
 
@@ -291,7 +298,7 @@ def test_promote_refuses_a_version_worse_than_the_champion_beyond_tolerance(ml, 
     message = str(refused.value)
     assert "champion v1" in message and "0.7800" in message and "0.8000" in message
     assert "1.0% tolerance" in message and "--force" in message
-    assert tracking.champion_version(ml.settings, "churn") == 1
+    assert tracking_versions.champion_version(ml.settings, "churn") == 1
     # Within the tolerance it passes; a looser tolerance lets the worse one through too.
     _log(ml, tmp_path, score=0.795, heuristic=0.70, champion=0.80, champion_version=1, seed=2)
     assert registry.promote(ml, "churn", actor="bob").to_version == 3
@@ -326,11 +333,11 @@ def test_a_failed_alias_move_leaves_no_history(ml, tmp_path, monkeypatch):
     def registry_down(*args, **kwargs):
         raise ConnectionError("registry unreachable")
 
-    monkeypatch.setattr(tracking, "set_alias", registry_down)
+    monkeypatch.setattr(tracking_versions, "set_alias", registry_down)
     with pytest.raises(ConnectionError):
         registry.promote(ml, "churn", actor="alice")
     assert registry.history(ml) == []
-    assert tracking.aliases(ml.settings, "churn") == {"challenger": 1}
+    assert tracking_versions.aliases(ml.settings, "churn") == {"challenger": 1}
 
 
 def test_force_promotes_anyway_and_records_why(ml, tmp_path):
@@ -339,7 +346,7 @@ def test_force_promotes_anyway_and_records_why(ml, tmp_path):
         ml, "churn", actor="carol", force=True, reason="incident 42: heuristic is broken"
     )
     assert result.action == "force"
-    assert tracking.champion_version(ml.settings, "churn") == 1
+    assert tracking_versions.champion_version(ml.settings, "churn") == 1
     [row] = registry.history(ml, "churn")
     assert row["action"] == "force" and row["actor"] == "carol"
     assert row["reason"].startswith("incident 42: heuristic is broken (forced past the gate:")
@@ -355,12 +362,12 @@ def test_rollback_returns_to_the_previous_champion(ml, tmp_path):
     ml.clock.advance(timedelta(days=30))
     _log(ml, tmp_path, score=0.82, heuristic=0.70, champion=0.80, champion_version=1, seed=1)
     registry.promote(ml, "churn", actor="bob")
-    assert tracking.champion_version(ml.settings, "churn") == 2
+    assert tracking_versions.champion_version(ml.settings, "churn") == 2
     ml.clock.advance(timedelta(hours=2))
 
     result = registry.rollback(ml, "churn", actor="dave", reason="v2 pages on-call")
     assert (result.action, result.from_version, result.to_version) == ("rollback", 2, 1)
-    assert tracking.champion_version(ml.settings, "churn") == 1
+    assert tracking_versions.champion_version(ml.settings, "churn") == 1
     with pytest.raises(InputError, match=r"no previous champion.*champion is v1"):
         registry.rollback(ml, "churn", actor="dave")
 
@@ -433,12 +440,13 @@ def test_importing_is_free_and_nothing_contacts_the_network(tmp_path, mlflow_tem
         socket.socket.connect, socket.getaddrinfo = connect, getaddrinfo
 
         from mlops.settings import Settings
-        from mlops.training import registry, tracking
+        from mlops.training import registry, tracking, tracking_artifacts
+        from mlops.training import tracking_client, tracking_versions
         assert "mlflow" not in sys.modules, "mlflow imported at module level"
         settings = Settings(home={str(home)!r})
-        tracking.configure(settings)
+        tracking_client.configure(settings)
         tracking.experiment(settings, "churn")
-        assert tracking.aliases(settings, "churn") == {{}}
+        assert tracking_versions.aliases(settings, "churn") == {{}}
         from mlflow.telemetry import get_telemetry_client
         assert get_telemetry_client() is None, "telemetry is on"
         import mlflow

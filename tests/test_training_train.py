@@ -9,7 +9,7 @@ import pytest
 
 from mlops.specs import get_job
 from mlops.store import ingest
-from mlops.training import datasets, models, tracking
+from mlops.training import datasets, models, tracking_artifacts, tracking_versions
 from mlops.training.reference import population as reference_population
 from mlops.training.train import train
 from tests.conftest import NOW, seed
@@ -65,14 +65,16 @@ def test_train_registers_promotes_and_loads_back_identically(registry_history):
     history = registry_history
     first = train(history, "eta")
     assert first.version == 1 and first.promoted and first.champion_metrics == {}
-    model, version = tracking.load_native(history.settings, "eta", tracking.CHAMPION)
+    model, version = tracking_artifacts.load_native(
+        history.settings, "eta", tracking_versions.CHAMPION
+    )
     assert version == 1
     # the champion, loaded back by alias, scores the validation rows exactly as in training
     _train, valid = datasets.build(history, "eta").split()
     predicted = models.predict(model, models.encode(model, valid))
     mae = float(np.mean(np.abs(predicted - valid[datasets.LABEL].to_numpy(dtype=float))))
     assert mae == pytest.approx(first.model_metrics["mae"], rel=1e-9)
-    reference = tracking.reference_for(history.settings, "eta", "champion")
+    reference = tracking_artifacts.reference_for(history.settings, "eta", "champion")
     ts = datasets.build(history, "eta")
     assert set(reference) == set(ts.features)
     # Stored features are described over what serving saw at the window's end (for ETA the
@@ -88,7 +90,7 @@ def test_train_registers_promotes_and_loads_back_identically(registry_history):
     second = train(history, "eta", refresh=False, promote=False)
     assert second.version == 2 and not second.promoted
     assert second.champion_metrics["mae"] == pytest.approx(first.model_metrics["mae"], rel=0.2)
-    assert tracking.aliases(history.settings, "eta") == {"champion": 1, "challenger": 2}
+    assert tracking_versions.aliases(history.settings, "eta") == {"champion": 1, "challenger": 2}
 
 
 def test_reference_population_is_the_newest_snapshots_of_every_entity(seeded):

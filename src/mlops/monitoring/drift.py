@@ -140,15 +140,15 @@ def check_job(rt: Runtime, job: JobSpec, *, window: timedelta | None = None) -> 
 
 def champion_reference(rt: Runtime, job: str) -> tuple[int, dict]:
     """The champion's version and reference distributions; NotReadyError without a champion."""
-    from mlops.training import tracking
+    from mlops.training import tracking_artifacts, tracking_versions
 
-    version = tracking.champion_version(rt.settings, job)
+    version = tracking_versions.champion_version(rt.settings, job)
     if version is None:
         raise NotReadyError(
             f"{job} has no champion model to compare live values with",
             f"train and promote one: `mlops train {job}`",
         )
-    return version, tracking.reference_for(rt.settings, job, version)
+    return version, tracking_artifacts.reference_for(rt.settings, job, version)
 
 
 def read_live(

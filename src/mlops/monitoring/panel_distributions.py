@@ -38,7 +38,7 @@ MAX_SNAPSHOTS = 40
 
 
 def read_features(rt: Runtime, window: Window, panel: Panel) -> None:
-    from mlops.training import tracking
+    from mlops.training import tracking_artifacts
 
     stats, refs = [], []
     for job_name, names in KEY_FEATURES.items():
@@ -50,7 +50,7 @@ def read_features(rt: Runtime, window: Window, panel: Panel) -> None:
             )
         stats.append(live.assign(job=job_name))
         try:
-            reference = tracking.reference_for(rt.settings, job_name, "champion")
+            reference = tracking_artifacts.reference_for(rt.settings, job_name, "champion")
         except Exception as exc:  # no registry, no champion, no artifact: chart without it
             reason = getattr(exc, "message", None) or str(exc)
             panel.notes.append(f"{job_name}: no champion reference ({reason[:160]})")

@@ -46,11 +46,11 @@ class Champions:
         """Ask the registry where each job's champion alias points and load what moved.
         Returns one line per change. A registry that cannot be read, or a version that cannot
         be loaded, keeps what is loaded; ``problems`` says which and why."""
-        from mlops.training import tracking
+        from mlops.training import tracking_artifacts, tracking_client, tracking_versions
 
         changes: list[str] = []
         with self._lock:  # one refresh at a time: the poller and an admin reload may race
-            gone = tracking.missing_store(self.settings)
+            gone = tracking_client.missing_store(self.settings)
             for job in JOBS:
                 current = self._loaded.get(job)
                 serving = f"; serving v{current.version}" if current else ""
@@ -59,19 +59,19 @@ class Champions:
                         # Readers report a missing SQLite store as "nothing registered": for
                         # a replica that has champions loaded it is a store gone missing.
                         raise FileNotFoundError(f"no MLflow store at {gone}")
-                    wanted = tracking.champion_version(self.settings, job)
+                    wanted = tracking_versions.champion_version(self.settings, job)
                 except Exception as exc:  # MLflow down or its store unreadable: keep serving
                     self._problem(job, f"registry unreadable: {brief(exc)}{serving}")
                     continue
                 if wanted is None:
-                    self.problems[job] = f"no {tracking.CHAMPION!r} alias in the registry"
+                    self.problems[job] = f"no {tracking_versions.CHAMPION!r} alias in the registry"
                     if current is not None:
                         del self._loaded[job]
                         changes.append(f"{job}: champion v{current.version} unloaded")
                     continue
                 if current is None or current.version != wanted:
                     try:
-                        model, version = tracking.load_native(self.settings, job, wanted)
+                        model, version = tracking_artifacts.load_native(self.settings, job, wanted)
                     except Exception as exc:  # a corrupt or missing artifact: keep the last one
                         self._problem(
                             job, f"champion v{wanted} cannot be loaded: {brief(exc)}{serving}"

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 from mlops.db.schema import model_promotions
 from mlops.errors import InputError
 from mlops.specs.features import JOBS, get_job
-from mlops.training import tracking
+from mlops.training import tracking, tracking_versions
 
 if TYPE_CHECKING:
     from mlops.runtime import Runtime
@@ -124,10 +124,10 @@ def gate(
     get_job(job)
     metric, higher = GATE_METRIC[job]
     tol = _tolerance(rt, tolerance)
-    info = tracking.version_info(
-        rt.settings, job, tracking.CHALLENGER if version is None else version
+    info = tracking_versions.version_info(
+        rt.settings, job, tracking_versions.CHALLENGER if version is None else version
     )
-    current = tracking.champion_version(rt.settings, job)
+    current = tracking_versions.champion_version(rt.settings, job)
     model = info.metrics.get(metric)
     heuristic = info.metrics.get(f"heuristic_{metric}")
     champion = info.metrics.get(f"champion_{metric}")
@@ -204,8 +204,8 @@ def promote(
         )
     result = _move(rt, job, action, current, target, actor, why, comparison.as_dict())
     # The challenger is now the champion: leave no alias pointing at it as a contender.
-    if tracking.aliases(rt.settings, job).get(tracking.CHALLENGER) == target:
-        tracking.delete_alias(rt.settings, job, tracking.CHALLENGER)
+    if tracking_versions.aliases(rt.settings, job).get(tracking_versions.CHALLENGER) == target:
+        tracking_versions.delete_alias(rt.settings, job, tracking_versions.CHALLENGER)
     return result
 
 
@@ -213,7 +213,7 @@ def rollback(rt: Runtime, job: str, *, actor: str, reason: str | None = None) ->
     """Return ``champion`` to the previous champion in the promotion history."""
     get_job(job)
     _require_migrated(rt)
-    current = tracking.champion_version(rt.settings, job)
+    current = tracking_versions.champion_version(rt.settings, job)
     stack = _champion_stack(history(rt, job)[::-1])
     earlier = [v for v in stack if v != current]
     if not earlier:
@@ -226,8 +226,12 @@ def rollback(rt: Runtime, job: str, *, actor: str, reason: str | None = None) ->
     metric, _ = GATE_METRIC[job]
     figures = {"metric": metric, "from_value": None, "to_value": None}
     if current is not None:
-        figures["from_value"] = tracking.version_info(rt.settings, job, current).metrics.get(metric)
-    figures["to_value"] = tracking.version_info(rt.settings, job, target).metrics.get(metric)
+        figures["from_value"] = tracking_versions.version_info(
+            rt.settings, job, current
+        ).metrics.get(metric)
+    figures["to_value"] = tracking_versions.version_info(rt.settings, job, target).metrics.get(
+        metric
+    )
     why = reason or f"rolled back from v{current} to the previous champion v{target}"
     return _move(rt, job, ROLLBACK, current, target, actor, why, figures)
 
@@ -275,14 +279,14 @@ def _move(
         # The alias moves inside the store transaction: if MLflow fails, no history row.
         with rt.store.begin() as conn:
             conn.execute(insert(model_promotions).values(**row))
-            tracking.set_alias(rt.settings, job, tracking.CHAMPION, target)
+            tracking_versions.set_alias(rt.settings, job, tracking_versions.CHAMPION, target)
             moved = True
     except Exception:
         if moved:  # the commit failed after the alias moved: put it back
             if current is None:
-                tracking.delete_alias(rt.settings, job, tracking.CHAMPION)
+                tracking_versions.delete_alias(rt.settings, job, tracking_versions.CHAMPION)
             else:
-                tracking.set_alias(rt.settings, job, tracking.CHAMPION, current)
+                tracking_versions.set_alias(rt.settings, job, tracking_versions.CHAMPION, current)
         raise
     return PromotionResult(job, action, current, target, actor, at, reason, figures)
 
@@ -329,6 +333,6 @@ def list_models(rt: Runtime) -> dict[str, list[dict]]:
                 "metrics": v.metrics,
                 "tags": v.tags,
             }
-            for v in tracking.list_versions(rt.settings, job)
+            for v in tracking_versions.list_versions(rt.settings, job)
         ]
     return out

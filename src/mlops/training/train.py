@@ -19,7 +19,7 @@ from mlops.runtime import Runtime
 from mlops.specs import get_job
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
-from mlops.training import datasets, heuristics, metrics, models
+from mlops.training import datasets, heuristics, metrics, models, models_fit
 from mlops.training.reference import population, reference_distributions
 
 Stage = Callable[[str], None]
@@ -88,7 +88,7 @@ def train(
     report.rows_train, report.rows_valid = len(train_rows), len(valid_rows)
     report.window = (ts.start, ts.end)
     stage("training")
-    model = models.fit(
+    model = models_fit.fit(
         KIND[job.name],
         train_rows,
         ts.features,
@@ -129,10 +129,12 @@ def _champion_metrics(
     rt: Runtime, job: str, valid: pd.DataFrame, y: np.ndarray
 ) -> tuple[dict, int | None]:
     """The current champion re-evaluated on this run's validation rows (none yet: {})."""
-    from mlops.training import tracking
+    from mlops.training import tracking_artifacts, tracking_versions
 
     try:
-        champion, version = tracking.load_native(rt.settings, job, tracking.CHAMPION)
+        champion, version = tracking_artifacts.load_native(
+            rt.settings, job, tracking_versions.CHAMPION
+        )
     except MlopsError:
         return {}, None  # no champion yet: the gate compares with the heuristic only
     predicted = models.predict(champion, models.encode(champion, valid))
