@@ -133,7 +133,7 @@ class _Insert:
             c.type.dialect_impl(self.dialect).bind_processor(self.dialect) for c in self.columns
         ]
         self._processed = [(i, p) for i, p in enumerate(processors) if p is not None]
-        self._statements: dict[int, tuple[str, list[str] | None]] = {}
+        self._statements: dict[int, tuple[str, Callable[[list[Any]], Any]]] = {}
 
     def execute(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         """Insert ``rows`` in as few statements as their count's binary digits."""
@@ -142,13 +142,10 @@ class _Insert:
         while at < len(values):
             while size > len(values) - at:
                 size //= 2
-            sql, order = self._statement(size)
-            chunk = [v for row in values[at : at + size] for v in row]
-            if order is None:  # named parameters (psycopg's pyformat)
-                names = [f"{c.name}_{i}" for i in range(size) for c in self.columns]
-                conn.exec_driver_sql(sql, dict(zip(names, chunk, strict=True)))
-            else:
-                conn.exec_driver_sql(sql, tuple(chunk[i] for i in order) if order else tuple(chunk))
+            sql, parameters = self._statement(size)
+            conn.exec_driver_sql(
+                sql, parameters([v for row in values[at : at + size] for v in row])
+            )
             at += size
 
     def _values(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
@@ -166,22 +163,20 @@ class _Insert:
             out.append(values)
         return out
 
-    def _statement(self, size: int) -> tuple[str, list[int] | None]:
-        """The SQL for ``size`` rows, and for positional drivers the index in a row-major
-        value list of each parameter in the statement's order."""
+    def _statement(self, size: int) -> tuple[str, Callable[[list[Any]], Any]]:
+        """The SQL for ``size`` rows, and what makes its parameters of the rows' values in
+        one row-major list."""
         if size not in self._statements:
-            width = len(self.columns)
-            index = {
-                f"{c.name}_{i}": i * width + j
-                for i in range(size)
-                for j, c in enumerate(self.columns)
-            }
+            names = [f"{c.name}_{i}" for i in range(size) for c in self.columns]
             stmt = insert(prediction_log).values(
                 [{c.name: bindparam(f"{c.name}_{i}") for c in self.columns} for i in range(size)]
             )
             compiled = stmt.compile(dialect=self.dialect)
-            order = [index[n] for n in compiled.positiontup] if compiled.positional else None
-            if order == sorted(index.values()):
-                order = []  # the values' own order: no reordering needed
-            self._statements[size] = (str(compiled), order)
+            parameters: Callable[[list[Any]], Any]
+            if compiled.positional:  # SQLite's qmark: a multi-row INSERT binds row by row
+                assert list(compiled.positiontup) == names
+                parameters = tuple
+            else:  # by name (psycopg's pyformat)
+                parameters = lambda flat: dict(zip(names, flat, strict=True))  # noqa: E731
+            self._statements[size] = (str(compiled), parameters)
         return self._statements[size]
