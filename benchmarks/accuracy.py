@@ -63,7 +63,7 @@ def main() -> None:
         "process time (what the wall time would be on an idle machine, give or take I/O)",
     }
     joins = {}
-    for job in labelling.JOBS:
+    for job in labelling.job_names(rt, None):
         (wall, cpu), frame = timed(args.repeat, lambda job=job: labelling.labelled(rt, job))
         joins[job] = {"labelled_rows": len(frame), "wall_seconds": wall, "cpu_seconds": cpu}
         print(

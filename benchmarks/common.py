@@ -61,7 +61,7 @@ def runtime(args, tag: str) -> Runtime:
     )
     rt = Runtime(settings=settings, clock=FrozenClock(END))
     migrate.upgrade(rt.store)
-    specs_sync.apply(rt.store, specs_sync.plan(rt.store), END)
+    specs_sync.apply(rt.store, specs_sync.plan(rt.store, rt.repo.jobs), END, rt.repo.jobs)
     marker = f"{args.customers}:{args.days}:{args.seed}"
     if read_marker(rt.warehouse) != marker:
         from mlops.warehouse.seed import seed_warehouse

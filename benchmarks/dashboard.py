@@ -31,7 +31,6 @@ from mlops.db.schema import (
     prediction_log,
 )
 from mlops.monitoring import dashboard, report
-from mlops.specs.features import JOBS
 from mlops.store.codec import encode_chunk
 from mlops.warehouse.bulk import insert_frame
 from mlops.warehouse.schema import customers, deliveries
@@ -150,9 +149,9 @@ def generate(rt, args) -> dict:
             conn.execute(table.delete())
         conn.execute(monitor_results.delete())
         insert_frame(conn, prediction_log, _predictions(rng, args.predictions, ids, done, now))
-        runs = _history(conn, rng, now, ids, zones)
+        runs = _history(conn, rt.repo, rng, now, ids, zones)
         insert_frame(conn, ingestion_runs, runs)
-        insert_frame(conn, monitor_results, _results(rng, now))
+        insert_frame(conn, monitor_results, _results(rt.repo, rng, now))
     if rt.store.dialect.name == "postgresql":
         with rt.store.connect() as conn:
             for table in ("ml_prediction_log", "ml_feature_snapshots", "ml_monitor_results"):
@@ -193,10 +192,10 @@ def _predictions(rng, n, ids, done, now) -> pd.DataFrame:
     return frame.sort_values("logged_at", kind="stable", ignore_index=True)
 
 
-def _history(conn, rng, now, ids, zones) -> pd.DataFrame:
+def _history(conn, repo, rng, now, ids, zones) -> pd.DataFrame:
     runs, run_id = [], 0
     for name, every in EVERY.items():
-        job = JOBS[name]
+        job = repo.job(name)
         entities = np.array(zones if job.entity == "zone" else ids, dtype=object)
         count = int(timedelta(days=DAYS) / every)
         points = [now - every * k for k in range(count, -1, -1)]
@@ -272,11 +271,11 @@ def _values(rng, feature, rows: int) -> np.ndarray:
     return np.round(rng.gamma(2.0, 5.0, rows), 2)
 
 
-def _results(rng, now) -> pd.DataFrame:
+def _results(repo, rng, now) -> pd.DataFrame:
     rows = []
     for day in range(DAYS):
         at = now - pd.Timedelta(days=day)
-        for job in JOBS.values():
+        for job in repo.jobs.values():
             for f in job.features:
                 psi = float(rng.gamma(1.0, 0.06))
                 status = "alert" if psi > f.psi_alert else "warn" if psi > f.psi_warn else "ok"

@@ -31,7 +31,6 @@ from mlops.monitoring import drift
 from mlops.runtime import Runtime
 from mlops.settings import Settings
 from mlops.specs import sync as specs_sync
-from mlops.specs.features import get_job
 from mlops.store import runs, writes
 from mlops.store.validate import validate
 from mlops.training import tracking, tracking_client, tracking_versions
@@ -69,7 +68,7 @@ def synthetic(n: int, seed: int, shift: float = 1.0) -> pd.DataFrame:
 
 def build_store(rt: Runtime, entities: int) -> float:
     """Write ``entities`` customers' churn features at END through ingestion's write path."""
-    job = get_job(JOB)
+    job = rt.repo.job(JOB)
     frame = synthetic(entities, seed=1, shift=1.5)  # spend drifted by half
     frame.insert(0, "entity_id", [f"C{i:07d}" for i in range(entities)])
     frame.insert(0, "as_of", pd.Timestamp(END))
@@ -100,13 +99,13 @@ def build_store(rt: Runtime, entities: int) -> float:
     return time.perf_counter() - began
 
 
-def register_champion(settings: Settings) -> int:
+def register_champion(rt: Runtime) -> int:
     """A champion version of churn whose run holds reference distributions of the unshifted
     world (no model files: the drift monitor never loads the model)."""
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    job = get_job(JOB)
+    settings, job = rt.settings, rt.repo.job(JOB)
     tracking_client.configure(settings)
     client = MlflowClient(tracking_uri=settings.mlflow_uri, registry_uri=settings.mlflow_uri)
     experiment = tracking.experiment(settings, JOB)
@@ -142,7 +141,7 @@ def main() -> None:
     )
     rt = Runtime(settings=settings, clock=FrozenClock(END + timedelta(minutes=5)))
     migrate.upgrade(rt.store)
-    specs_sync.apply(rt.store, specs_sync.plan(rt.store), END)
+    specs_sync.apply(rt.store, specs_sync.plan(rt.store, rt.repo.jobs), END, rt.repo.jobs)
     with rt.store.connect() as conn:
         stored = conn.execute(
             select(func.count()).select_from(feature_values).where(feature_values.c.job == JOB)
@@ -154,9 +153,9 @@ def main() -> None:
         clear_feature_data(rt.store)
         write_seconds = build_store(rt, args.entities)
         print(f"wrote {args.entities:,} entities in {write_seconds:.1f} s", file=sys.stderr)
-    version = register_champion(settings)
+    version = register_champion(rt)
 
-    job = get_job(JOB)
+    job = rt.repo.job(JOB)
     load_before = os.getloadavg()[0]  # a shared machine: say how busy it was
     online = []
     for _ in range(args.repeat):

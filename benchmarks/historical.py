@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 
 from common import END, parser, reset_store, runtime, write
-from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.store.historical import get_historical_features
 
@@ -45,11 +44,11 @@ def main() -> None:
             "event_time": pd.Timestamp(start) + pd.to_timedelta(seconds, unit="s"),
         }
     )
-    features = [f"churn:{n}" for n in JOBS["churn"].feature_names[:10]]
+    features = [f"churn:{n}" for n in rt.repo.job("churn").feature_names[:10]]
     timings = []
     for _ in range(args.repeat):
         began = time.perf_counter()
-        out = get_historical_features(rt.store, rows, features)
+        out = get_historical_features(rt.store, rows, features, repo=rt.repo)
         timings.append(time.perf_counter() - began)
     filled = float(out["orders_30d"].notna().mean())
     write(

@@ -58,16 +58,15 @@ def main() -> None:
 def _store_write(rt) -> dict:
     """The write path alone (validated rows -> committed latest + history), as Feast's
     materialize is measured: it starts from computed feature rows too."""
-    from mlops.specs import JOBS
     from mlops.store import runs, writes
     from mlops.store.validate import validate
     from mlops.warehouse import views
 
-    job = JOBS["churn"]
+    job = rt.repo.job("churn")
     point = END - timedelta(hours=1)
     with rt.warehouse.connect() as conn:
         view_began = time.perf_counter()
-        frame = views.compute(conn, job, [point])
+        frame = views.compute(conn, rt.repo, job, [point])
         view_seconds = time.perf_counter() - view_began
     good = validate(job, frame).good
     run_id = runs.start_run(

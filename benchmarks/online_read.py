@@ -29,12 +29,13 @@ def main() -> None:
         ]
     rng = random.Random(0)
     store = OnlineStore(rt.store, rt.clock)
+    spec = rt.repo.job("churn")
     for eid in rng.sample(ids, 200):  # warm the connection and the statement cache
-        store.get("churn", [eid])
+        store.get(spec, [eid])
     samples = []
     for eid in (rng.choice(ids) for _ in range(args.calls)):
         began = time.perf_counter()
-        got = store.get("churn", [eid])
+        got = store.get(spec, [eid])
         samples.append((time.perf_counter() - began) * 1000)
         assert got[eid].status == "fresh"
     write("online_read", rt, {"entities": len(ids), "calls": args.calls, **percentiles(samples)})

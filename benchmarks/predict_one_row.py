@@ -33,14 +33,15 @@ def main() -> None:
     import pandas as pd
 
     from common import RESULTS, percentiles
-    from mlops.specs.features import CHURN
+    from mlops import repository
     from mlops.training import heuristics, models_fit
     from mlops.training import models as m
 
+    churn = repository.load(repository.bundled()).job("churn")
     rng = np.random.default_rng(0)
     frame = _churn_rows(np, pd, rng, args.rows)
-    features = CHURN.feature_names
-    categorical = [f.name for f in CHURN.features if f.dtype == "category"]
+    features = churn.feature_names
+    categorical = [f.name for f in churn.features if f.dtype == "category"]
     rows = frame.sample(n=min(1_000, len(frame)), random_state=1).to_dict("records")
 
     def timed(fn) -> dict[str, float]:
@@ -82,7 +83,7 @@ def main() -> None:
             f" p99 {figures['predict_row']['p99_ms']} ms",
             file=sys.stderr,
         )
-    heuristic = timed(heuristics.churn_risk_row)
+    heuristic = timed(lambda r: heuristics.score_row(churn, r))
 
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / "predict_one_row.json"

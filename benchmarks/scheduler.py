@@ -44,7 +44,7 @@ def main() -> None:
     rt = _runtime(args)
     figures = {}
 
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     noop = Schedule(tuple(dataclasses.replace(t, action=_noop) for t in schedule.tasks))
     sched = Scheduler(rt, noop, owner="bench-idle")
     rt.clock.set(DAY + timedelta(minutes=1))

@@ -69,7 +69,7 @@ from common import (
 
 ENDPOINTS = ("dossier", "compose", "eta")
 SIM_STEP = timedelta(minutes=5)  # simulated time between two ETA refreshes
-LOOKBACK = timedelta(hours=5)  # the longest window of the ETA view (see ml_eta_features.sql)
+LOOKBACK = timedelta(hours=5)  # the longest window of the ETA view (sql/ml_eta_features.sql)
 FEED_MARKER = "bench_soak_feed"  # "<shift in seconds>|<fed up to, ISO>"
 REPLAY_FROM = dt_time(17, 0)
 FEED_PREFIX = "soak:"

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timedelta
 
 from common import END, parser, reset_store, runtime, write
-from mlops.quickstart import HISTORY
+from mlops.quickstart import DEFAULT_HISTORY
 from mlops.store import ingest
 from mlops.training.train import train
 
@@ -25,7 +25,9 @@ def main() -> None:
     rt = runtime(args, "train")
     reset_store(rt)
     figures: dict = {"customers": args.customers}
-    for job, (span, every) in HISTORY.items():
+    for job, spec in rt.repo.jobs.items():
+        # As quickstart does: the repository's quickstart.history at the job's backfill spacing.
+        span, every = spec.quickstart_history or DEFAULT_HISTORY, spec.default_every
         end = datetime.min + (END - datetime.min) // every * every
         began = time.perf_counter()
         backfill = ingest.backfill(

@@ -137,7 +137,7 @@ def seed(rt) -> None:
     from mlops.warehouse.seed import seed_warehouse
 
     migrate.upgrade(rt.store)
-    specs_sync.apply(rt.store, specs_sync.plan(rt.store), NOW)
+    specs_sync.apply(rt.store, specs_sync.plan(rt.store, rt.repo.jobs), NOW, rt.repo.jobs)
     seed_warehouse(rt.warehouse, customers=300, days=60, seed=7, end=NOW)
 
 

@@ -106,7 +106,9 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
     assert any(s.startswith("backfilling eta") for s in stages)
     zone = "Z01"
-    assert get_online_features(rt.store, rt.clock, "eta", [zone])[zone].status == "fresh"
+    assert (
+        get_online_features(rt.store, rt.clock, rt.repo.job("eta"), [zone])[zone].status == "fresh"
+    )
     # The monitors ran once: no champion to compare with yet, and drift says what to run.
     checks = first.monitoring
     assert checks.report.is_file() and (checks.customer_id, checks.zone) == ("C0000001", zone)

@@ -26,11 +26,11 @@ from mlops.serving import endpoints
 from mlops.serving.feature_cache import FeatureCache
 from mlops.serving.memo import Memo
 from mlops.serving.service import Service
-from mlops.specs.features import JOBS
 from mlops.store import ingest
 from mlops.store.codec import unpack_row
 from mlops.store.online import OnlineStore, StoredRow, entity
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 from tests.serving_support import a_customer, make_service
 
 RUNS = 6

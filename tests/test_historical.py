@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 
 from mlops.errors import InputError
-from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.store.historical import get_historical_features
+from tests.repo_support import JOBS, REPO
 from tests.store_tables import write_snapshots
 
 BASE = datetime(2026, 3, 1)
@@ -70,7 +70,7 @@ def test_point_in_time_matches_brute_force_and_merge_asof(migrated):
         points[0],
         points[59],
     ]
-    got = get_historical_features(migrated.store, events, ["eta"])
+    got = get_historical_features(migrated.store, events, ["eta"], repo=REPO)
     assert list(got["entity_id"]) == list(events["entity_id"])  # input order kept
     expected = _brute_force(history, events, ETA.ttl)
     for i, exp in enumerate(expected):
@@ -114,7 +114,7 @@ def test_values_after_the_event_never_leak(migrated):
             ],
         }
     )
-    got = get_historical_features(migrated.store, events, ["eta:deliveries_1h"])
+    got = get_historical_features(migrated.store, events, ["eta:deliveries_1h"], repo=REPO)
     assert pd.isna(got.loc[0, "deliveries_1h"])
     assert got.loc[1, "deliveries_1h"] == 1
     assert got.loc[2, "deliveries_1h"] == 1
@@ -123,12 +123,14 @@ def test_values_after_the_event_never_leak(migrated):
 
 def test_historical_argument_errors(migrated):
     with pytest.raises(InputError, match="event_time"):
-        get_historical_features(migrated.store, pd.DataFrame({"entity_id": ["a"]}), ["eta"])
+        get_historical_features(
+            migrated.store, pd.DataFrame({"entity_id": ["a"]}), ["eta"], repo=REPO
+        )
     rows = pd.DataFrame({"entity_id": ["a"], "event_time": [BASE]})
     with pytest.raises(InputError, match="different entities"):
-        get_historical_features(migrated.store, rows, ["eta", "churn"])
+        get_historical_features(migrated.store, rows, ["eta", "churn"], repo=REPO)
     with pytest.raises(InputError, match="no feature"):
-        get_historical_features(migrated.store, rows, ["eta:nope"])
+        get_historical_features(migrated.store, rows, ["eta:nope"], repo=REPO)
 
 
 def test_features_of_two_jobs_on_one_entity(seeded):

@@ -10,11 +10,11 @@ from sqlalchemy import select
 
 from mlops.db.schema import feature_history, feature_rejects, feature_values, ingestion_runs
 from mlops.errors import IngestionFailed, InputError, NotReadyError
-from mlops.specs import JOBS
 from mlops.store import ingest, writes
 from mlops.store.codec import unpack_row
 from mlops.store.historical import load_history
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 from tests.store_tables import break_one_customer, row_counts, table_rows
 
 

@@ -12,12 +12,12 @@ from sqlalchemy.engine import make_url
 from mlops.db.schema import feature_values, ingestion_runs
 from mlops.errors import IngestionFailed
 from mlops.runtime import Runtime
-from mlops.specs import JOBS
 from mlops.store import ingest, writes
 from mlops.store.historical import load_history
 from mlops.warehouse import views
 from tests.cli_support import invoke
 from tests.conftest import NOW, PG_URL
+from tests.repo_support import JOBS
 from tests.store_tables import row_counts, table_rows
 
 HISTORY_TABLES = ("ml_feature_history", "ml_feature_snapshots")

@@ -473,9 +473,11 @@ def test_sql_files_bind_many_keys_in_chunks(world):
     with world.warehouse.connect() as conn:
         params = {"start": t, "end": NOW}
         keys = [f"c{i}" for i in range(30)]
-        frame = views.run_query_for_keys(conn, "outcomes_churn", params, keys, chunk=7)
+        frame = views.run_query_for_keys(
+            conn, world.repo.sql("outcomes_churn"), params, keys, chunk=7
+        )
         assert sorted(frame.customer_id) == sorted(f"c{i}" for i in range(25))
-        none = views.run_query_for_keys(conn, "outcomes_churn", params, [])
+        none = views.run_query_for_keys(conn, world.repo.sql("outcomes_churn"), params, [])
         assert none.empty and list(none.columns) == ["customer_id", "placed_epoch"]
         count = conn.execute(text("SELECT COUNT(*) FROM orders")).scalar()
     assert count == 25

@@ -27,13 +27,13 @@ from mlops.monitoring import (
     results,
 )
 from mlops.monitoring.panel import Panel, Window
-from mlops.specs.features import JOBS
 from mlops.store import ingest
 from mlops.store.historical import load_history
 from mlops.store.runs import start_run
 from mlops.warehouse.schema import customers, deliveries
 from tests.cli_support import invoke
 from tests.conftest import NOW, seed
+from tests.repo_support import JOBS
 from tests.store_tables import break_one_customer, table_rows
 
 MONTH = timedelta(days=30)
@@ -373,7 +373,7 @@ def test_feature_snapshots_against_the_history(refreshed):
     panel = _panel(board, "features")
     live = panel.frames["snapshots"]
     history = load_history(refreshed.store, JOBS["churn"])
-    for name in panel_distributions.KEY_FEATURES["churn"]:
+    for name in JOBS["churn"].dashboard_features:
         part = live[(live["job"] == "churn") & (live["feature"] == name)]
         assert len(part) == 3  # the failed run stored nothing
         for row in part.itertuples():

@@ -22,10 +22,10 @@ from mlops.errors import InputError
 from mlops.monitoring import drift
 from mlops.runtime import Runtime
 from mlops.serving import trips
-from mlops.specs.features import get_job
 from mlops.store import ingest
 from tests.cli_support import invoke
 from tests.conftest import NOW
+from tests.repo_support import REPO
 from tests.serving_support import a_customer, make_service, mlflow_copy
 
 
@@ -37,7 +37,7 @@ def _online_frame(rt, job: str) -> pd.DataFrame:
         ids = conn.execute(
             select(feature_values.c.entity_id).where(feature_values.c.job == job)
         ).scalars()
-        found = get_online_features(rt.store, rt.clock, job, list(ids))
+        found = get_online_features(rt.store, rt.clock, rt.repo.job(job), list(ids))
     return pd.DataFrame([e.values() for e in found.values()])
 
 
@@ -59,7 +59,7 @@ def registry_matching_live_values(
         "drift-tests", artifact_location=(tmp_path / "artifacts").resolve().as_uri()
     )
     for job in jobs:
-        spec = get_job(job)
+        spec = REPO.job(job)
         categorical = [f.name for f in spec.features if f.dtype == "category"]
         reference = reference_distributions(_online_frame(rt, job), spec.feature_names, categorical)
         edit(job, reference)
@@ -107,7 +107,7 @@ def test_unchanged_values_raise_no_alert(serving_rt, trained_home, tmp_path, clo
         (result,) = drift.check(rt, "churn")
     finally:
         rt.close()
-    spec = get_job("churn")
+    spec = REPO.job("churn")
     assert result.error is None and result.model_version == 2
     assert [f.feature for f in result.features] == spec.feature_names
     assert {f.status for f in result.features} <= {"ok", "warn"}, [
@@ -204,7 +204,7 @@ def test_features_the_champion_knew_otherwise_are_left_out(serving_rt, trained_h
     finally:
         rt.close()
     names = [f.feature for f in result.features]
-    assert names == [n for n in get_job("churn").feature_names if n != "tenure_days"]
+    assert names == [n for n in REPO.job("churn").feature_names if n != "tenure_days"]
     assert result.alerting == []
 
 
@@ -255,7 +255,7 @@ def test_champion_reference_from_the_registry_and_too_few_values(serving_rt):
         assert result.model_version == tracking_versions.champion_version(serving_rt.settings, job)
         reference = tracking_artifacts.reference_for(serving_rt.settings, job, result.model_version)
         assert {f.feature for f in result.features} == set(reference) & set(
-            get_job(job).feature_names
+            REPO.job(job).feature_names
         )
         # 300 customers and 20 zones are fewer than 301 values: judged on nothing.
         assert {f.status for f in result.features} == {"insufficient"}

@@ -2,10 +2,10 @@ from datetime import timedelta
 
 import pytest
 
-from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.store.online import get_online_features
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def _zones(rt):
 
 def test_fresh_values_with_computed_at(ingested):
     zone = _zones(ingested)[0]
-    got = get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone]
+    got = get_online_features(ingested.store, ingested.clock, JOBS["eta"], [zone])[zone]
     assert got.status == "fresh" and got.computed_at == NOW and got.age_seconds == 0
     assert set(got.features) == set(JOBS["eta"].feature_names)
     assert all(f.status == "fresh" and f.computed_at == NOW for f in got.features.values())
@@ -35,14 +35,17 @@ def test_past_ttl_is_marked_stale_never_fresh(ingested):
     zone = _zones(ingested)[0]
     ingested.clock.advance(timedelta(minutes=15))
     assert (
-        get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone].status == "fresh"
+        get_online_features(ingested.store, ingested.clock, JOBS["eta"], [zone])[zone].status
+        == "fresh"
     )
     ingested.clock.advance(timedelta(seconds=1))
-    got = get_online_features(ingested.store, ingested.clock, "eta", [zone])[zone]
+    got = get_online_features(ingested.store, ingested.clock, JOBS["eta"], [zone])[zone]
     assert got.status == "stale"
     assert all(not f.usable for f in got.features.values())
     # churn has a 36 h TTL, so it is still fresh at the same moment
-    churn = get_online_features(ingested.store, ingested.clock, "churn", [_customer(ingested)])
+    churn = get_online_features(
+        ingested.store, ingested.clock, JOBS["churn"], [_customer(ingested)]
+    )
     assert [c.status for c in churn.values()] == ["fresh"]
 
 
@@ -57,11 +60,11 @@ def _customer(rt):
 
 def test_unknown_entity_is_missing_and_many_at_once(ingested):
     zones = _zones(ingested)
-    got = get_online_features(ingested.store, ingested.clock, "eta", [*zones, "nowhere"])
+    got = get_online_features(ingested.store, ingested.clock, JOBS["eta"], [*zones, "nowhere"])
     assert got["nowhere"].status == "missing" and got["nowhere"].computed_at is None
     assert all(got[z].status == "fresh" for z in zones)
     assert list(got) == [*zones, "nowhere"]
-    assert get_online_features(ingested.store, ingested.clock, "eta", []) == {}
+    assert get_online_features(ingested.store, ingested.clock, JOBS["eta"], []) == {}
 
 
 def test_online_store_matches_and_survives_a_dropped_connection(ingested, backend):
@@ -71,8 +74,8 @@ def test_online_store_matches_and_survives_a_dropped_connection(ingested, backen
 
     zones = _zones(ingested)
     store = OnlineStore(ingested.store, ingested.clock)
-    expected = get_online_features(ingested.store, ingested.clock, "eta", zones)
-    assert store.get("eta", zones) == expected
+    expected = get_online_features(ingested.store, ingested.clock, JOBS["eta"], zones)
+    assert store.get(JOBS["eta"], zones) == expected
     conn = store._conns._connection()
     if backend == "postgres":
         pid = conn.execute(text("SELECT pg_backend_pid()")).scalar()
@@ -80,7 +83,7 @@ def test_online_store_matches_and_survives_a_dropped_connection(ingested, backen
             other.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
     else:
         conn.connection.driver_connection.close()
-    assert store.get("eta", zones[:1]) == {zones[0]: expected[zones[0]]}
+    assert store.get(JOBS["eta"], zones[:1]) == {zones[0]: expected[zones[0]]}
     store.close()
 
 

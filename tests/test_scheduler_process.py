@@ -39,7 +39,7 @@ TINY = """
         (tasks.Task("tiny", "sleeps", ("true",), slow, cron="* * * * * *", retries=0,
                     timeout=timedelta(seconds=30)),)
     )
-    tasks.build = lambda settings: SCHEDULE
+    tasks.build = lambda settings, repo: SCHEDULE
     main(["scheduler", "run", *sys.argv[1:]])
 """
 

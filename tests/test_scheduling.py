@@ -74,7 +74,7 @@ def recorded(schedule: Schedule, recorder: Recorder, **changes) -> Schedule:
 
 def recorded_chain(rt, recorder: Recorder, root: str, **changes) -> Schedule:
     """The schedule of one root task and its followers, with recorded actions."""
-    schedule = recorded(build(rt.settings), recorder, **changes)
+    schedule = recorded(build(rt.settings, rt.repo), recorder, **changes)
     return Schedule(tuple(schedule.chain(schedule.get(root))))
 
 
@@ -121,7 +121,7 @@ def quick(migrated):
 
 def test_a_simulated_day_runs_every_slot_once_and_records_every_delay(quick):
     rt, clock = quick, quick.clock
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     # Yesterday's last runs, as if the scheduler had been up: start-up catches nothing up.
     for root in schedule.roots:
         last = croniter(root.cron, DAY).get_prev(datetime)
@@ -193,7 +193,7 @@ def test_a_simulated_day_runs_every_slot_once_and_records_every_delay(quick):
 def test_first_start_runs_each_tasks_latest_slot_once(migrated):
     rt, clock = migrated, migrated.clock
     recorder = Recorder()
-    scheduler = Scheduler(rt, recorded(build(rt.settings), recorder), owner="new")
+    scheduler = Scheduler(rt, recorded(build(rt.settings, rt.repo), recorder), owner="new")
     clock.set(DAY + timedelta(hours=12, minutes=3))
     did = scheduler.tick(wait=True)
     roots = {a.task: a.scheduled_for for a in did if a.task.split(":")[0] in ("ingest", "train")}
@@ -297,7 +297,7 @@ def test_a_retry_that_succeeds_lets_the_chain_go_on(migrated):
             raise ConnectionError("warehouse away")
 
     recorder = Recorder()
-    schedule = recorded(build(rt.settings), recorder)
+    schedule = recorded(build(rt.settings, rt.repo), recorder)
     chain = schedule.chain(schedule.get("ingest:eta"))
     schedule = Schedule((dataclasses.replace(chain[0], action=flaky), *chain[1:]))
     clock.set(datetime(2026, 6, 1, 0, 5))
@@ -382,7 +382,7 @@ def test_racing_schedulers_on_threads_run_each_slot_once(migrated):
     """Eight schedulers with eight owners tick at the same instant from eight threads."""
     rt, clock = migrated, migrated.clock
     recorder = Recorder()
-    schedule = recorded(build(rt.settings), recorder)
+    schedule = recorded(build(rt.settings, rt.repo), recorder)
     schedule = Schedule(
         tuple(t for t in schedule.tasks if t.name in ("ingest:eta", "monitor:guardrails"))
         + tuple(schedule.chain(schedule.get("ingest:eta"))[1:])
@@ -510,7 +510,7 @@ def test_stop_lets_the_running_task_finish_and_releases_leases(migrated):
 def test_run_once_runs_what_is_due_then_returns(migrated):
     rt, clock = migrated, migrated.clock
     recorder = Recorder()
-    schedule = recorded(build(rt.settings), recorder)
+    schedule = recorded(build(rt.settings, rt.repo), recorder)
     clock.set(datetime(2026, 6, 1, 0, 5))
     Scheduler(rt, schedule, owner="o").run(once=True, handle_signals=False)
     assert len(recorder.calls) == len(schedule.tasks)
@@ -522,7 +522,7 @@ def test_real_ingestion_as_a_scheduled_task(seeded):
     from mlops.db.schema import ingestion_runs
 
     rt, clock = seeded, seeded.clock
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     schedule = Schedule((schedule.get("ingest:eta"),))
     slot = datetime(2026, 6, 1, 11, 55)
     clock.set(slot + timedelta(seconds=42))
@@ -537,7 +537,7 @@ def test_real_ingestion_as_a_scheduled_task(seeded):
 
 def test_the_loop_sleeps_until_the_next_slot(migrated):
     rt, clock = migrated, migrated.clock
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     for root in schedule.roots:
         seed_history(rt, root.name, croniter(root.cron, DAY).get_prev(datetime))
     clock.set(DAY + timedelta(minutes=1, seconds=10))
@@ -555,7 +555,7 @@ def other_runtime(settings):
 
 def test_schedulers_with_separate_engines_share_leases(migrated, other_runtime):
     recorder = Recorder(hold=threading.Event())
-    schedule = recorded(build(migrated.settings), recorder)
+    schedule = recorded(build(migrated.settings, migrated.repo), recorder)
     schedule = Schedule((schedule.get("monitor:guardrails"),))
     migrated.clock.set(DAY)
     a = Scheduler(migrated, schedule, owner="a")
@@ -623,7 +623,7 @@ def test_the_loop_renews_a_long_runs_lease_between_slots(migrated):
     rt, clock = migrated, migrated.clock
     hold = threading.Event()
     recorder = Recorder(hold=hold)
-    schedule = recorded(build(rt.settings), recorder)
+    schedule = recorded(build(rt.settings, rt.repo), recorder)
     schedule = Schedule((schedule.get("monitor:accuracy"),))  # daily: nothing else wakes it
     clock.set(DAY + timedelta(hours=6, minutes=30))
     a = Scheduler(rt, schedule, owner="a")

@@ -24,7 +24,7 @@ from mlops.runtime import Runtime
 from mlops.scheduling import actions, airflow, crontab
 from mlops.scheduling.tasks import Schedule, Task, build, latest_slot, next_slots
 from mlops.settings import Settings
-from mlops.specs.features import JOBS
+from tests.repo_support import JOBS, REPO
 
 NOW = datetime(2026, 6, 1, 12, 0, 7)
 EXPECTED = {
@@ -47,7 +47,7 @@ def settings(tmp_path, environment="production") -> Settings:
 
 
 def test_the_schedule_follows_the_specs(tmp_path):
-    schedule = build(settings(tmp_path))
+    schedule = build(settings(tmp_path), REPO)
     assert {t.name: t.cron for t in schedule.roots} == EXPECTED
     for job in JOBS.values():
         assert schedule.get(f"ingest:{job.name}").cron == job.refresh_cron
@@ -67,7 +67,7 @@ def test_the_schedule_follows_the_specs(tmp_path):
 
 
 def test_staging_trains_with_dry_run(tmp_path):
-    schedule = build(settings(tmp_path, "staging"))
+    schedule = build(settings(tmp_path, "staging"), REPO)
     for job in JOBS:
         task = schedule.get(f"train:{job}")
         assert task.command == ("mlops", "train", job, "--dry-run")
@@ -76,7 +76,7 @@ def test_staging_trains_with_dry_run(tmp_path):
 
 
 def test_backoff_doubles_up_to_its_cap():
-    task = build(Settings()).get("ingest:churn")
+    task = build(Settings(), REPO).get("ingest:churn")
     assert [task.backoff(n) for n in (1, 2, 3, 4, 5)] == [
         timedelta(minutes=m) for m in (5, 10, 20, 30, 30)
     ]
@@ -204,7 +204,7 @@ def test_help_texts_explain_the_commands():
 
 
 def render(environment="production") -> tuple[str, Schedule]:
-    schedule = build(Settings(environment=environment))
+    schedule = build(Settings(environment=environment), REPO)
     return airflow.render(schedule, generated_at=NOW, environment=environment), schedule
 
 
@@ -416,7 +416,7 @@ def test_airflow_dagbag_loads_the_module_without_errors(tmp_path):
     """Airflow itself parses the export (in its own virtualenv: it pins FastAPI below ours)."""
     import json
 
-    schedule = build(Settings(environment="staging"))
+    schedule = build(Settings(environment="staging"), REPO)
     airflow.write(schedule, tmp_path / "dags", generated_at=NOW, environment="staging")
     env = {
         **os.environ,
@@ -457,7 +457,7 @@ def test_airflow_dagbag_loads_the_module_without_errors(tmp_path):
 
 
 def test_crontab_lines_parse_and_run_the_same_commands():
-    schedule = build(Settings(environment="staging"))
+    schedule = build(Settings(environment="staging"), REPO)
     text = crontab.render(schedule, generated_at=NOW, environment="staging", lock_dir="/locks")
     entries = [
         line for line in text.splitlines() if line and not line.startswith("#") and "=" not in line
@@ -485,7 +485,7 @@ def test_crontab_lines_parse_and_run_the_same_commands():
 def test_crontab_shell_runs_the_chain_in_order(tmp_path):
     """The shell text of a line, run with stand-in commands: drift only after a successful
     refresh, ops always; the slot is the current UTC minute."""
-    schedule = build(Settings())
+    schedule = build(Settings(), REPO)
     root = schedule.get("ingest:eta")
     script = shlex.split(crontab.line(schedule, root, "/tmp").split(None, 5)[5])[5]
     script = script.replace("\\%", "%")  # what cron hands to the shell
@@ -520,7 +520,7 @@ def test_crontab_shell_runs_the_chain_in_order(tmp_path):
 
 
 def test_the_written_module_replaces_the_old_one_whole(tmp_path):
-    schedule = build(Settings())
+    schedule = build(Settings(), REPO)
     folder = tmp_path / "dags"
     path = airflow.write(schedule, folder, generated_at=NOW, environment="production")
     first = path.read_text()

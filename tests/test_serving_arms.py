@@ -14,8 +14,9 @@ from mlops.db.schema import feature_values, prediction_log
 from mlops.serving import arms, trips
 from mlops.serving.arms import CONTROL, TREATMENT, assign, position
 from mlops.serving.policy import Reason, precheck
-from mlops.training import heuristics, models
+from mlops.training import models
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 from tests.serving_support import a_zone, make_service
 
 IDS = [f"C{i:07d}" for i in range(20_000)]
@@ -130,7 +131,7 @@ def test_control_customers_get_the_heuristic_and_every_record_its_arm(serving_rt
             assert answer.churn.source == "heuristic" and answer.churn.reason == "ab_control"
             assert answer.churn.model_version is None
             inputs = svc.warehouse.profile(customer, NOW).heuristic_inputs()
-            assert answer.churn.probability == pytest.approx(heuristics.churn_risk_row(inputs))
+            assert answer.churn.probability == pytest.approx(JOBS["churn"].heuristic.row(inputs))
             # upsell has no experiment: the same customer's upsell comes from the model
             assert (answer.upsell.source, answer.upsell.reason) == ("model", None)
         # control answers are by design, not failures: the circuit stays closed (12 > its

@@ -14,9 +14,8 @@ from mlops.errors import InputError
 from mlops.serving import flags, trips
 from mlops.serving.endpoints import CustomerNotFound
 from mlops.serving.service import Service
-from mlops.specs.features import JOBS
-from mlops.training import heuristics
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 from tests.serving_support import (
     BrokenBooster,
     SlowBooster,
@@ -97,9 +96,9 @@ def test_known_customer_without_features_gets_the_heuristic(service, serving_rt)
     assert answer.churn.model_version is None and answer.churn.computed_at is None
     # the fallback is the training heuristic on the warehouse's live figures
     inputs = _profile_by_hand(serving_rt, customer)
-    assert answer.churn.probability == pytest.approx(heuristics.churn_risk_row(inputs))
+    assert answer.churn.probability == pytest.approx(JOBS["churn"].heuristic.row(inputs))
     best = max(
-        heuristics.upsell_propensity_row({**inputs, "discount_pct": o.discount_pct})
+        JOBS["upsell"].heuristic.row({**inputs, "discount_pct": o.discount_pct})
         for o in service.controls.offers
     )
     assert answer.upsell.propensity == pytest.approx(best)
@@ -121,9 +120,7 @@ def test_eta_combines_model_and_sla(service, serving_rt):
     dispatched = NOW - timedelta(minutes=3)
     answer = service.eta(zone, 2.5, 3, dispatched_at=dispatched, delivery_id="D1")
     assert answer.source == "model" and answer.model_minutes is not None
-    sla = heuristics.eta_sla_minutes_row(
-        {"distance_km": 2.5, "zone": zone}, **heuristics.eta_constants(serving_rt.settings)
-    )
+    sla = JOBS["eta"].heuristic.row({"distance_km": 2.5, "zone": zone})
     assert answer.sla_minutes == pytest.approx(sla, abs=0.01)
     top = max(answer.model_minutes, answer.model_p90_minutes)
     assert answer.recommended_minutes == pytest.approx(min(answer.sla_minutes, top), abs=0.01)
@@ -148,7 +145,7 @@ def test_compose_ranks_by_model_and_by_rule(service, serving_rt):
     expected = sorted(
         ids,
         key=lambda i: (
-            -heuristics.upsell_propensity_row({**inputs, "discount_pct": offers[i].discount_pct})
+            -JOBS["upsell"].heuristic.row({**inputs, "discount_pct": offers[i].discount_pct})
         ),
     )
     got = [o.offer_id for o in by_rule.offers]

@@ -6,9 +6,9 @@ from sqlalchemy import select
 
 from mlops.db.schema import feature_specs
 from mlops.errors import InputError
-from mlops.specs import JOBS, get_job, resolve_jobs
 from mlops.specs import sync as specs_sync
 from mlops.specs.features import JobSpec
+from tests.repo_support import JOBS, REPO
 
 
 def test_every_job_has_enough_fully_described_features():
@@ -25,16 +25,16 @@ def test_every_job_has_enough_fully_described_features():
 
 
 def test_ttls_and_schedules_follow_the_design():
-    assert get_job("churn").ttl == timedelta(hours=36)
-    assert get_job("upsell").ttl == timedelta(hours=12)
-    assert get_job("eta").ttl == timedelta(minutes=15)
-    assert get_job("eta").refresh_cron == "*/5 * * * *"
-    assert [j.name for j in resolve_jobs("all")] == ["churn", "upsell", "eta"]
+    assert REPO.job("churn").ttl == timedelta(hours=36)
+    assert REPO.job("upsell").ttl == timedelta(hours=12)
+    assert REPO.job("eta").ttl == timedelta(minutes=15)
+    assert REPO.job("eta").refresh_cron == "*/5 * * * *"
+    assert [j.name for j in REPO.resolve("all")] == ["churn", "upsell", "eta"]
 
 
 def test_unknown_job_error_lists_the_choices():
     with pytest.raises(InputError, match="churn, upsell, eta"):
-        get_job("nope")
+        REPO.job("nope")
 
 
 def _with_features(features) -> dict[str, JobSpec]:
@@ -44,22 +44,22 @@ def _with_features(features) -> dict[str, JobSpec]:
 
 def test_sync_adds_then_reports_in_sync(migrated):
     store = migrated.store
-    plan = specs_sync.plan(store)
+    plan = specs_sync.plan(store, JOBS)
     assert len(plan.added) == sum(len(j.features) for j in JOBS.values())
-    specs_sync.apply(store, plan, migrated.clock.now())
-    again = specs_sync.plan(store)
+    specs_sync.apply(store, plan, migrated.clock.now(), JOBS)
+    again = specs_sync.plan(store, JOBS)
     assert again.empty and again.unchanged == len(plan.added)
 
 
 def test_dry_run_plan_writes_nothing(migrated):
-    specs_sync.plan(migrated.store)
+    specs_sync.plan(migrated.store, JOBS)
     with migrated.store.connect() as conn:
         assert conn.execute(select(feature_specs)).all() == []
 
 
 def test_change_bumps_version_and_removal_retires_not_deletes(migrated):
     store, now = migrated.store, migrated.clock.now()
-    specs_sync.apply(store, specs_sync.plan(store), now)
+    specs_sync.apply(store, specs_sync.plan(store, JOBS), now, JOBS)
     churn = list(JOBS["churn"].features)
     changed = replace(churn[1], max_value=99.0)
     jobs = _with_features([changed, *churn[2:]])  # first feature removed, second changed
@@ -77,5 +77,5 @@ def test_change_bumps_version_and_removal_retires_not_deletes(migrated):
     assert rows[churn[1].name].version == 2 and rows[churn[1].name].max_value == 99.0
     assert churn[0].name not in specs_sync.spec_versions(store, "churn")
     # Restoring the feature in code revives it.
-    revive = specs_sync.plan(store)
+    revive = specs_sync.plan(store, JOBS)
     assert {c.name for c in revive.changed} == {churn[0].name, churn[1].name}

@@ -5,10 +5,10 @@ import pytest
 from sqlalchemy import text
 
 from mlops.errors import NotReadyError
-from mlops.specs import JOBS
 from mlops.store import ingest
 from mlops.training import datasets
 from tests.conftest import NOW, seed
+from tests.repo_support import JOBS
 from tests.store_tables import write_snapshots
 
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from mlops import repository
 from mlops.errors import InputError
-from mlops.settings import Settings
-from mlops.training import heuristics as h
-from mlops.training import metrics, models_fit, split_keys
+from mlops.training import heuristics, metrics, models_fit, split_keys
 from mlops.training import models as m
+from tests.repo_support import HEURISTICS as h
+from tests.repo_support import JOBS
 
 ETA = {"prep_minutes": 12.0, "speed_kmh": 15.0, "zone_speed_kmh": {"Z01": 10.0, "Z02": 0.0}}
+# The bundled repository's heuristics as the engine calls them (ETA with the constants above).
+CHURN_H, UPSELL_H = JOBS["churn"].heuristic, JOBS["upsell"].heuristic
+ETA_H = replace(JOBS["eta"].heuristic, params=ETA)
 CHURN_FEATURES = [
     "days_since_last_order",
     "orders_30d",
@@ -143,28 +148,28 @@ def test_heuristics_give_the_same_numbers_on_scalars_and_arrays():
             "zone": zone,
         }
     )
-    np.testing.assert_allclose(h.churn_risk_frame(frame), churn, rtol=1e-12)
-    np.testing.assert_allclose(h.upsell_propensity_frame(frame), upsell, rtol=1e-12)
-    np.testing.assert_allclose(h.eta_sla_minutes_frame(frame, **ETA), eta, rtol=1e-12)
+    np.testing.assert_allclose(CHURN_H.frame(frame), churn, rtol=1e-12)
+    np.testing.assert_allclose(UPSELL_H.frame(frame), upsell, rtol=1e-12)
+    np.testing.assert_allclose(ETA_H.frame(frame), eta, rtol=1e-12)
     for i, row in enumerate(frame.to_dict("records")):
-        assert h.churn_risk_row(row) == pytest.approx(churn[i], rel=1e-12)
-        assert h.upsell_propensity_row(row) == pytest.approx(upsell[i], rel=1e-12)
-        assert h.eta_sla_minutes_row(row, **ETA) == pytest.approx(eta[i], rel=1e-12)
+        assert CHURN_H.row(row) == pytest.approx(churn[i], rel=1e-12)
+        assert UPSELL_H.row(row) == pytest.approx(upsell[i], rel=1e-12)
+        assert ETA_H.row(row) == pytest.approx(eta[i], rel=1e-12)
 
 
 def test_heuristics_answer_sensibly_when_inputs_are_missing():
-    for row in ({}, dict.fromkeys(h.CHURN_INPUTS + h.UPSELL_INPUTS + h.ETA_INPUTS)):
-        for value in (h.churn_risk_row(row), h.upsell_propensity_row(row)):
+    for row in ({}, dict.fromkeys(CHURN_H.inputs + UPSELL_H.inputs + ETA_H.inputs)):
+        for value in (CHURN_H.row(row), UPSELL_H.row(row)):
             assert isinstance(value, float) and 0 < value < 1
-        assert h.eta_sla_minutes_row(row, **ETA) == pytest.approx(12.0 + 3.0 / 15.0 * 60)
+        assert ETA_H.row(row) == pytest.approx(12.0 + 3.0 / 15.0 * 60)
     # A customer who never ordered is high risk, above one seen yesterday at a steady rate.
-    never = h.churn_risk_row({"days_since_last_order": None, "orders_30d": 0, "orders_90d": 0})
-    steady = h.churn_risk_row({"days_since_last_order": 1, "orders_30d": 3, "orders_90d": 9})
+    never = CHURN_H.row({"days_since_last_order": None, "orders_30d": 0, "orders_90d": 0})
+    steady = CHURN_H.row({"days_since_last_order": 1, "orders_30d": 3, "orders_90d": 9})
     assert never > 0.9 and steady < 0.1
     # pandas NA and garbage count as missing, not as errors.
-    assert h.churn_risk_row({"days_since_last_order": pd.NA, "orders_30d": "x"}) > 0.5
+    assert CHURN_H.row({"days_since_last_order": pd.NA, "orders_30d": "x"}) > 0.5
     # No acceptance history: the prior alone, at the reference discount.
-    assert h.upsell_propensity_row({"discount_pct": 20}) == pytest.approx(h.UPSELL_PRIOR_RATE)
+    assert UPSELL_H.row({"discount_pct": 20}) == pytest.approx(h.UPSELL_PRIOR_RATE)
     out = h.churn_risk(np.array([np.nan, 5.0]), np.array([np.nan, 1.0]), np.array([0.0, np.nan]))
     assert np.isfinite(out).all()
 
@@ -189,22 +194,28 @@ def test_heuristics_move_the_expected_way():
     assert h.eta_sla_minutes(5.0, "Z02", **ETA) == h.eta_sla_minutes(5.0, "Z03", **ETA)
 
 
-def test_eta_constants_come_from_settings():
-    settings = Settings(eta_prep_minutes=10, eta_speed_kmh=20, eta_zone_speed_kmh={"Z09": 30})
-    constants = h.eta_constants(settings)
-    assert h.eta_sla_minutes(6.0, "Z09", **constants) == pytest.approx(10 + 12)
-    assert h.eta_sla_minutes(6.0, "Z01", **constants) == pytest.approx(10 + 18)
+def test_heuristic_params_come_from_the_repository_and_the_settings_override_them():
+    assert JOBS["eta"].heuristic.params["speed_kmh"] == 17.0
+    override = {"eta": {"prep_minutes": 10, "speed_kmh": 20, "zone_speed_kmh": {"Z09": 30}}}
+    eta = repository.load(repository.bundled(), heuristic_params=override).job("eta").heuristic
+    assert eta.row({"distance_km": 6.0, "zone": "Z09"}) == pytest.approx(10 + 12)
+    assert eta.row({"distance_km": 6.0, "zone": "Z01"}) == pytest.approx(10 + 18)
+    with pytest.raises(repository.RepositoryInvalid, match="names no job"):
+        repository.load(repository.bundled(), heuristic_params={"fraud": {}})
 
 
-def test_heuristic_frames_name_a_missing_column():
-    with pytest.raises(InputError, match="orders_90d"):
-        h.churn_risk_frame(pd.DataFrame({"days_since_last_order": [1.0], "orders_30d": [1]}))
-    # impressions are optional: the rate then weighs like the prior.
+def test_an_absent_column_is_a_missing_value_and_named_inputs_are_required():
+    # No orders_90d column: no evidence of a drop, the same as a missing value.
+    frame = pd.DataFrame({"days_since_last_order": [1.0], "orders_30d": [1]})
+    assert CHURN_H.frame(frame)[0] == pytest.approx(h.churn_risk(1.0, 1.0, math.nan))
+    # impressions absent: the rate then weighs like the prior.
     frame = pd.DataFrame({"acceptance_rate_90d": [0.5], "discount_pct": [20.0]})
-    assert h.upsell_propensity_frame(frame)[0] == pytest.approx(0.3)
+    assert UPSELL_H.frame(frame)[0] == pytest.approx(0.3)
+    with pytest.raises(InputError, match="orders_90d"):
+        CHURN_H.columns(days_since_last_order=np.ones(2), orders_30d=np.ones(2))
 
 
-def test_heuristics_by_job_name():
+def test_heuristics_by_job():
     frame = pd.DataFrame(
         {
             "days_since_last_order": [2.0, None],
@@ -217,17 +228,19 @@ def test_heuristics_by_job_name():
         }
     )
     row = frame.iloc[0].to_dict()
-    for job, by_frame in (
-        ("churn", h.churn_risk_frame(frame)),
-        ("upsell", h.upsell_propensity_frame(frame)),
-        ("eta", h.eta_sla_minutes_frame(frame, **ETA)),
+    for name, by_formula in (
+        ("churn", h.churn_risk(frame["days_since_last_order"], frame["orders_30d"], [3.0, 0.0])),
+        ("upsell", h.upsell_propensity(frame["acceptance_rate_90d"], frame["discount_pct"])),
+        (
+            "eta",
+            h.eta_sla_minutes(frame["distance_km"], frame["zone"], **ETA_H.params),
+        ),
     ):
-        np.testing.assert_array_equal(h.score_frame(job, frame, eta=ETA), by_frame)
-        assert h.score_row(job, row, eta=ETA) == pytest.approx(by_frame[0], rel=1e-12)
-    with pytest.raises(InputError, match="ETA constants"):
-        h.score_row("eta", row)
-    with pytest.raises(InputError, match="no heuristic"):
-        h.score_frame("fraud", frame)
+        job = replace(JOBS[name], heuristic=ETA_H) if name == "eta" else JOBS[name]
+        np.testing.assert_allclose(heuristics.score_frame(job, frame), by_formula, rtol=1e-12)
+        assert heuristics.score_row(job, row) == pytest.approx(by_formula[0], rel=1e-12)
+    with pytest.raises(InputError, match="declares no heuristic"):
+        heuristics.score_row(replace(JOBS["eta"], heuristic=None), row)
 
 
 # --- models -------------------------------------------------------------------------------
@@ -238,7 +251,7 @@ def test_classifier_learns_a_signal_the_heuristic_cannot_see(classifier, churn_d
     p = m.predict_frame(classifier, valid)
     assert ((p > 0) & (p < 1)).all()
     model_auc = roc_auc_score(valid["label"], p)
-    heuristic_auc = roc_auc_score(valid["label"], h.churn_risk_frame(valid))
+    heuristic_auc = roc_auc_score(valid["label"], CHURN_H.frame(valid))
     assert model_auc > 0.7
     assert model_auc > heuristic_auc + 0.1
     assert classifier.info["early_stopped"] and 0 < classifier.best_iteration < 1000
@@ -306,7 +319,8 @@ def test_calibration_fixes_a_skewed_booster_on_held_out_data(churn_data):
 def test_regressor_beats_the_sla_formula_and_p90_covers_ninety_percent(regressor, eta_data):
     _, valid = eta_data
     minutes = m.predict_frame(regressor, valid)
-    sla = h.eta_sla_minutes_frame(valid, prep_minutes=0.0, speed_kmh=20.0, zone_speed_kmh={})
+    sla = replace(ETA_H, params={"prep_minutes": 0.0, "speed_kmh": 20.0, "zone_speed_kmh": {}})
+    sla = sla.frame(valid)
     model_mae = metrics.regression(valid["label"], minutes)["mae"]
     assert model_mae < 0.85 * metrics.regression(valid["label"], sla)["mae"]
     p90 = m.predict_p90(regressor, m.encode(regressor, valid))

@@ -7,12 +7,12 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from mlops.specs import get_job
 from mlops.store import ingest
 from mlops.training import datasets, models, tracking_artifacts, tracking_versions
 from mlops.training.reference import population as reference_population
 from mlops.training.train import train
 from tests.conftest import NOW, seed
+from tests.repo_support import REPO
 from tests.store_tables import row_counts
 
 
@@ -80,9 +80,9 @@ def test_train_registers_promotes_and_loads_back_identically(registry_history):
     # Stored features are described over what serving saw at the window's end (for ETA the
     # last day of snapshots, the span its drift check compares), request-time inputs over the
     # training rows.
-    population = reference_population(history.store, get_job("eta"), ts.end)
+    population = reference_population(history.store, REPO.job("eta"), ts.end)
     assert len(population) == 20 * (24 * 12 + 1)  # 20 zones, a day of 5-minute snapshots
-    assert population["as_of"].min() == ts.end - get_job("eta").drift_window
+    assert population["as_of"].min() == ts.end - REPO.job("eta").drift_window
     assert population["as_of"].max() == ts.end
     assert reference["late_share_2h"]["rows"] == len(population)
     assert reference["late_share_2h"]["mean"] == pytest.approx(population["late_share_2h"].mean())
@@ -96,7 +96,7 @@ def test_train_registers_promotes_and_loads_back_identically(registry_history):
 def test_reference_population_is_the_newest_snapshots_of_every_entity(seeded):
     from mlops.training.reference import POPULATION_ROWS
 
-    churn = get_job("churn")
+    churn = REPO.job("churn")
     ingest.backfill(seeded, "churn", start=NOW - timedelta(days=40), end=NOW)
     population = reference_population(seeded.store, churn, NOW)
     per_snapshot = population.groupby("as_of").size()

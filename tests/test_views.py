@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from mlops.specs.features import JOBS, JobSpec
+from mlops.specs.features import JobSpec
 from mlops.warehouse import views
 from mlops.warehouse.bulk import insert_frame
 from mlops.warehouse.schema import TABLES, create_tables
@@ -24,6 +24,7 @@ from tests.reference_features import (
     make_warehouse,
     reference,
 )
+from tests.repo_support import JOBS, REPO
 
 SECOND = timedelta(seconds=1)
 RTOL = 1e-9
@@ -167,7 +168,7 @@ def _diff(got, want, name, mask) -> str:
 def test_view_matches_reference(warehouse, job_name):
     job = JOBS[job_name]
     with warehouse.connect() as conn:
-        got = views.compute(conn, job, grid(job_name))
+        got = views.compute(conn, REPO, job, grid(job_name))
     want = expected(job_name)
     assert len(want) > 100  # the grid exercises the job
     assert_features_equal(job, got, want)
@@ -279,8 +280,8 @@ def test_rows_at_or_after_as_of_do_not_leak(warehouse, tables):
     later = at + timedelta(minutes=90)
     points = [at - 3 * HOUR, at]
     with warehouse.connect() as conn:
-        before = {name: views.compute(conn, job, points) for name, job in JOBS.items()}
-        later_before = {name: views.compute(conn, job, [later]) for name, job in JOBS.items()}
+        before = {name: views.compute(conn, REPO, job, points) for name, job in JOBS.items()}
+        later_before = {name: views.compute(conn, REPO, job, [later]) for name, job in JOBS.items()}
     future = _future_rows(tables, at)
     in_flight = dl.loc[dl["delivered_at"].isna() & (dl["dispatched_at"] < at), "delivery_id"]
     assert len(in_flight)
@@ -305,9 +306,9 @@ def test_rows_at_or_after_as_of_do_not_leak(warehouse, tables):
         )
     with warehouse.connect() as conn:
         for name, job in JOBS.items():
-            after = views.compute(conn, job, points)
+            after = views.compute(conn, REPO, job, points)
             pd.testing.assert_frame_equal(_sorted(after), _sorted(before[name]))
-            changed = views.compute(conn, job, [later])
+            changed = views.compute(conn, REPO, job, [later])
             assert not _sorted(changed).equals(_sorted(later_before[name])), name
 
 
@@ -324,8 +325,8 @@ def test_one_point_equals_its_row_in_a_grid(warehouse):
         for name, job in JOBS.items():
             points = grid(name)
             one = points[len(points) // 2]
-            full = views.compute(conn, job, points)
-            single = views.compute(conn, job, [one])
+            full = views.compute(conn, REPO, job, points)
+            single = views.compute(conn, REPO, job, [one])
             part = full[full["as_of"] == pd.Timestamp(one)]
             pd.testing.assert_frame_equal(_sorted(single), _sorted(part), check_dtype=False)
 
@@ -333,8 +334,8 @@ def test_one_point_equals_its_row_in_a_grid(warehouse):
 def test_a_repeated_point_is_computed_once(warehouse):
     point = START + 20 * DAY
     with warehouse.connect() as conn:
-        once = views.compute(conn, JOBS["churn"], [point])
-        twice = views.compute(conn, JOBS["churn"], [point, point])
+        once = views.compute(conn, REPO, JOBS["churn"], [point])
+        twice = views.compute(conn, REPO, JOBS["churn"], [point, point])
     pd.testing.assert_frame_equal(_sorted(twice), _sorted(once))
 
 
@@ -344,11 +345,11 @@ def test_an_order_delivered_twice_counts_once(warehouse, tables):
     first = dl[dl["order_id"].notna() & dl["delivered_at"].notna()].iloc[50]
     point = first["delivered_at"].to_pydatetime() + DAY
     with warehouse.connect() as conn:
-        before = views.compute(conn, JOBS["churn"], [point])
+        before = views.compute(conn, REPO, JOBS["churn"], [point])
     with warehouse.begin() as conn:
         insert_frame(conn, "deliveries", pd.DataFrame([first]).assign(delivery_id="again"))
     with warehouse.connect() as conn:
-        after = views.compute(conn, JOBS["churn"], [point])
+        after = views.compute(conn, REPO, JOBS["churn"], [point])
     pd.testing.assert_frame_equal(_sorted(after), _sorted(before))
 
 
@@ -392,7 +393,7 @@ def test_install_views_on_postgres(rt, backend):
     # the installed view computes what compute() computes at the same instant
     as_of = churn["as_of"].iloc[0].to_pydatetime()
     with rt.warehouse.connect() as conn:
-        direct = views.compute(conn, JOBS["churn"], [as_of])
+        direct = views.compute(conn, REPO, JOBS["churn"], [as_of])
     want = reference("churn", shifted, [as_of])
     assert_features_equal(JOBS["churn"], churn.rename(columns={"customer_id": "entity_id"}), want)
     assert_features_equal(JOBS["churn"], direct, want)

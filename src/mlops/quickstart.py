@@ -11,21 +11,14 @@ from pathlib import Path
 from mlops.db import migrate
 from mlops.errors import InputError
 from mlops.runtime import Runtime
-from mlops.specs import JOBS
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
 from mlops.store.reset import clear_feature_data
 
 Stage = Callable[[str, int, int], None]
 
-# How much history quickstart backfills, and how far apart: enough labelled rows for
-# training (churn labels look 30 days ahead; every upsell impression needs a snapshot
-# within its 12 h TTL; ETA rows need one within 15 minutes), small enough to stay quick.
-HISTORY = {
-    "churn": (timedelta(days=90), timedelta(days=1)),
-    "upsell": (timedelta(days=30), timedelta(hours=12)),
-    "eta": (timedelta(days=14), timedelta(minutes=5)),
-}
+# History backfilled for a job whose repository gives no quickstart.history.
+DEFAULT_HISTORY = timedelta(days=30)
 
 
 @dataclass
@@ -82,8 +75,9 @@ def run(
     now = rt.clock.now()
     stage("migrating the store", 0, 1)
     migrated = migrate.upgrade(rt.store).applied
-    plan = specs_sync.plan(rt.store)
-    specs_sync.apply(rt.store, plan, now)
+    jobs = rt.repo.jobs
+    plan = specs_sync.plan(rt.store, jobs)
+    specs_sync.apply(rt.store, plan, now, jobs)
     # A fresh synthetic warehouse: snapshots of an earlier one must not be kept.
     clear_feature_data(rt.store)
     summary = seed_warehouse(
@@ -95,9 +89,11 @@ def run(
         replace=True,
         on_progress=lambda label, done, total: stage(f"seeding {label}", done, total),
     )
-    install_views(rt.warehouse, list(JOBS.values()))
+    install_views(rt.warehouse, rt.repo, list(jobs.values()))
     result = QuickstartResult(migrated, plan, summary.rows)
-    for name, (span, every) in HISTORY.items():
+    # Each job's history (the repository's quickstart.history) at its backfill spacing.
+    for name, job in jobs.items():
+        span, every = job.quickstart_history or DEFAULT_HISTORY, job.default_every
         end = datetime.min + (now - datetime.min) // every * every  # aligned on the spacing
         start = max(end - span, now - timedelta(days=days))
         done = 0
@@ -110,14 +106,14 @@ def run(
         result.ingestion.append(
             ingest.backfill(rt, name, start=start, end=end, every=every, on_progress=progress)
         )
-    for name in JOBS:
+    for name in jobs:
         stage(f"refreshing {name}", 0, 1)
         result.ingestion.append(ingest.refresh(rt, name))
     if train_models:
         from mlops.training.train import train
 
-        for i, name in enumerate(JOBS):
-            stage(f"training {name}", i, len(JOBS))
+        for i, name in enumerate(jobs):
+            stage(f"training {name}", i, len(jobs))
             result.training.append(train(rt, name, refresh=False))
     if monitor:
         stage("monitoring", 0, 1)

@@ -1,9 +1,11 @@
-"""What a command or a server holds for its lifetime: settings, clock, engines."""
+"""What a command or a server holds for its lifetime: settings, clock, the feature repository,
+engines."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -11,16 +13,28 @@ from mlops.clock import Clock, SystemClock
 from mlops.db.engine import make_engine
 from mlops.settings import Settings
 
+if TYPE_CHECKING:
+    from mlops.repository import Repository
+
 
 @dataclass
 class Runtime:
-    """Built once per process from the settings; engines are created on first use."""
+    """Built once per process from the settings; the repository is loaded and engines are
+    created on first use."""
 
     settings: Settings = field(default_factory=Settings)
     clock: Clock = field(default_factory=SystemClock)
     # Connections each engine may hold at once (SQLAlchemy's default, 5 + 10 overflow, when
     # unset); a server sizes it to its threads.
     pool_size: int | None = None
+
+    @cached_property
+    def repo(self) -> Repository:
+        """The feature repository (``MLOPS_REPO``, default the bundled example)."""
+        from mlops import repository
+
+        s = self.settings
+        return repository.load(s.repo or repository.bundled(), heuristic_params=s.heuristic_params)
 
     @cached_property
     def store(self) -> Engine:

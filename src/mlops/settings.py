@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,16 +48,15 @@ class Settings(BaseSettings):
         "server database, 1 on SQLite (its threads contend on a global allocator lock).",
     )
 
-    # The deterministic ETA (the runbook's SLA estimate and the fallback), from dispatch:
-    # fixed minutes (pick-up and hand-off) plus distance at the zone's speed.
-    eta_prep_minutes: float = Field(
-        5.0, ge=0, description="Fixed minutes per delivery: pick-up and hand-off."
+    repo: Path | None = Field(
+        None,
+        description="Feature repository folder (jobs, their SQL and heuristics); default the "
+        "bundled marketplace example. `mlops init DIR` makes one.",
     )
-    eta_speed_kmh: float = Field(
-        17.0, gt=0, description="Courier speed where no zone speed is set."
-    )
-    eta_zone_speed_kmh: dict[str, float] = Field(
-        default_factory=dict, description='Per-zone speeds, e.g. {"Z01": 12.5} (JSON).'
+    heuristic_params: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description='Per job, values that override its heuristic\'s params, e.g. {"eta": '
+        '{"speed_kmh": 12.5}} (JSON).',
     )
 
     # Serving.
@@ -207,10 +206,10 @@ class Settings(BaseSettings):
         """Where model artifacts go by default (a folder under home)."""
         return str((self.home / "mlartifacts").resolve())
 
-    @field_validator("home")
+    @field_validator("home", "repo")
     @classmethod
-    def _expand(cls, value: Path) -> Path:
-        return value.expanduser()
+    def _expand(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
     @property
     def store_url(self) -> str:

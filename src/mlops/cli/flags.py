@@ -31,7 +31,7 @@ def get(ctx: typer.Context) -> None:
 
     rt = _ready(ctx)
     table = Table("flag", "state", "reason", "by", "at", box=box.SIMPLE_HEAD)
-    for flag in flags.read(rt.store).values():
+    for flag in flags.read(rt.store, rt.repo.names).values():
         table.add_row(
             flag.name,
             "[green]on[/green]" if flag.enabled else "[red]off[/red]",
@@ -53,7 +53,7 @@ def get(ctx: typer.Context) -> None:
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="ml (every job), churn, upsell or eta."),
+    name: str = typer.Argument(..., help="ml (every job) or a job of the repository."),
     state: str = typer.Argument(..., help="on or off."),
     reason: str = typer.Option(..., "--reason", "-r", help="Why, e.g. an incident id."),
 ) -> None:
@@ -66,7 +66,13 @@ def set_(
         raise InputError(f"cannot read state {state!r}", "write on or off")
     rt = _ready(ctx)
     flag = flags.write(
-        rt.store, name, state.lower() == "on", reason=reason, actor=actor(), at=rt.clock.now()
+        rt.store,
+        name,
+        state.lower() == "on",
+        reason=reason,
+        actor=actor(),
+        at=rt.clock.now(),
+        jobs=rt.repo.names,
     )
     seconds = rt.settings.control_poll_seconds
     what = "every job" if flag.name == flags.GLOBAL else f"the {flag.name} job"
@@ -80,12 +86,14 @@ def set_(
 
 @app.command("clear-trips")
 def clear_trips(
-    ctx: typer.Context, job: str = typer.Argument(..., help="churn, upsell or eta.")
+    ctx: typer.Context,
+    job: str = typer.Argument(..., help="A job of the repository (mlops jobs list)."),
 ) -> None:
     """Clear a job's drift or guardrail trips, so its model may answer again."""
     from mlops.serving import trips
     from mlops.training.train import actor
 
     rt = _ready(ctx)
+    rt.repo.job(job)
     cleared = trips.clear(rt.store, job, actor=actor(), at=rt.clock.now())
     console.print(f"{job}: {cleared} trip(s) cleared")

@@ -12,7 +12,7 @@ from mlops.cli.runtime import runtime
 
 def ingest(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="churn, upsell, eta or all."),
+    job: str = typer.Argument(..., help="A job of the repository (mlops jobs list), or all."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Compute and validate, print what would be written, write nothing."
     ),
@@ -31,11 +31,10 @@ def ingest(
     stopped: snapshots already ingested are skipped.
     """
     from mlops.errors import IngestionFailed, InputError
-    from mlops.specs import resolve_jobs
     from mlops.store import ingest as ingestion
 
     rt = runtime(ctx)
-    jobs = resolve_jobs(job)
+    jobs = rt.repo.resolve(job)
     if backfill and not (start and end):
         raise InputError(
             "--backfill needs --start and --end", "e.g. --start 2026-01-01 --end 2026-02-01"

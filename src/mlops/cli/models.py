@@ -15,15 +15,14 @@ app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_i
 @app.command("list")
 def list_(ctx: typer.Context, job: str = typer.Argument(None, help="Only this job.")) -> None:
     """Versions per job with their aliases and gate metric, and the promotion history."""
-    from mlops.specs import resolve_jobs
     from mlops.training import registry
 
     rt = runtime(ctx)
-    names = [j.name for j in resolve_jobs(job or "all")]
+    names = [j.name for j in rt.repo.resolve(job)]
     models = registry.list_models(rt)
     table = Table("job", "version", "aliases", "metric", "value", "created", box=box.SIMPLE_HEAD)
     for name in names:
-        metric = registry.GATE_METRIC[name][0]
+        metric = registry.GATE_METRIC[rt.repo.job(name).task][0]
         for v in models.get(name, []):
             value = v["metrics"].get(metric)
             table.add_row(
@@ -64,7 +63,7 @@ def list_(ctx: typer.Context, job: str = typer.Argument(None, help="Only this jo
 @app.command()
 def promote(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="churn, upsell or eta."),
+    job: str = typer.Argument(..., help="A job of the repository (mlops jobs list)."),
     version: int = typer.Option(None, help="Version to promote; default the challenger."),
     force: bool = typer.Option(False, help="Promote even if the gate refuses (recorded)."),
     reason: str = typer.Option(None, help="Why, for the promotion history."),
@@ -86,7 +85,7 @@ def promote(
 @app.command()
 def rollback(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="churn, upsell or eta."),
+    job: str = typer.Argument(..., help="A job of the repository (mlops jobs list)."),
     reason: str = typer.Option(None, help="Why, for the promotion history."),
 ) -> None:
     """Return the champion to the previous champion."""

@@ -10,7 +10,7 @@ from mlops.cli.monitor_common import coloured, figure, print_opened, ready
 
 def accuracy_command(
     ctx: typer.Context,
-    job: str = typer.Argument("all", help="churn, upsell, eta or all."),
+    job: str = typer.Argument("all", help="A job of the repository (mlops jobs list), or all."),
     since: str = typer.Option(
         None,
         "--since",

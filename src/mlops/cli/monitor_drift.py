@@ -10,7 +10,7 @@ from mlops.cli.monitor_common import CLEAR_TRIPS, coloured, figure, ready
 
 def drift_command(
     ctx: typer.Context,
-    job: str = typer.Argument("all", help="churn, upsell, eta or all."),
+    job: str = typer.Argument("all", help="A job of the repository (mlops jobs list), or all."),
     window: str | None = typer.Option(
         None,
         "--window",
@@ -23,11 +23,10 @@ def drift_command(
     from mlops.cli.output import console, parse_duration
     from mlops.errors import NotReadyError
     from mlops.monitoring import drift
-    from mlops.specs.features import resolve_jobs
 
     period = parse_duration(window) if window else None
-    resolve_jobs(job)  # an unknown job is bad input before anything is read
     rt = ready(ctx)
+    rt.repo.resolve(job)  # an unknown job is bad input before anything is read
     found = drift.check(rt, job, window=period)
     checked = [r for r in found if r.error is None]
     if not checked:

@@ -10,7 +10,7 @@ from mlops.cli.monitor_common import print_opened, ready
 
 def ops_command(
     ctx: typer.Context,
-    job: str = typer.Argument("all", help="churn, upsell, eta or all."),
+    job: str = typer.Argument("all", help="A job of the repository (mlops jobs list), or all."),
     since: str = typer.Option(
         "7d", "--since", help="Period: a duration back from now (7d, 12h) or a UTC date-time."
     ),
@@ -23,10 +23,9 @@ def ops_command(
 
     from mlops.cli.output import console, parse_since
     from mlops.monitoring import ops
-    from mlops.specs import resolve_jobs
 
-    names = [spec.name for spec in resolve_jobs(job)]
     rt = ready(ctx)
+    names = [spec.name for spec in rt.repo.resolve(job)]
     checked = ops.check(rt, since=parse_since(since, rt.clock.now()), jobs=names)
     found = checked.report
     title = f"since {found.since:%Y-%m-%d %H:%M} UTC"

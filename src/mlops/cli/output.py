@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -11,21 +10,22 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mlops import durations
 from mlops.errors import InputError, MlopsError
 
 console = Console()
 err_console = Console(stderr=True)
 
-_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
 
 def parse_duration(value: str) -> timedelta:
     """'5m', '6h', '1d', '2w', '30s' -> timedelta."""
-    match = _DURATION.match(value.strip().lower())
-    if not match:
+    try:
+        delta = durations.parse(value)
+    except ValueError:
+        delta = timedelta(-1)
+    if delta < timedelta(0):
         raise InputError(f"cannot read duration {value!r}", "write it like 30s, 5m, 6h, 1d or 2w")
-    return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    return delta
 
 
 def parse_time(value: str, flag: str) -> datetime:

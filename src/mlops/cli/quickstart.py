@@ -19,13 +19,12 @@ def quickstart(
     serve: bool = typer.Option(False, "--serve", help="Then serve the endpoints (mlops serve)."),
 ) -> None:
     """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job, train,
-    register and promote the churn, upsell and ETA models, run the monitors once and write the
-    HTML report."""
+    register and promote every job's model, run the monitors once and write the HTML report
+    (on the repository's jobs: by default the bundled marketplace example)."""
     from mlops import quickstart as qs
     from mlops.cli.ingest import print_reports
     from mlops.cli.train import SHOWN, print_comparison, print_summary
     from mlops.errors import redact
-    from mlops.training.train import KIND
 
     rt = runtime(ctx)
     if not force:
@@ -47,7 +46,7 @@ def quickstart(
         print_monitoring(result.monitoring)
     # Last, what a newcomer came for: the models against the rules, and what to try next.
     for report in result.training:
-        print_comparison(report, SHOWN[KIND[report.job]])
+        print_comparison(report, SHOWN[rt.repo.job(report.job).kind])
     print_summary(result.training)
     if result.monitoring:
         print_next(rt.settings, result.monitoring, serving=serve)

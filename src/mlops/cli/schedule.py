@@ -36,7 +36,7 @@ def list_(ctx: typer.Context) -> None:
     from mlops.scheduling.tasks import build, human, next_slots
 
     rt = runtime(ctx)
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     now = rt.clock.now()
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("task", no_wrap=True)
@@ -96,7 +96,7 @@ def export(
             "e.g. mlops schedule export --airflow ~/airflow/dags",
         )
     rt = runtime(ctx)
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     now, environment = rt.clock.now(), rt.settings.environment
     if crontab:
         text = crontab_export.render(
@@ -148,7 +148,7 @@ def run(
 
     rt = runtime(ctx)
     migrate.require_current(rt.store)
-    schedule = build(rt.settings)
+    schedule = build(rt.settings, rt.repo)
     logging.config.dictConfig(config("WARNING"))
     outcomes: Counter = Counter()
 

@@ -1,4 +1,4 @@
-"""``mlops specs``: feature specs from code to the ml_feature_specs table."""
+"""``mlops specs``: feature specs from the repository to the ml_feature_specs table."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from rich.table import Table
 from mlops.cli.output import console
 from mlops.cli.runtime import runtime
 
-app = typer.Typer(help="Feature specs (code is the source of truth).", no_args_is_help=True)
+app = typer.Typer(
+    help="Feature specs (the feature repository is the source of truth).", no_args_is_help=True
+)
 
 
 @app.command()
@@ -16,24 +18,25 @@ def sync(
     ctx: typer.Context,
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, change nothing."),
 ) -> None:
-    """Write the specs in mlops/specs/features.py to ml_feature_specs; removed ones are retired."""
+    """Write the features of the repository's jobs to ml_feature_specs; removed ones are
+    retired."""
     from mlops.specs import sync as specs_sync
 
     rt = runtime(ctx)
-    plan = specs_sync.plan(rt.store)
+    plan = specs_sync.plan(rt.store, rt.repo.jobs)
     print_plan(plan)
     if dry_run:
         console.print("dry run: nothing written. Run without --dry-run to apply.")
         return
     if not plan.empty:
-        specs_sync.apply(rt.store, plan, rt.clock.now())
+        specs_sync.apply(rt.store, plan, rt.clock.now(), rt.repo.jobs)
     console.print(
         f"specs synced: {len(plan.added)} added, {len(plan.changed)} changed, "
         f"{len(plan.retired)} retired, {plan.unchanged} unchanged"
     )
     if not plan.empty:
         console.print(
-            "undo: revert the change in mlops/specs/features.py and sync again (retired "
+            f"undo: revert the change in {rt.repo.path / 'jobs'} and sync again (retired "
             "features keep their history; a re-added one is revived)."
         )
 

@@ -18,7 +18,7 @@ SHOWN = {
 
 def train(
     ctx: typer.Context,
-    job: str = typer.Argument(..., help="churn, upsell, eta or all."),
+    job: str = typer.Argument(..., help="A job of the repository (mlops jobs list), or all."),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Do everything in memory; write nothing anywhere."
     ),
@@ -31,13 +31,11 @@ def train(
     The new version gets the alias `challenger`; it becomes `champion` only when it beats
     the heuristic and is not worse than the current champion (see `mlops models promote`).
     """
-    from mlops.specs import resolve_jobs
-    from mlops.training.train import KIND
     from mlops.training.train import train as train_job
 
     rt = runtime(ctx)
     reports = []
-    for spec in resolve_jobs(job):
+    for spec in rt.repo.resolve(job):
         with console.status(f"{spec.name}: starting") as status:
             report = train_job(
                 rt,
@@ -47,7 +45,7 @@ def train(
                 on_stage=lambda label, name=spec.name: status.update(f"{name}: {label}"),
             )
         reports.append(report)
-        print_comparison(report, SHOWN[KIND[spec.name]])
+        print_comparison(report, SHOWN[spec.kind])
     print_summary(reports)
     if dry_run:
         console.print("dry run: no features, MLflow runs or registry versions were written.")

@@ -39,9 +39,8 @@ def seed(
             on_progress=bar.stage,
         )
     _print_counts("Warehouse seeded", summary.rows)
-    from mlops.specs import JOBS
 
-    views = install_views(rt.warehouse, list(JOBS.values()))
+    views = install_views(rt.warehouse, rt.repo, list(rt.repo.jobs.values()))
     if views:
         console.print(f"installed views: {', '.join(views)}")
 
@@ -55,7 +54,6 @@ def load(
     replace: bool = typer.Option(False, help="Replace the rows of the tables being loaded."),
 ) -> None:
     """Load your own CSV or Parquet files; everything is validated first, nothing half-written."""
-    from mlops.specs import JOBS
     from mlops.warehouse.load import load_directory
     from mlops.warehouse.views import install_views
 
@@ -66,7 +64,7 @@ def load(
     for table, cols in summary.ignored_columns.items():
         if cols:
             console.print(f"ignored extra columns in {table}: {', '.join(cols)}")
-    views = install_views(rt.warehouse, list(JOBS.values()))
+    views = install_views(rt.warehouse, rt.repo, list(rt.repo.jobs.values()))
     if views:
         console.print(f"installed views: {', '.join(views)}")
 

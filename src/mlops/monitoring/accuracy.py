@@ -82,7 +82,7 @@ def report(
     an accuracy alert when the model's latest complete period is past the job's floor."""
     import pandas as pd
 
-    jobs = job_names(job)
+    jobs = job_names(rt, job)
     if by not in PERIODS:
         raise InputError(f"cannot read --by {by!r}", "write --by day or --by week")
     now = rt.clock.now()

@@ -11,16 +11,16 @@ from plotly.subplots import make_subplots
 
 from mlops.monitoring.chart_style import TIME_AXIS, add_band, add_line, apply_layout, time_range
 from mlops.monitoring.panel import Panel, Window
-from mlops.monitoring.panel_distributions import KEY_FEATURES
 
 LIVE, REFERENCE = "#1f77b4", "#7f7f7f"
 
 
 def features_chart(panel: Panel, window: Window) -> go.Figure:
     live, ref = panel.frames["snapshots"], panel.frames["reference"]
-    jobs = list(KEY_FEATURES)
-    cols = max(len(names) for names in KEY_FEATURES.values())
-    titles = [f"{job} · {name}" for job in jobs for name in KEY_FEATURES[job]]
+    charted = panel.charted
+    jobs = list(charted)
+    cols = max((len(names) for names in charted.values()), default=1)
+    titles = [f"{job} · {name}" for job in jobs for name in charted[job]]
     fig = make_subplots(
         rows=len(jobs),
         cols=cols,
@@ -30,7 +30,7 @@ def features_chart(panel: Panel, window: Window) -> go.Figure:
     )
     shown: set[str] = set()
     for r, job in enumerate(jobs, start=1):
-        for c, name in enumerate(KEY_FEATURES[job], start=1):
+        for c, name in enumerate(charted[job], start=1):
             at = {"row": r, "col": c}
             rows = ref[(ref["job"] == job) & (ref["feature"] == name)]
             if len(rows):

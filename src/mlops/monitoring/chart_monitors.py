@@ -67,7 +67,7 @@ def drift_chart(panel: Panel, window: Window) -> go.Figure:
 
 def accuracy_chart(panel: Panel, window: Window) -> go.Figure:
     trend = panel.frames["trend"]
-    jobs = jobs_in(trend["job"])
+    jobs = jobs_in(panel, trend["job"])
     fig = make_subplots(rows=1, cols=len(jobs), subplot_titles=jobs, horizontal_spacing=0.08)
     shown: set[str] = set()
     for c, job in enumerate(jobs, start=1):

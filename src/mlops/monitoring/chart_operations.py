@@ -19,14 +19,13 @@ from mlops.monitoring.chart_style import (
 )
 from mlops.monitoring.ops import span
 from mlops.monitoring.panel import Panel, Window
-from mlops.specs.features import JOBS
 
 RUN_COLOURS = {"succeeded": "#2ca02c", "failed": "#d62728", "running": "#7f7f7f"}
 
 
 def ingestion_chart(panel: Panel, window: Window) -> go.Figure:
     runs = panel.frames["runs"]
-    jobs = jobs_in(runs["job"])
+    jobs = jobs_in(panel, runs["job"])
     fig = make_subplots(
         rows=2,
         cols=len(jobs),
@@ -106,7 +105,7 @@ def freshness_chart(panel: Panel, window: Window) -> go.Figure:
 
 def fallbacks_chart(panel: Panel, window: Window) -> go.Figure:
     rates = panel.frames["rates"]
-    jobs = list(JOBS)
+    jobs = panel.jobs
     fig = make_subplots(
         rows=1, cols=len(jobs), subplot_titles=jobs, shared_yaxes=True, horizontal_spacing=0.04
     )

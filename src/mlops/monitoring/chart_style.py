@@ -10,7 +10,6 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from mlops.monitoring.panel import Panel, Window
-from mlops.specs.features import JOBS
 
 STATUS_COLOURS = {
     "insufficient": "#c7c7c7",
@@ -101,10 +100,10 @@ def add_band(fig, x, low, high, colour, name, shown: set[str], at: dict) -> None
     )
 
 
-def jobs_in(jobs: pd.Series) -> list[str]:
-    """The jobs present, known ones in the specs' order, then any others by name."""
+def jobs_in(panel: Panel, jobs: pd.Series) -> list[str]:
+    """The jobs present, the repository's in its order, then any others by name."""
     present = set(jobs)
-    return [j for j in JOBS if j in present] + sorted(present - set(JOBS))
+    return [j for j in panel.jobs if j in present] + sorted(present - set(panel.jobs))
 
 
 def _rgba(hex_colour: str, alpha: float) -> str:

@@ -60,7 +60,7 @@ class PanelSpec:
 
 
 def _read(spec: PanelSpec, rt: Runtime, window: Window) -> Panel:
-    panel = Panel(spec.key, spec.title, spec.caption)
+    panel = Panel(spec.key, spec.title, spec.caption, jobs=list(rt.repo.names))
     try:
         spec.read(rt, window, panel)
     except Exception as exc:

@@ -26,7 +26,7 @@ from mlops.db.schema import feature_history, feature_values
 from mlops.errors import InputError, MlopsError, NotReadyError
 from mlops.monitoring import alerts, fallback, results, stats
 from mlops.runtime import Runtime
-from mlops.specs.features import ALL, FeatureSpec, JobSpec, resolve_jobs
+from mlops.specs.features import FeatureSpec, JobSpec
 
 MONITOR = "drift"
 OK, WARN, ALERT, INSUFFICIENT = "ok", "warn", "alert", "insufficient"
@@ -105,7 +105,7 @@ def check(
     says what to run; the other jobs are still checked."""
     if window is not None and window <= timedelta(0):
         raise InputError(f"window {window} is not positive", "e.g. --window 7d")
-    jobs = resolve_jobs(job or ALL)
+    jobs = rt.repo.resolve(job)
     return [check_job(rt, spec, window=window) for spec in jobs]
 
 

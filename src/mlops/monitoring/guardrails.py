@@ -239,7 +239,7 @@ def check(
     """Compare the arms of ``job`` (every job when None or "all"). With ``record``, writes
     ``ml_monitor_results`` rows (monitor "guardrail"), raises or resolves the guardrail
     alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on)."""
-    jobs = labelling.job_names(job)
+    jobs = labelling.job_names(rt, job)
     labelling.require_past(since, rt.clock.now())
     s = rt.settings
     found = []
@@ -280,7 +280,8 @@ def late_deliveries(rt: Runtime, labelled: pd.DataFrame) -> pd.DataFrame:
     if not keys:
         return labelled.assign(late=False)
     with rt.warehouse.connect() as conn:
-        outcome = views.run_query_for_keys(conn, "guardrail_eta", {"now": rt.clock.now()}, keys)
+        sql = rt.repo.sql("guardrail_eta")
+        outcome = views.run_query_for_keys(conn, sql, {"now": rt.clock.now()}, keys)
     late = dict(zip(outcome["delivery_id"], outcome["late"].astype(bool), strict=True))
     frame = labelled[labelled["subject_id"].isin(late)]
     return frame.assign(late=frame["subject_id"].map(late).astype(bool))

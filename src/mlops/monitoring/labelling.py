@@ -37,7 +37,6 @@ from mlops.runtime import Runtime
 if TYPE_CHECKING:
     import pandas as pd
 
-JOBS = ("churn", "upsell", "eta")
 CHURN_HORIZON = timedelta(days=30)
 # An offer proposed by the dossier or the order composer is shown, if at all, in the session
 # that asked for it; a day covers a composer call whose order is placed later that day.
@@ -71,7 +70,7 @@ def labelled(
 ) -> pd.DataFrame:
     """Every prediction of ``job`` logged in ``[since, until)`` whose label is due, with its
     label (columns: LABELLED_COLUMNS, ordered by logged_at)."""
-    job = _known_job(job)
+    job = rt.repo.job(job).name
     now = rt.clock.now()
     preds = _predictions(rt, job, since, until, now)
     if preds.empty:
@@ -87,15 +86,9 @@ def labelled(
     return frame[list(LABELLED_COLUMNS)].astype(_TYPED).reset_index(drop=True)
 
 
-def job_names(job: str | None) -> list[str]:
+def job_names(rt: Runtime, job: str | None) -> list[str]:
     """Every job for None or "all", else ``[job]``; an unknown job is an InputError."""
-    return list(JOBS) if job in (None, "all") else [_known_job(job)]
-
-
-def _known_job(job: str) -> str:
-    if job not in JOBS:
-        raise InputError(f"unknown job {job!r}", f"use one of {', '.join(JOBS)} or all")
-    return job
+    return [spec.name for spec in rt.repo.resolve(job)]
 
 
 def require_past(since: datetime | None, now: datetime) -> None:
@@ -181,7 +174,7 @@ def _outcomes(rt: Runtime, name: str, params: dict, keys: Sequence[str]) -> pd.D
     from mlops.warehouse import views
 
     with rt.warehouse.connect() as conn:
-        return views.run_query_for_keys(conn, name, params, keys)
+        return views.run_query_for_keys(conn, rt.repo.sql(name), params, keys)
 
 
 def _customer_outcomes(

@@ -20,7 +20,7 @@ from mlops.monitoring import alerts, answer_counts
 from mlops.monitoring.alerts import Alert
 from mlops.monitoring.answer_counts import AnswerTally
 from mlops.runtime import Runtime
-from mlops.specs.features import JOBS, JobSpec, get_job
+from mlops.specs.features import JobSpec
 from mlops.store.runs import FAILED, RUNNING, SUCCEEDED
 
 DEFAULT_PERIOD = timedelta(days=7)
@@ -170,7 +170,7 @@ def report(
     now = rt.clock.now()
     start = _start(now, since)
     with rt.store.connect() as conn:
-        found = [_job_ops(conn, spec, start, now, tally) for spec in _specs(jobs)]
+        found = [_job_ops(conn, spec, start, now, tally) for spec in _specs(rt, jobs)]
     return OpsReport(checked_at=now, since=start, jobs=found)
 
 
@@ -198,7 +198,7 @@ def freshness(rt: Runtime, *, jobs: Sequence[str] | None = None) -> dict[str, Fr
     """Each job's freshness now, without the period's run and answer figures."""
     now = rt.clock.now()
     with rt.store.connect() as conn:
-        return {spec.name: _freshness(conn, spec, now) for spec in _specs(jobs)}
+        return {spec.name: _freshness(conn, spec, now) for spec in _specs(rt, jobs)}
 
 
 def stale_message(ops: JobOps) -> str | None:
@@ -229,8 +229,8 @@ def failure_message(ops: JobOps) -> str | None:
     )
 
 
-def _specs(jobs: Sequence[str] | None) -> list[JobSpec]:
-    return [get_job(name) for name in jobs] if jobs else list(JOBS.values())
+def _specs(rt: Runtime, jobs: Sequence[str] | None) -> list[JobSpec]:
+    return [rt.repo.job(name) for name in jobs] if jobs else list(rt.repo.jobs.values())
 
 
 def _start(now: datetime, since: datetime | timedelta | None) -> datetime:

@@ -34,6 +34,10 @@ class Panel:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     error: str | None = None
+    # The repository's jobs, in its order: how the charts lay them out.
+    jobs: list[str] = field(default_factory=list)
+    # Per job, the features a chart shows (its declared key features).
+    charted: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:

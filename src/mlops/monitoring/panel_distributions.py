@@ -15,14 +15,8 @@ from mlops.monitoring.panel import Panel, Window
 from mlops.monitoring.panel_sql import read_frame
 from mlops.runtime import Runtime
 from mlops.serving.memo import Memo
-from mlops.specs.features import JOBS, JobSpec
+from mlops.specs.features import JobSpec
 
-# The features charted per job: the ones a person reading the job's behaviour looks at first.
-KEY_FEATURES: dict[str, tuple[str, ...]] = {
-    "churn": ("days_since_last_order", "orders_90d", "spend_90d"),
-    "upsell": ("impressions_90d", "acceptance_rate_90d", "avg_basket_items_90d"),
-    "eta": ("avg_delivery_minutes_2h", "open_deliveries", "courier_load"),
-}
 QUANTILES = (0.1, 0.5, 0.9)
 COHORTS = ("plan", "region")
 # Cohorts beyond the largest few are pooled as "other": more lines than this are unreadable.
@@ -41,8 +35,9 @@ def read_features(rt: Runtime, window: Window, panel: Panel) -> None:
     from mlops.training import tracking_artifacts
 
     stats, refs = [], []
-    for job_name, names in KEY_FEATURES.items():
-        job = JOBS[job_name]
+    for job in rt.repo.jobs.values():
+        job_name, names = job.name, job.dashboard_features
+        panel.charted[job_name] = names
         live = _live_stats(rt.store, job, names, window)
         if live.empty:
             panel.notes.append(

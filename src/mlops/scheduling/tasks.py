@@ -7,17 +7,23 @@ chain per root: ``ingest:eta`` -> ``monitor:drift:eta`` -> ``monitor:ops:eta``. 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from croniter import croniter
 
 from mlops.errors import ConfigError
 from mlops.scheduling import actions
 from mlops.settings import Settings
-from mlops.specs.features import JOBS
+
+if TYPE_CHECKING:
+    from mlops.repository import Repository
+
+# A refresh at least this frequent retries fast and must never overrun its slot.
+FREQUENT = timedelta(hours=1)
 
 # The task runs in-process in the built-in scheduler: (runtime, slot) -> a one-line summary.
 Action = Callable[..., str | None]
@@ -111,12 +117,12 @@ class Schedule:
         raise KeyError(name)
 
 
-def build(settings: Settings) -> Schedule:
-    """The production schedule from the job specs; staging trains with --dry-run."""
+def build(settings: Settings, repo: Repository) -> Schedule:
+    """The production schedule from the repository's jobs; staging trains with --dry-run."""
     dry_run = settings.environment == "staging"
     tasks: list[Task] = []
-    for job in JOBS.values():
-        frequent = job.name == "eta"  # every 5 minutes: retry fast, never overrun the slot
+    for job in repo.jobs.values():
+        frequent = interval(job.refresh_cron) < FREQUENT
         tasks += [
             Task(
                 f"ingest:{job.name}",
@@ -151,7 +157,7 @@ def build(settings: Settings) -> Schedule:
                 timeout=timedelta(minutes=2) if frequent else timedelta(minutes=5),
             ),
         ]
-    for job in JOBS.values():
+    for job in repo.jobs.values():
         command = ("mlops", "train", job.name, *(("--dry-run",) if dry_run else ()))
         tasks.append(
             Task(
@@ -190,6 +196,13 @@ def build(settings: Settings) -> Schedule:
         ),
     ]
     return Schedule(tuple(tasks))
+
+
+def interval(cron: str) -> timedelta:
+    """The shortest gap between the cron's next 48 firings (a cron may be uneven)."""
+    it = croniter(cron, datetime(2026, 1, 5))
+    times = [it.get_next(datetime) for _ in range(48)]
+    return min(b - a for a, b in itertools.pairwise(times))
 
 
 def latest_slot(cron: str, now: datetime) -> datetime:

@@ -314,8 +314,9 @@ def _routes(app: FastAPI, service: Service) -> None:
     )
     def put_flag(name: str, body: FlagUpdate, actor: str = Depends(require_admin)):
         """Turn ML on or off for a job or for all (``ml``); clears cached features."""
-        if name not in flag_store.NAMES:
-            raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(flag_store.NAMES)}")
+        names = flag_store.names(service.rt.repo.names)
+        if name not in names:
+            raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(names)}")
         return _wire(service.set_flag(name, body.enabled, reason=body.reason, actor=actor))
 
     @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=admin)

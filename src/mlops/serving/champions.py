@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from mlops.clock import Clock
 from mlops.errors import brief
 from mlops.settings import Settings
-from mlops.specs.features import JOBS
 from mlops.training import split_keys
 from mlops.training.models import Model
 
@@ -29,8 +29,8 @@ class Champion:
 class Champions:
     """The champion of each job, or why there is none."""
 
-    def __init__(self, settings: Settings, clock: Clock) -> None:
-        self.settings, self.clock = settings, clock
+    def __init__(self, settings: Settings, clock: Clock, jobs: Sequence[str]) -> None:
+        self.settings, self.clock, self.jobs = settings, clock, tuple(jobs)
         self._loaded: dict[str, Champion] = {}
         self.problems: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -40,7 +40,7 @@ class Champions:
 
     def versions(self) -> dict[str, int | None]:
         """Version served per job (None: heuristics only)."""
-        return {job: (c.version if (c := self._loaded.get(job)) else None) for job in JOBS}
+        return {job: (c.version if (c := self._loaded.get(job)) else None) for job in self.jobs}
 
     def refresh(self) -> list[str]:
         """Ask the registry where each job's champion alias points and load what moved.
@@ -51,7 +51,7 @@ class Champions:
         changes: list[str] = []
         with self._lock:  # one refresh at a time: the poller and an admin reload may race
             gone = tracking_client.missing_store(self.settings)
-            for job in JOBS:
+            for job in self.jobs:
                 current = self._loaded.get(job)
                 serving = f"; serving v{current.version}" if current else ""
                 try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine
 
@@ -19,9 +19,9 @@ log = logging.getLogger("mlops.serving")
 
 
 class Controls:
-    def __init__(self, store: Engine, warehouse: WarehouseReads) -> None:
-        self.store, self.warehouse = store, warehouse
-        self.flags: dict[str, flags.Flag] = {name: flags.Flag(name, True) for name in flags.NAMES}
+    def __init__(self, store: Engine, warehouse: WarehouseReads, jobs: Sequence[str]) -> None:
+        self.store, self.warehouse, self.jobs = store, warehouse, tuple(jobs)
+        self.flags: dict[str, flags.Flag] = {n: flags.Flag(n, True) for n in flags.names(jobs)}
         self.trips: dict[str, list[trips.Trip]] = {}
         self.offers: list[Offer] = []
         self.offers_version = 0  # bumped when the offers change: part of cached scores' keys
@@ -32,7 +32,7 @@ class Controls:
         """Re-read everything; True when a flag or a trip changed (cached answers must go)."""
         changed = False
         try:
-            new_flags, new_trips = flags.read(self.store), trips.active(self.store)
+            new_flags, new_trips = flags.read(self.store, self.jobs), trips.active(self.store)
             with self.store.connect() as conn:
                 self.feature_versions = online.versions(conn)
             changed = _state(new_flags, new_trips) != _state(self.flags, self.trips)

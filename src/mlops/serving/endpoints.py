@@ -126,9 +126,9 @@ def dossier(
     inputs = profile.heuristic_inputs()
     churn, upsell = outcomes["churn"], outcomes["upsell"]
     if churn.reason:
-        churn.value = heuristics.churn_risk_row(inputs)
+        churn.value = heuristics.of(svc.jobs["churn"]).row(inputs)
     if upsell.reason:
-        upsell.value = heuristic_offers(inputs, offers)
+        upsell.value = heuristic_offers(svc, inputs, offers)
     probability = float(churn.value)
     best_id, best = _best(offers, upsell.value)
     answer = Dossier(
@@ -165,7 +165,7 @@ def compose(
     outcome = outcomes["upsell"]
     if outcome.reason:
         inputs = customer_inputs(svc, customer_id, outcome, memory_only)
-        outcome.value = heuristic_offers(inputs, offers)
+        outcome.value = heuristic_offers(svc, inputs, offers)
     order = np.argsort(-np.asarray(outcome.value), kind="stable")[:limit]
     ranked = [
         RankedOffer(
@@ -235,7 +235,7 @@ def eta(
         "hour": at.hour,
         "weekday": at.weekday(),
     }
-    sla = heuristics.eta_sla_minutes_row(request, **heuristics.eta_constants(svc.settings))
+    sla = heuristics.of(svc.jobs["eta"]).row(request)
     outcomes = svc.run_models(
         {"eta": lambda ch: eta_path(svc, ch, zone, request, memory_only)},
         cut,
@@ -335,18 +335,19 @@ def eta_path(
 # --- heuristics ------------------------------------------------------------------------
 
 
-def heuristic_offers(inputs: dict[str, Any], offers: list[Offer]) -> np.ndarray:
+def heuristic_offers(svc: Service, inputs: dict[str, Any], offers: list[Offer]) -> np.ndarray:
     """The upsell rule's propensity for each offer."""
     if not offers:
         return np.empty(0)
-    return np.asarray(
-        heuristics.upsell_propensity(
-            np.full(len(offers), to_float(inputs.get("acceptance_rate_90d"))),
-            np.array([o.discount_pct for o in offers], dtype=float),
-            np.full(len(offers), to_float(inputs.get("impressions_90d"))),
-        ),
-        dtype=float,
-    )
+    heuristic = heuristics.of(svc.jobs["upsell"])
+    rows = [{**inputs, **o.model_inputs()} for o in offers]
+    columns = {
+        n: np.array([r.get(n) for r in rows], dtype=object)
+        if n in heuristic.categorical
+        else np.array([to_float(r.get(n)) for r in rows])
+        for n in heuristic.inputs
+    }
+    return heuristic.columns(**columns)
 
 
 def customer_inputs(

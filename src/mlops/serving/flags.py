@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -9,10 +10,8 @@ from sqlalchemy import Engine, select
 
 from mlops.db.schema import flags as flags_table
 from mlops.errors import InputError
-from mlops.specs.features import JOBS
 
 GLOBAL = "ml"
-NAMES = (GLOBAL, *JOBS)
 
 
 @dataclass(frozen=True)
@@ -24,28 +23,42 @@ class Flag:
     updated_at: datetime | None = None
 
 
-def check_name(name: str) -> str:
+def names(jobs: Sequence[str]) -> tuple[str, ...]:
+    """The flags there are for these jobs: ``ml`` and one per job."""
+    return (GLOBAL, *jobs)
+
+
+def check_name(name: str, jobs: Sequence[str]) -> str:
     """The flag name, or an InputError listing the valid ones."""
-    if name not in NAMES:
-        raise InputError(f"no flag {name!r}", f"flags are: {', '.join(NAMES)}")
+    if name not in names(jobs):
+        raise InputError(f"no flag {name!r}", f"flags are: {', '.join(names(jobs))}")
     return name
 
 
-def read(engine: Engine) -> dict[str, Flag]:
-    """Every flag, those never set reported as on."""
+def read(engine: Engine, jobs: Sequence[str] = ()) -> dict[str, Flag]:
+    """Every flag stored, and those of ``jobs`` never set, reported as on."""
     with engine.connect() as conn:
         rows = conn.execute(select(flags_table)).all()
     found = {
         r.name: Flag(r.name, bool(r.enabled), r.reason, r.updated_by, r.updated_at) for r in rows
     }
-    return {name: found.get(name, Flag(name, True)) for name in NAMES}
+    return {name: found.get(name, Flag(name, True)) for name in names(jobs)} | found
 
 
 def write(
-    engine: Engine, name: str, enabled: bool, *, reason: str, actor: str, at: datetime
+    engine: Engine,
+    name: str,
+    enabled: bool,
+    *,
+    reason: str,
+    actor: str,
+    at: datetime,
+    jobs: Sequence[str] | None = None,
 ) -> Flag:
-    """Set a flag (an upsert); replicas see it at their next poll."""
-    check_name(name)
+    """Set a flag (an upsert); replicas see it at their next poll. With ``jobs``, a name that
+    is not one of their flags is an InputError."""
+    if jobs is not None:
+        check_name(name, jobs)
     if not reason.strip():
         raise InputError(
             f"setting flag {name!r} needs a reason", "say why, e.g. --reason 'INC-123'"

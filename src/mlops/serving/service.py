@@ -34,7 +34,6 @@ from mlops.serving.policy import (
 from mlops.serving.prediction_log import PredictionLog
 from mlops.serving.profiles import WarehouseReads
 from mlops.serving.schemas import Composition, Dossier, Eta
-from mlops.specs.features import JOBS
 from mlops.store.online import EntityFeatures, OnlineStore, entity
 
 log = logging.getLogger("mlops.serving")
@@ -52,10 +51,11 @@ class Service:
     def __init__(self, rt: Runtime) -> None:
         s = rt.settings
         self.rt, self.settings, self.clock = rt, s, rt.clock
-        self.champions = Champions(s, rt.clock)
+        self.jobs = rt.repo.jobs
+        self.champions = Champions(s, rt.clock, rt.repo.names)
         self.warehouse = WarehouseReads(rt.warehouse, cache_seconds=s.profile_cache_seconds)
         self.online = OnlineStore(rt.store, rt.clock)
-        self.controls = Controls(rt.store, self.warehouse)
+        self.controls = Controls(rt.store, self.warehouse, rt.repo.names)
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.cache = FeatureCache(
             self.online,
@@ -67,10 +67,10 @@ class Service:
         )
         cooldown = timedelta(seconds=s.circuit_cooldown_seconds)
         self.breakers = {
-            job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in JOBS
+            job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in self.jobs
         }
         self.paths = ModelPaths(s.model_threads, s.slo_ms)
-        self.stuck = StuckPaths(JOBS, max(1, s.model_threads // 2))
+        self.stuck = StuckPaths(self.jobs, max(1, s.model_threads // 2))
         self.metrics = Metrics(lambda: health.feature_ages(rt.store, rt.clock), runtime=rt)
         self.log = PredictionLog(
             rt.store,
@@ -138,7 +138,13 @@ class Service:
     def set_flag(self, name: str, enabled: bool, *, reason: str, actor: str) -> flag_store.Flag:
         """Write a flag and apply it here at once (other replicas at their next poll)."""
         flag = flag_store.write(
-            self.rt.store, name, enabled, reason=reason, actor=actor, at=self.clock.now()
+            self.rt.store,
+            name,
+            enabled,
+            reason=reason,
+            actor=actor,
+            at=self.clock.now(),
+            jobs=self.rt.repo.names,
         )
         self.refresh_controls()
         return flag
@@ -357,7 +363,7 @@ class Service:
     def fresh_features(self, job: str, entity_id: str, memory_only: bool = False) -> EntityFeatures:
         """Fresh features, or ``Fallback`` saying why not (carrying what was found);
         ``NotInMemory`` when they must be read and ``memory_only``."""
-        spec = JOBS[job]
+        spec = self.jobs[job]
         row = self.cache.row(spec, entity_id, memory_only=memory_only)
         features = entity(spec, entity_id, row, self.clock.now())
         reason = features_reason(features)

@@ -1,5 +1,5 @@
-"""Feature specs as code (the runbook's shared/ml/features.ts) and their sync to the store."""
+"""Job and feature specs (built from the feature repository) and their sync to the store."""
 
-from mlops.specs.features import JOBS, FeatureSpec, JobSpec, get_job, resolve_jobs
+from mlops.specs.features import ALL, FeatureSpec, InputSpec, JobSpec, LabelSpec
 
-__all__ = ["JOBS", "FeatureSpec", "JobSpec", "get_job", "resolve_jobs"]
+__all__ = ["ALL", "FeatureSpec", "InputSpec", "JobSpec", "LabelSpec"]

@@ -1,10 +1,11 @@
-"""``mlops specs sync``: make ml_feature_specs match the code, as a plan and then an apply.
-A feature removed from the code is retired (``retired_at`` set), never deleted, so its
-history stays readable."""
+"""``mlops specs sync``: make ml_feature_specs match the repository's jobs, as a plan and then
+an apply. A feature removed from the repository is retired (``retired_at`` set), never
+deleted, so its history stays readable."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -12,7 +13,7 @@ from sqlalchemy import Engine, insert, select, update
 
 from mlops.db import migrate
 from mlops.db.schema import feature_specs
-from mlops.specs.features import JOBS, FeatureSpec
+from mlops.specs.features import FeatureSpec, JobSpec
 
 # Columns compared to decide whether a synced feature changed.
 _COMPARED = (
@@ -73,10 +74,10 @@ def spec_row(spec: FeatureSpec) -> dict:
     }
 
 
-def plan(engine: Engine, jobs=None) -> SyncPlan:
-    """Compare the code's specs with the table; writes nothing."""
+def plan(engine: Engine, jobs: Mapping[str, JobSpec]) -> SyncPlan:
+    """Compare the jobs' specs with the table; writes nothing."""
     migrate.require_current(engine)
-    wanted = {(s.job, s.name): s for job in (jobs or JOBS).values() for s in job.features}
+    wanted = {(s.job, s.name): s for job in jobs.values() for s in job.features}
     with engine.connect() as conn:
         current = {(r.job, r.name): r._mapping for r in conn.execute(select(feature_specs))}
     result = SyncPlan()
@@ -99,9 +100,9 @@ def plan(engine: Engine, jobs=None) -> SyncPlan:
     return result
 
 
-def apply(engine: Engine, sync_plan: SyncPlan, now: datetime, jobs=None) -> None:
-    """Carry out a plan in one transaction."""
-    specs = {(s.job, s.name): s for job in (jobs or JOBS).values() for s in job.features}
+def apply(engine: Engine, sync_plan: SyncPlan, now: datetime, jobs: Mapping[str, JobSpec]) -> None:
+    """Carry out a plan (made for the same ``jobs``) in one transaction."""
+    specs = {(s.job, s.name): s for job in jobs.values() for s in job.features}
     t = feature_specs
     with engine.begin() as conn:
         for change in sync_plan.added:

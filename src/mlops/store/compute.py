@@ -9,13 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import Connection, func, select
+from sqlalchemy import func, select
 
 from mlops.db import failures
+from mlops.db.schema import feature_values
 from mlops.runtime import Runtime
 from mlops.specs.features import JobSpec
 from mlops.warehouse import views
-from mlops.warehouse.schema import customers, deliveries
 
 
 def computed(rt: Runtime, job: JobSpec, points: list[datetime]):
@@ -39,14 +39,13 @@ class WarehouseFault(Exception):
 def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
     if not points:
         return
-    with rt.warehouse.connect() as conn:
-        per_point = max(1, _entity_count(conn, job, points[-1]))
+    per_point = max(1, _entity_count(rt, job, points[-1]))
     size = max(1, rt.settings.backfill_chunk_rows // per_point)
     chunks = [points[i : i + size] for i in range(0, len(points), size)]
 
     def compute(chunk: list[datetime]) -> pd.DataFrame:
         with rt.warehouse.connect() as conn:
-            return views.compute(conn, job, chunk)
+            return views.compute(conn, rt.repo, job, chunk)
 
     default = 1 if rt.warehouse.dialect.name == "sqlite" else 2
     workers = min(rt.settings.ingest_workers or default, len(chunks))
@@ -63,9 +62,15 @@ def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
             yield chunk, frame
 
 
-def _entity_count(conn: Connection, job: JobSpec, as_of: datetime) -> int:
-    if job.entity == "zone":
-        stmt = select(func.count(func.distinct(deliveries.c.zone)))
-    else:
-        stmt = select(func.count()).select_from(customers).where(customers.c.signup_at < as_of)
-    return int(conn.execute(stmt).scalar() or 0)
+def _entity_count(rt: Runtime, job: JobSpec, as_of: datetime) -> int:
+    """Rows the view gives per point: the job's online entities, or (before its first
+    ingestion) the view's rows at the newest point, counted in the warehouse."""
+    t = feature_values
+    with rt.store.connect() as conn:
+        online = conn.execute(select(func.count()).where(t.c.job == job.name)).scalar()
+    if online:
+        return int(online)
+    with rt.warehouse.connect() as conn:
+        sql = f"SELECT COUNT(*) AS n FROM ({rt.repo.sql(job.view)}) AS v"
+        counted = views.run_over_grid(conn, sql, [as_of], rt.repo.windows)
+    return int(counted["n"].iloc[0])

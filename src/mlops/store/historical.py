@@ -6,28 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import Engine, select
 
 from mlops.db.schema import feature_history
 from mlops.errors import InputError
-from mlops.specs.features import JobSpec, get_job
+from mlops.specs.features import JobSpec
 from mlops.store.codec import decode_chunks
+
+if TYPE_CHECKING:
+    from mlops.repository import Repository
 
 
 def get_historical_features(
-    engine: Engine, entity_rows: pd.DataFrame, features: Sequence[str]
+    engine: Engine, entity_rows: pd.DataFrame, features: Sequence[str], *, repo: Repository
 ) -> pd.DataFrame:
     """``entity_rows`` has ``entity_id`` and ``event_time``; ``features`` are ``job:name`` or a
-    whole ``job``. Returns the rows in their order with one column per feature (named as the
-    feature, or ``job:name`` when two jobs share a name) and ``<job>_as_of``."""
+    whole ``job`` of ``repo``. Returns the rows in their order with one column per feature
+    (named as the feature, or ``job:name`` when two jobs share a name) and ``<job>_as_of``."""
     missing = {"entity_id", "event_time"} - set(entity_rows.columns)
     if missing:
         raise InputError(
             f"entity_rows lacks {', '.join(sorted(missing))}", "pass entity_id and event_time"
         )
-    wanted = _parse(features)
+    wanted = _parse(repo, features)
     names = [n for names in wanted.values() for n in names]
     clash = {n for n in names if names.count(n) > 1}
     left = entity_rows.copy()
@@ -54,11 +58,11 @@ def get_historical_features(
     return left.sort_values("_row").drop(columns="_row").reset_index(drop=True)
 
 
-def _parse(features: Sequence[str]) -> dict[JobSpec, list[str]]:
+def _parse(repo: Repository, features: Sequence[str]) -> dict[JobSpec, list[str]]:
     wanted: dict[JobSpec, list[str]] = {}
     for ref in features:
         job_name, _, name = ref.partition(":")
-        job = get_job(job_name)
+        job = repo.job(job_name)
         names = [job.feature(name).name] if name else job.feature_names
         wanted.setdefault(job, [])
         wanted[job] += [n for n in names if n not in wanted[job]]

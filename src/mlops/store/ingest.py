@@ -19,7 +19,7 @@ from mlops.db import failures, migrate
 from mlops.db.schema import feature_snapshots
 from mlops.errors import IngestionFailed, InputError, MlopsError
 from mlops.runtime import Runtime
-from mlops.specs.features import JobSpec, get_job
+from mlops.specs.features import JobSpec
 from mlops.store import compute, runs, writes
 from mlops.store.stats import FeatureStats, new_stats
 from mlops.store.validate import validate
@@ -69,7 +69,8 @@ def refresh(
         raise InputError(
             f"--as-of {point} is in the future", "features can only be computed for the past"
         )
-    return _ingest(rt, get_job(job_name), REFRESH, [point], dry_run, scheduled_for, on_progress)
+    job = rt.repo.job(job_name)
+    return _ingest(rt, job, REFRESH, [point], dry_run, scheduled_for, on_progress)
 
 
 def backfill(
@@ -83,7 +84,7 @@ def backfill(
     on_progress: Progress | None = None,
 ) -> IngestReport:
     """Ingest every point in [start, end) spaced ``every`` apart, oldest first; resumable."""
-    job = get_job(job_name)
+    job = rt.repo.job(job_name)
     points = backfill_points(start, end, every or job.default_every, rt.clock.now())
     return _ingest(rt, job, BACKFILL, points, dry_run, None, on_progress)
 

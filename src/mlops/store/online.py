@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select
 from mlops.clock import Clock
 from mlops.db.connections import ThreadConnections
 from mlops.db.schema import feature_snapshots, feature_values
-from mlops.specs.features import JobSpec, get_job
+from mlops.specs.features import JobSpec
 from mlops.store.codec import unpack_row
 
 Status = Literal["fresh", "stale", "missing"]
@@ -79,10 +79,9 @@ def versions(conn: Connection) -> dict[str, int]:
 
 
 def get_online_features(
-    engine: Engine, clock: Clock, job: str | JobSpec, entity_ids: Sequence[str]
+    engine: Engine, clock: Clock, spec: JobSpec, entity_ids: Sequence[str]
 ) -> dict[str, EntityFeatures]:
     """Latest values for each entity id; a stale value is returned marked stale, never as fresh."""
-    spec = get_job(job) if isinstance(job, str) else job
     ids = [str(e) for e in entity_ids]
     rows = []
     if ids:
@@ -99,9 +98,8 @@ class OnlineStore:
         self.clock = clock
         self._conns = ThreadConnections(engine)
 
-    def get(self, job: str | JobSpec, entity_ids: Sequence[str]) -> dict[str, EntityFeatures]:
+    def get(self, spec: JobSpec, entity_ids: Sequence[str]) -> dict[str, EntityFeatures]:
         """Same answer as ``get_online_features``."""
-        spec = get_job(job) if isinstance(job, str) else job
         ids = [str(e) for e in entity_ids]
         return entities(spec, ids, self.rows(spec, ids), self.clock.now())
 

@@ -26,7 +26,7 @@ def validate(job: JobSpec, frame: pd.DataFrame) -> Validated:
     if missing:
         raise IngestionFailed(
             f"view {job.view} does not return {', '.join(missing)}",
-            "make the view's columns match the specs in mlops/specs/features.py",
+            f"make the view's columns match the features of jobs/{job.name}.yaml",
         )
     frame = frame.reset_index(drop=True)
     bad = np.zeros(len(frame), dtype=bool)

@@ -13,21 +13,11 @@ from sqlalchemy import func, select
 from mlops.db.schema import feature_snapshots
 from mlops.errors import NotReadyError
 from mlops.runtime import Runtime
-from mlops.specs.features import JobSpec, get_job
+from mlops.specs.features import JobSpec
 from mlops.store.historical import get_historical_features
 from mlops.warehouse import views
 
 LABEL = "label"
-# How far after its event time a row's label looks: training rows must end before the
-# validation window starts, or the split would leak the validation period into training.
-LABEL_HORIZON = {"churn": timedelta(days=30), "upsell": timedelta(0), "eta": timedelta(0)}
-# Request-time inputs the model gets besides the stored features.
-EXTRA_INPUTS = {
-    "churn": [],
-    "upsell": ["offer_category", "discount_pct", "offer_price"],
-    "eta": ["zone", "distance_km", "item_count", "hour", "weekday"],
-}
-EXTRA_CATEGORICAL = {"churn": [], "upsell": ["offer_category"], "eta": ["zone"]}
 
 
 @dataclass
@@ -39,13 +29,16 @@ class TrainingSet:
     start: datetime
     end: datetime
     dropped_without_features: int
+    # How far past its event time a row's label looks: training rows must end before the
+    # validation window starts, or the split would leak the validation period into training.
+    horizon: timedelta = timedelta(0)
 
     def split(self, valid_fraction: float = 0.2) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Train on the older rows, validate on the most recent window; never shuffled."""
         frame = self.frame
         cutoff = frame["event_time"].quantile(1 - valid_fraction)
         valid = frame[frame["event_time"] >= cutoff]
-        horizon = pd.Timedelta(LABEL_HORIZON[self.job])
+        horizon = pd.Timedelta(self.horizon)
         train = frame[frame["event_time"] + horizon <= cutoff]
         if train.empty or valid.empty:
             raise NotReadyError(
@@ -73,46 +66,61 @@ class TrainingSet:
 
 def build(rt: Runtime, job_name: str, *, end: datetime | None = None) -> TrainingSet:
     """The job's labelled rows up to ``end`` (default now) with point-in-time features."""
-    job = get_job(job_name)
+    job = rt.repo.job(job_name)
     now = end or rt.clock.now()
     start = _first_snapshot(rt, job)
-    with rt.warehouse.connect() as conn:
-        if job.name == "churn":
-            points = _snapshot_points(rt, job, start, now - LABEL_HORIZON["churn"])
-            labels = views.run_over_grid(conn, "labels_churn", points)
-            rows = labels.rename(columns={"customer_id": "entity_id", "churned": LABEL})
-            rows["event_time"] = rows["as_of"]
-        elif job.name == "upsell":
-            labels = views.run_query(conn, "labels_upsell", {"start": start, "end": now})
-            rows = labels.rename(
-                columns={"customer_id": "entity_id", "shown_at": "event_time", "accepted": LABEL}
-            )
-        else:
-            params = {"start": start, "end": now, "now": now}
-            labels = views.run_query(conn, "labels_eta", params)
-            rows = labels.rename(columns={"dispatched_at": "event_time", "minutes": LABEL})
-            rows["entity_id"] = rows["zone"]
-    rows["event_time"] = pd.to_datetime(rows["event_time"]).astype("datetime64[ns]")
-    if job.name == "eta":
-        rows["hour"] = rows["event_time"].dt.hour
-        rows["weekday"] = rows["event_time"].dt.day_of_week
-    frame = get_historical_features(rt.store, rows, [job.name])
+    rows = labels(rt, job, start, now)
+    frame = get_historical_features(rt.store, rows, [job.name], repo=rt.repo)
     frame = frame.rename(columns={f"{job.name}_as_of": "feature_as_of"})
     has_features = frame["feature_as_of"].notna()
     frame = frame[has_features].sort_values("event_time", kind="stable").reset_index(drop=True)
-    features = [*job.feature_names, *EXTRA_INPUTS[job.name]]
-    categorical = [f.name for f in job.features if f.dtype == "category"]
-    categorical += EXTRA_CATEGORICAL[job.name]
+    features = job.model_inputs
     keep = ["entity_id", "event_time", "feature_as_of", *features, LABEL]
     return TrainingSet(
         job=job.name,
         frame=frame[keep],
         features=features,
-        categorical=categorical,
+        categorical=job.categorical,
         start=start,
         end=now,
         dropped_without_features=int((~has_features).sum()),
+        horizon=job.label_horizon,
     )
+
+
+def labels(rt: Runtime, job: JobSpec, start: datetime, now: datetime) -> pd.DataFrame:
+    """The label SQL's rows from ``start`` to ``now`` (columns ``entity_id``, ``event_time``,
+    ``label`` and the request-time inputs): a snapshot label over the job's snapshot points
+    whose horizon has passed, an event label over ``[start, now)``."""
+    assert job.label is not None
+    sql = rt.repo.sql(job.label.sql)
+    with rt.warehouse.connect() as conn:
+        if job.label.kind == "snapshot":
+            points = _snapshot_points(rt, job, start, now - job.label.horizon)
+            rows = views.run_over_grid(conn, sql, points, rt.repo.windows)
+            time_column = "as_of"
+        else:
+            rows = views.run_query(conn, sql, {"start": start, "end": now, "now": now})
+            time_column = "event_time"
+    given = [i.name for i in job.inputs if i.derive is None]
+    missing = [c for c in (time_column, job.entity_key, LABEL, *given) if c not in rows.columns]
+    if missing:
+        raise NotReadyError(
+            f"sql/{job.label.sql}.sql does not return {', '.join(missing)}",
+            f"a {job.label.kind} label returns {time_column}, {job.entity_key}, {LABEL} and "
+            "each request-time input that is not derived (see the job's inputs)",
+        )
+    rows = rows.rename(columns={time_column: "event_time", job.entity_key: "entity_id"})
+    rows["entity_id"] = rows["entity_id"].astype(str)
+    rows["event_time"] = pd.to_datetime(rows["event_time"]).astype("datetime64[ns]")
+    for spec in job.inputs:
+        if spec.derive == "entity":
+            rows[spec.name] = rows["entity_id"]
+        elif spec.derive == "hour":
+            rows[spec.name] = rows["event_time"].dt.hour
+        elif spec.derive == "weekday":
+            rows[spec.name] = rows["event_time"].dt.day_of_week
+    return rows
 
 
 def _first_snapshot(rt: Runtime, job: JobSpec) -> datetime:
@@ -140,7 +148,7 @@ def _snapshot_points(rt: Runtime, job: JobSpec, start: datetime, last: datetime)
     if not points:
         raise NotReadyError(
             f"no {job.name} snapshot is old enough to have its label "
-            f"(the label looks {LABEL_HORIZON[job.name].days} days ahead)",
+            f"(the label looks {job.label_horizon.days} days ahead)",
             f"backfill {job.name} history older than {last}",
         )
     return points

@@ -19,17 +19,16 @@ from sqlalchemy import insert, select
 
 from mlops.db.schema import model_promotions
 from mlops.errors import InputError
-from mlops.specs.features import JOBS, get_job
 from mlops.training import tracking, tracking_versions
 
 if TYPE_CHECKING:
     from mlops.runtime import Runtime
 
 # The metric each job is judged by, and whether higher is better.
+# Per task, the metric the gate compares and whether higher is better.
 GATE_METRIC: dict[str, tuple[str, bool]] = {
-    "churn": ("roc_auc", True),
-    "upsell": ("roc_auc", True),
-    "eta": ("mae", False),
+    "binary": ("roc_auc", True),
+    "regression": ("mae", False),
 }
 # How much worse than the champion (a share of the champion's value) a version may be.
 DEFAULT_TOLERANCE = 0.01
@@ -121,8 +120,7 @@ def gate(
     rt: Runtime, job: str, *, version: int | str | None = None, tolerance: float | None = None
 ) -> Comparison:
     """Compare a version (default: the challenger) with the heuristic and the champion."""
-    get_job(job)
-    metric, higher = GATE_METRIC[job]
+    metric, higher = GATE_METRIC[rt.repo.job(job).task]
     tol = _tolerance(rt, tolerance)
     info = tracking_versions.version_info(
         rt.settings, job, tracking_versions.CHALLENGER if version is None else version
@@ -183,7 +181,7 @@ def promote(
 
     Raises GateRefused with the comparison otherwise, unless ``force`` (recorded as such).
     """
-    get_job(job)
+    rt.repo.job(job)
     _require_migrated(rt)
     comparison = gate(rt, job, version=version, tolerance=tolerance)
     target, current = comparison.version, comparison.champion_version
@@ -211,7 +209,7 @@ def promote(
 
 def rollback(rt: Runtime, job: str, *, actor: str, reason: str | None = None) -> PromotionResult:
     """Return ``champion`` to the previous champion in the promotion history."""
-    get_job(job)
+    rt.repo.job(job)
     _require_migrated(rt)
     current = tracking_versions.champion_version(rt.settings, job)
     stack = _champion_stack(history(rt, job)[::-1])
@@ -223,7 +221,7 @@ def rollback(rt: Runtime, job: str, *, actor: str, reason: str | None = None) ->
             f"`mlops models promote {job} --version N` picks a version by hand",
         )
     target = earlier[-1]
-    metric, _ = GATE_METRIC[job]
+    metric, _ = GATE_METRIC[rt.repo.job(job).task]
     figures = {"metric": metric, "from_value": None, "to_value": None}
     if current is not None:
         figures["from_value"] = tracking_versions.version_info(
@@ -297,7 +295,7 @@ def history(rt: Runtime, job: str | None = None, limit: int | None = None) -> li
     t = model_promotions
     query = select(t).order_by(t.c.promotion_id.desc())
     if job is not None:
-        get_job(job)
+        rt.repo.job(job)
         query = query.where(t.c.job == job)
     if limit is not None:
         query = query.limit(limit)
@@ -322,7 +320,7 @@ def history(rt: Runtime, job: str | None = None, limit: int | None = None) -> li
 def list_models(rt: Runtime) -> dict[str, list[dict]]:
     """Per job, its registered versions newest first: aliases, run metrics, tags, created time."""
     out: dict[str, list[dict]] = {}
-    for job in JOBS:
+    for job in rt.repo.names:
         out[job] = [
             {
                 "version": v.version,

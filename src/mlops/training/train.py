@@ -16,19 +16,13 @@ import pandas as pd
 
 from mlops.errors import MlopsError
 from mlops.runtime import Runtime
-from mlops.specs import get_job
+from mlops.specs import JobSpec
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
 from mlops.training import datasets, heuristics, metrics, models, models_fit
 from mlops.training.reference import population, reference_distributions
 
 Stage = Callable[[str], None]
-KIND = {"churn": "classifier", "upsell": "classifier", "eta": "regressor"}
-# Per-job LightGBM overrides. Churn's signal is smooth and its snapshots are highly
-# correlated day to day: small, regularised trees generalise better to the newest window.
-PARAMS = {
-    "churn": {"learning_rate": 0.03, "num_leaves": 7, "min_data_in_leaf": 200, "lambda_l2": 10}
-}
 
 
 @dataclass
@@ -48,18 +42,9 @@ class TrainReport:
     seconds: float = 0.0
 
 
-def heuristic_predictions(rt: Runtime, job: str, frame: pd.DataFrame) -> np.ndarray:
-    """The rule-based answer for every row, from the same inputs the model gets."""
-    if job == "churn":
-        return heuristics.churn_risk_frame(frame)
-    if job == "upsell":
-        return heuristics.upsell_propensity_frame(frame)
-    return heuristics.eta_sla_minutes_frame(frame, **heuristics.eta_constants(rt.settings))
-
-
-def evaluate(job: str, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def evaluate(job: JobSpec, y: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """The job's metrics (classification or regression) as a flat dict of floats."""
-    if KIND[job] == "classifier":
+    if job.kind == "classifier":
         result = metrics.classification(y, predicted)
         return {k: float(v) for k, v in result.items() if not isinstance(v, list)}
     return {k: float(v) for k, v in metrics.regression(y, predicted).items()}
@@ -75,7 +60,7 @@ def train(
     on_stage: Stage | None = None,
 ) -> TrainReport:
     """Train one job end to end; returns the side-by-side report."""
-    job = get_job(job_name)
+    job = rt.repo.job(job_name)
     stage = on_stage or (lambda label: None)
     began = time.perf_counter()
     report = TrainReport(job=job.name, dry_run=dry_run)
@@ -89,29 +74,27 @@ def train(
     report.window = (ts.start, ts.end)
     stage("training")
     model = models_fit.fit(
-        KIND[job.name],
+        job.kind,
         train_rows,
         ts.features,
         ts.categorical,
         datasets.LABEL,
-        params=PARAMS.get(job.name),
+        params=dict(job.model_params) or None,
         time_column="event_time",
     )
     y = valid_rows[datasets.LABEL].to_numpy(dtype=float)
     predicted = models.predict(model, models.encode(model, valid_rows))
-    report.model_metrics = evaluate(job.name, y, predicted)
-    report.heuristic_metrics = evaluate(
-        job.name, y, heuristic_predictions(rt, job.name, valid_rows)
-    )
-    if KIND[job.name] == "classifier":
+    report.model_metrics = evaluate(job, y, predicted)
+    report.heuristic_metrics = evaluate(job, y, heuristics.score_frame(job, valid_rows))
+    if job.kind == "classifier":
         report.calibration = metrics.calibration_table(y, predicted)
     stage("comparing with the champion")
-    report.champion_metrics, champion_version = _champion_metrics(rt, job.name, valid_rows, y)
+    report.champion_metrics, champion_version = _champion_metrics(rt, job, valid_rows, y)
     if dry_run:
         report.seconds = time.perf_counter() - began
         return report
     stage("logging to MLflow")
-    report.version = _log(rt, job.name, ts, model, report, valid_rows, champion_version)
+    report.version = _log(rt, job, ts, model, report, valid_rows, champion_version)
     if promote:
         stage("promotion gate")
         from mlops.training import registry
@@ -126,14 +109,14 @@ def train(
 
 
 def _champion_metrics(
-    rt: Runtime, job: str, valid: pd.DataFrame, y: np.ndarray
+    rt: Runtime, job: JobSpec, valid: pd.DataFrame, y: np.ndarray
 ) -> tuple[dict, int | None]:
     """The current champion re-evaluated on this run's validation rows (none yet: {})."""
     from mlops.training import tracking_artifacts, tracking_versions
 
     try:
         champion, version = tracking_artifacts.load_native(
-            rt.settings, job, tracking_versions.CHAMPION
+            rt.settings, job.name, tracking_versions.CHAMPION
         )
     except MlopsError:
         return {}, None  # no champion yet: the gate compares with the heuristic only
@@ -142,11 +125,11 @@ def _champion_metrics(
 
 
 def _log(
-    rt, job: str, ts, model, report: TrainReport, valid: pd.DataFrame, champion: int | None
+    rt, job: JobSpec, ts, model, report: TrainReport, valid: pd.DataFrame, champion: int | None
 ) -> int:
     from mlops.training import tracking
 
-    spec_versions = specs_sync.spec_versions(rt.store, job)
+    spec_versions = specs_sync.spec_versions(rt.store, job.name)
     metric_values = {
         **report.model_metrics,
         **{f"heuristic_{k}": v for k, v in report.heuristic_metrics.items()},
@@ -161,8 +144,8 @@ def _log(
         models.save(model, model_dir)
         info = tracking.log_training_run(
             rt.settings,
-            job,
-            params={"kind": KIND[job], **model.params},
+            job.name,
+            params={"kind": job.kind, **model.params},
             metrics=metric_values,
             model_dir=model_dir,
             input_example=valid[ts.features].head(5),
@@ -175,7 +158,7 @@ def _log(
             },
             champion_version=champion,
             artifacts={
-                "reference_distributions.json": reference(rt, ts),
+                "reference_distributions.json": reference(rt, job, ts),
                 "calibration.json": {"table": report.calibration},
                 "feature_importance.json": models.feature_importance(model),
             },
@@ -183,10 +166,9 @@ def _log(
     return int(info.version)
 
 
-def reference(rt: Runtime, ts: datasets.TrainingSet) -> dict[str, dict]:
+def reference(rt: Runtime, spec: JobSpec, ts: datasets.TrainingSet) -> dict[str, dict]:
     """Stored features described over the population serving saw at the window's end;
     request-time inputs (offer, distance...) over the training rows, the only record of them."""
-    spec = get_job(ts.job)
     stored = [f for f in ts.features if f in spec.feature_names]
     inputs = [f for f in ts.features if f not in stored]
     return {

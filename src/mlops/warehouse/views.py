@@ -6,30 +6,23 @@ queries and a refresh is the grid of one point.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from importlib import resources
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, text
 
 from mlops.db.types import SQLITE_TS_FORMAT
 from mlops.specs.features import JobSpec
-from mlops.warehouse.schema import require_tables
 
-# Window starts precomputed per point: comparisons stay plain column comparisons that
-# use the warehouse indexes, on every dialect, with no date arithmetic in the SQL.
-WINDOWS = {
-    "since_1h": timedelta(hours=1),
-    "since_2h": timedelta(hours=2),
-    "since_3h": timedelta(hours=3),
-    "since_5h": timedelta(hours=5),
-    "since_30d": timedelta(days=30),
-    "since_90d": timedelta(days=90),
-    # Forward: only label queries look after as_of.
-    "until_30d": timedelta(days=-30),
-}
-GRID_COLUMNS = ["as_of", "as_of_epoch", *WINDOWS]
+if TYPE_CHECKING:
+    from mlops.repository import Repository
+
+# Window starts (the repository's ``windows``, what is subtracted from as_of) are precomputed
+# per point: comparisons stay plain column comparisons that use the warehouse indexes, on every
+# dialect, with no date arithmetic in the SQL.
+Windows = Mapping[str, timedelta]
 # Keys bound per query by run_query_for_keys: under SQLite's 32,766 and PostgreSQL's 65,535
 # parameters, large enough that a million keys are a hundred queries.
 KEY_CHUNK = 10_000
@@ -40,53 +33,49 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT extract(epoch FROM ts)::double
 """
 
 
-def sql_file(name: str) -> str:
-    """The text of ``warehouse/sql/<name>.sql``."""
-    return resources.files("mlops.warehouse").joinpath(f"sql/{name}.sql").read_text()
-
-
-def view_sql(job: JobSpec) -> str:
-    """The SQL text of the job's view, as shipped in ``warehouse/sql``."""
-    return sql_file(job.view)
-
-
-def compute(conn: Connection, job: JobSpec, as_of_points: Sequence[datetime]) -> pd.DataFrame:
+def compute(
+    conn: Connection, repo: Repository, job: JobSpec, as_of_points: Sequence[datetime]
+) -> pd.DataFrame:
     """Run the job's view for every point; columns ``as_of``, ``entity_id`` and the features."""
-    frame = run_over_grid(conn, job.view, as_of_points)
+    frame = run_over_grid(conn, repo.sql(job.view), as_of_points, repo.windows)
     frame = frame.rename(columns={job.entity_key: "entity_id"})
     frame["entity_id"] = frame["entity_id"].astype(str)
     return frame
 
 
-def run_over_grid(conn: Connection, name: str, as_of_points: Sequence[datetime]) -> pd.DataFrame:
-    """Run ``sql/<name>.sql`` against a grid of as_of points inside the warehouse."""
+def run_over_grid(
+    conn: Connection, sql: str, as_of_points: Sequence[datetime], windows: Windows
+) -> pd.DataFrame:
+    """Run ``sql`` against a grid of as_of points (with ``windows``) inside the warehouse."""
     _ensure_functions(conn)
-    _load_grid(conn, as_of_points)
+    _load_grid(conn, as_of_points, windows)
     if conn.dialect.name == "postgresql":
         # Planner statistics for the fresh grid; no JIT (compiling these queries costs
         # seconds and saves nothing).
         conn.execute(text("ANALYZE as_of_grid"))
         conn.execute(text("SET LOCAL jit = off"))
     try:
-        frame = _fetch_frame(conn, sql_file(name), {})
+        frame = _fetch_frame(conn, sql, {})
     finally:
         conn.execute(text("DROP TABLE IF EXISTS as_of_grid"))
-    frame["as_of"] = pd.to_datetime(frame["as_of"], format=SQLITE_TS_FORMAT)
+    if "as_of" in frame.columns:
+        frame["as_of"] = pd.to_datetime(frame["as_of"], format=SQLITE_TS_FORMAT)
     return frame
 
 
-def run_query(conn: Connection, name: str, params: dict) -> pd.DataFrame:
-    """Run ``sql/<name>.sql`` with bound parameters (timestamps as the dialect stores them)."""
-    return _fetch_frame(conn, sql_file(name), _prepare(conn, params))
+def run_query(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
+    """Run ``sql`` with the bound parameters it names of ``params`` (timestamps as the dialect
+    stores them): a repository's SQL may leave out any of them."""
+    named = text(sql).compile().params
+    return _fetch_frame(conn, sql, _prepare(conn, {k: v for k, v in params.items() if k in named}))
 
 
 def run_query_for_keys(
-    conn: Connection, name: str, params: dict, keys: Sequence[str], *, chunk: int = KEY_CHUNK
+    conn: Connection, sql: str, params: dict, keys: Sequence[str], *, chunk: int = KEY_CHUNK
 ) -> pd.DataFrame:
-    """Run ``sql/<name>.sql``, whose ``IN :keys`` list is bound to ``keys`` a chunk at a time,
-    and concatenate the results: a join key pushed down without a temporary table."""
+    """Run ``sql``, whose ``IN :keys`` list is bound to ``keys`` a chunk at a time, and
+    concatenate the results: a join key pushed down without a temporary table."""
     params = _prepare(conn, params)
-    sql = sql_file(name)
     # One compilation per chunk size: expanding 10,000 parameters costs tens of milliseconds.
     compiled: dict[int, tuple[str, list[str] | None]] = {}
     frames = []
@@ -136,18 +125,17 @@ def _cursor_frame(conn: Connection, sql: str, args) -> pd.DataFrame:
         cursor.close()
 
 
-def install_views(engine: Engine, jobs: Sequence[JobSpec]) -> list[str]:
+def install_views(engine: Engine, repo: Repository, jobs: Sequence[JobSpec]) -> list[str]:
     """On PostgreSQL, create each view as a real view computed at now(); elsewhere nothing."""
     if engine.dialect.name != "postgresql":
         return []
-    require_tables(engine)
     grid = ", ".join(
         [
             "now_utc AS as_of",
             "extract(epoch FROM now_utc)::double precision AS as_of_epoch",
             *(
                 f"now_utc - interval '{int(d.total_seconds())} seconds' AS {name}"
-                for name, d in WINDOWS.items()
+                for name, d in repo.windows.items()
             ),
         ]
     )
@@ -160,7 +148,7 @@ def install_views(engine: Engine, jobs: Sequence[JobSpec]) -> list[str]:
                     f"CREATE OR REPLACE VIEW {job.view} AS "
                     f"WITH as_of_grid AS (SELECT {grid} FROM "
                     f"(SELECT date_trunc('second', now() AT TIME ZONE 'UTC') AS now_utc) n) "
-                    f"SELECT * FROM ({view_sql(job)}) AS v"
+                    f"SELECT * FROM ({repo.sql(job.view)}) AS v"
                 )
             )
             installed.append(job.view)
@@ -175,11 +163,11 @@ def _ensure_functions(conn: Connection) -> None:
         conn.execute(text(_PG_UNIXEPOCH))
 
 
-def _load_grid(conn: Connection, as_of_points: Sequence[datetime]) -> None:
+def _load_grid(conn: Connection, as_of_points: Sequence[datetime], windows: Windows) -> None:
     conn.execute(text("DROP TABLE IF EXISTS as_of_grid"))
     ts = "TIMESTAMP" if conn.dialect.name == "postgresql" else "TEXT"
     cols = ", ".join(
-        ["as_of " + ts, "as_of_epoch DOUBLE PRECISION", *(f"{w} {ts}" for w in WINDOWS)]
+        ["as_of " + ts, "as_of_epoch DOUBLE PRECISION", *(f"{w} {ts}" for w in windows)]
     )
     conn.execute(text(f"CREATE TEMPORARY TABLE as_of_grid ({cols})"))
     rows = []
@@ -187,11 +175,11 @@ def _load_grid(conn: Connection, as_of_points: Sequence[datetime]) -> None:
     # PostgreSQL comparing the same instants.
     for point in sorted({p.replace(microsecond=0) for p in as_of_points}):
         row = {"as_of": point, "as_of_epoch": (point - datetime(1970, 1, 1)).total_seconds()}
-        row.update({name: point - delta for name, delta in WINDOWS.items()})
+        row.update({name: point - delta for name, delta in windows.items()})
         rows.append(row)
     if conn.dialect.name != "postgresql":
         rows = [{k: _sqlite_value(v) for k, v in row.items()} for row in rows]
-    placeholders = ", ".join(f":{c}" for c in GRID_COLUMNS)
+    placeholders = ", ".join(f":{c}" for c in ["as_of", "as_of_epoch", *windows])
     conn.execute(text(f"INSERT INTO as_of_grid VALUES ({placeholders})"), rows)
 
 

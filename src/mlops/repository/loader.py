@@ -1,0 +1,301 @@
+"""Load a feature repository folder into a ``Repository``, or say every problem it has.
+
+A repository is a folder with ``repository.yaml``, one ``jobs/<job>.yaml`` per job, the SQL
+the jobs name in ``sql/`` and the heuristics in ``heuristics.py``. Every problem found is
+reported at once, each with its file and line where there is one, and the fix."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import timedelta
+from importlib import resources
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mlops.errors import ConfigError, ValidationFailed
+from mlops.repository.declarations import (
+    DEFAULT_WINDOWS,
+    RESERVED_JOBS,
+    JobFile,
+    RepositoryFile,
+)
+from mlops.repository.repo import Repository
+from mlops.repository.yaml_lines import Document, syntax_line
+from mlops.specs.features import FeatureSpec, InputSpec, JobSpec, LabelSpec
+from mlops.training.heuristics import Heuristic
+
+REPOSITORY_FILE = "repository.yaml"
+HEURISTICS_FILE = "heuristics.py"
+
+
+class RepositoryInvalid(ValidationFailed):
+    """The repository has problems; ``problems`` lists each with its file and line."""
+
+    def __str__(self) -> str:
+        # Raised from library code too (a Runtime's first use): a traceback shows every problem.
+        return "\n".join([super().__str__(), *(f"  - {p}" for p in self.problems)])
+
+
+def bundled(name: str = "marketplace") -> Path:
+    """The folder of a repository shipped with mlops (the default: the marketplace example)."""
+    return Path(str(resources.files("mlops.examples").joinpath(name)))
+
+
+def load(
+    path: Path, *, heuristic_params: Mapping[str, Mapping[str, Any]] | None = None
+) -> Repository:
+    """The repository at ``path``; ``heuristic_params`` override its jobs' heuristic params
+    (per job). Raises ``RepositoryInvalid`` listing every problem."""
+    path = Path(path).expanduser()
+    if not (path / REPOSITORY_FILE).is_file():
+        raise ConfigError(
+            f"no feature repository at {path} (it has no {REPOSITORY_FILE})",
+            "point MLOPS_REPO or --repo at a repository folder, or make one with `mlops init DIR`",
+        )
+    problems: list[str] = []
+    head = _read(path, REPOSITORY_FILE, RepositoryFile, problems)
+    files = sorted((path / "jobs").glob("*.yaml"))
+    if not files:
+        problems.append("jobs/: no job is declared: add a jobs/<job>.yaml (see `mlops init`)")
+    declared: list[tuple[str, JobFile]] = []
+    for file in files:
+        rel = f"jobs/{file.name}"
+        job = _read(path, rel, JobFile, problems)
+        if job is not None:
+            declared.append((rel, job))
+    heuristics = _heuristics(path, problems) if declared else None
+    jobs: dict[str, JobSpec] = {}
+    overrides = heuristic_params or {}
+    for rel, decl in declared:
+        found = _check(path, rel, decl, heuristics, jobs, problems)
+        if found:
+            jobs[decl.name] = _job(decl, heuristics, overrides.get(decl.name, {}))
+    unknown = sorted(set(overrides) - {d.name for _, d in declared})
+    if unknown:
+        problems.append(
+            f"MLOPS_HEURISTIC_PARAMS names no job of the repository: {', '.join(unknown)} "
+            f"(fix the setting; jobs: {', '.join(d.name for _, d in declared)})"
+        )
+    if head is not None and head.jobs is not None:
+        order = {name: i for i, name in enumerate(head.jobs)}
+        missing = [d.name for _, d in declared if d.name not in order]
+        absent = [name for name in head.jobs if name not in {d.name for _, d in declared}]
+        if missing or absent:
+            problems.append(
+                f"{REPOSITORY_FILE}: jobs lists the jobs in order and must name each file of "
+                f"jobs/ once (not listed: {', '.join(missing) or '-'}; no file: "
+                f"{', '.join(absent) or '-'})"
+            )
+        else:
+            jobs = dict(sorted(jobs.items(), key=lambda kv: order[kv[0]]))
+    if problems or head is None:
+        raise RepositoryInvalid(
+            f"the feature repository at {path} has {len(problems)} problem"
+            f"{'' if len(problems) == 1 else 's'}",
+            problems,
+            "fix each file and line named above, then run the command again",
+        )
+    # Stored as what is subtracted from as_of, like the SQL reads them.
+    windows = {
+        name: -delta if name.startswith("until_") else delta
+        for name, delta in (head.windows or DEFAULT_WINDOWS).items()
+    }
+    return Repository(
+        path=path, name=head.name, jobs=jobs, windows=windows, description=head.description
+    )
+
+
+def _read(path: Path, rel: str, model: type[BaseModel], problems: list[str]) -> Any:
+    """The file validated as ``model``, or None with its problems added."""
+    try:
+        doc = Document((path / rel).read_text(encoding="utf-8"))
+    except OSError as exc:
+        problems.append(f"{rel}: cannot be read ({exc.strerror or exc})")
+        return None
+    except yaml.YAMLError as exc:
+        line = syntax_line(exc)
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problems.append(f"{rel}{_at(line)}: not valid YAML: {what} (fix the syntax there)")
+        return None
+    if not isinstance(doc.data, dict):
+        problems.append(f"{rel}: must be a mapping of keys to values (key: value per line)")
+        return None
+    try:
+        return model.model_validate(doc.data)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = error["loc"]
+            problems.append(f"{rel}{_at(doc.line(loc))}: {_describe(loc, error)}")
+        return None
+
+
+def _at(line: int | None) -> str:
+    return f":{line}" if line is not None else ""
+
+
+def _describe(loc: tuple, error: Any) -> str:
+    where = ".".join(str(p) for p in loc) or "the file"
+    kind, message = error["type"], error["msg"].removeprefix("Value error, ")
+    if kind == "missing":
+        return f"{where} is missing: add it"
+    if kind == "extra_forbidden":
+        return f"unknown key {where}: remove it or fix its spelling"
+    if kind == "literal_error":
+        return f"{where}: {message}"
+    return f"{where}: {message} (got {error.get('input')!r})"
+
+
+def _heuristics(path: Path, problems: list[str]) -> ModuleType | None:
+    """The repository's heuristics.py, imported under a name of its own."""
+    file = path / HEURISTICS_FILE
+    if not file.is_file():
+        problems.append(f"{HEURISTICS_FILE}: missing: every job's heuristic is a function there")
+        return None
+    digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
+    name = f"mlops_repository_{digest}.heuristics"
+    spec = importlib.util.spec_from_file_location(name, file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
+        line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
+        line = line or (frames[-1].lineno if frames else None)
+        problems.append(
+            f"{HEURISTICS_FILE}{_at(line)}: importing it failed: "
+            f"{exc.__class__.__name__}: {exc} (fix the code there)"
+        )
+        return None
+    sys.modules[name] = module
+    return module
+
+
+def _check(
+    path: Path,
+    rel: str,
+    decl: JobFile,
+    heuristics: ModuleType | None,
+    jobs: dict[str, JobSpec],
+    problems: list[str],
+) -> bool:
+    """Checks across files; True when the job can be built."""
+    before = len(problems)
+    if decl.name in RESERVED_JOBS:
+        problems.append(f"{rel}: name {decl.name!r} is reserved: choose another job name")
+    if decl.name in jobs:
+        problems.append(f"{rel}: job {decl.name!r} is declared twice: rename one of them")
+    if Path(rel).stem != decl.name:
+        problems.append(f"{rel}: declares job {decl.name!r}: name the file jobs/{decl.name}.yaml")
+    for what, name in (("view", decl.view), ("label.sql", decl.label.sql)):
+        if not (path / "sql" / f"{name}.sql").is_file():
+            problems.append(f"{rel}: {what} {name!r}: there is no sql/{name}.sql: add it")
+    names = [f.name for f in decl.features] + [i.name for i in decl.inputs]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{rel}: {name!r} is declared twice among features and inputs")
+    for feature in decl.features:
+        low, high = feature.range or (None, None)
+        if low is not None and high is not None and low > high:
+            problems.append(f"{rel}: feature {feature.name}: range min {low:g} > max {high:g}")
+        if feature.allowed is not None and feature.dtype != "category":
+            problems.append(f"{rel}: feature {feature.name}: allowed is for categories only")
+    for key in decl.key_features:
+        if key not in [f.name for f in decl.features]:
+            problems.append(f"{rel}: key_features: {key!r} is not a feature of the job")
+    for key in decl.heuristic.inputs:
+        if key not in names:
+            problems.append(
+                f"{rel}: heuristic input {key!r} is neither a feature nor an input of the job "
+                "(declare it, or remove it from heuristic.inputs)"
+            )
+    if heuristics is not None and not callable(getattr(heuristics, decl.heuristic.function, None)):
+        problems.append(
+            f"{rel}: heuristic.function {decl.heuristic.function!r} is not a function of "
+            f"{HEURISTICS_FILE}: define it there or fix the name"
+        )
+    if decl.label.kind == "snapshot" and decl.label.horizon <= timedelta(0):
+        problems.append(
+            f"{rel}: label.horizon: a snapshot label looks past its as_of: give how far (e.g. 30d)"
+        )
+    return len(problems) == before
+
+
+def _job(decl: JobFile, heuristics: ModuleType | None, override: Mapping[str, Any]) -> JobSpec:
+    features = tuple(
+        FeatureSpec(
+            f.name,
+            f.dtype,
+            f.description,
+            f.owner or decl.owner,
+            nullable=f.nullable,
+            min_value=_float(f.range, 0),
+            max_value=_float(f.range, 1),
+            allowed_values=tuple(f.allowed) if f.allowed is not None else None,
+            psi_warn=f.drift.psi_warn,
+            psi_alert=f.drift.psi_alert,
+            ks_pvalue=f.drift.ks_pvalue,
+            job=decl.name,
+            entity=decl.entity,
+            source_view=decl.view,
+            ttl=f.ttl or decl.ttl,
+        )
+        for f in decl.features
+    )
+    inputs = tuple(
+        InputSpec(
+            i.name,
+            i.dtype,
+            derive=i.derive,
+            min_value=_float(i.range, 0),
+            max_value=_float(i.range, 1),
+            description=i.description,
+        )
+        for i in decl.inputs
+    )
+    categorical = frozenset(
+        [f.name for f in features if f.dtype == "category"]
+        + [i.name for i in inputs if i.dtype == "category"]
+    )
+    h = decl.heuristic
+    heuristic = Heuristic(
+        name=f"{HEURISTICS_FILE}:{h.function}",
+        function=getattr(heuristics, h.function),
+        inputs=tuple(h.inputs),
+        categorical=categorical & set(h.inputs),
+        params={**h.params, **override},
+    )
+    spec = JobSpec(
+        name=decl.name,
+        view=decl.view,
+        entity=decl.entity,
+        entity_key=decl.key,
+        refresh_cron=decl.refresh,
+        ttl=decl.ttl,
+        retrain_cron=decl.retrain,
+        default_every=decl.backfill_every,
+        features=features,
+        drift_window=decl.drift_window,
+        task=decl.task,
+        label=LabelSpec(decl.label.kind, decl.label.sql, decl.label.horizon),
+        inputs=inputs,
+        model_params=dict(decl.model.params),
+        quickstart_history=decl.quickstart.history if decl.quickstart else None,
+        description=decl.description,
+        owner=decl.owner,
+        key_features=tuple(decl.key_features),
+    )
+    return replace(spec, heuristic=heuristic)
+
+
+def _float(bounds: tuple[float | None, float | None] | None, i: int) -> float | None:
+    value = bounds[i] if bounds is not None else None
+    return None if value is None else float(value)
