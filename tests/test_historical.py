@@ -138,7 +138,8 @@ def test_features_of_two_jobs_on_one_entity(seeded):
     ingest.refresh(seeded, "churn")
     ingest.refresh(seeded, "upsell")
     rows = pd.DataFrame({"entity_id": ["C0000001", "C0000002"], "event_time": [now, now]})
-    got = get_historical_features(seeded.store, rows, ["churn", "upsell:acceptance_rate_90d"])
+    wanted = ["churn", "upsell:acceptance_rate_90d"]
+    got = get_historical_features(seeded.store, rows, wanted, repo=REPO)
     assert {"churn:plan", "upsell:plan"}.isdisjoint(got.columns)  # plan only from churn
     assert {"orders_30d", "plan", "acceptance_rate_90d", "churn_as_of", "upsell_as_of"} <= set(
         got.columns

@@ -31,6 +31,7 @@ from mlops.training import (
     tracking_artifacts,
     tracking_versions,
 )
+from tests.repo_support import REPO
 
 FEATURES = ["recency", "orders", "plan"]
 REFERENCE = {"recency": {"kind": "numeric", "null_share": 0.0, "bins": [0, 5, 10]}}
@@ -91,7 +92,7 @@ def _log(
     settings = getattr(where, "settings", where)
     frame = _frame(seed=seed)
     model = _fit(job, frame)
-    metric = registry.GATE_METRIC[job][0]
+    metric = registry.GATE_METRIC[REPO.job(job).task][0]
     metrics = {metric: score, f"heuristic_{metric}": heuristic, "rows_train": 250.0}
     metrics |= {"freshness_newest_age_seconds": 60.0, "freshness_oldest_age_seconds": 7200.0}
     if champion is not None:

@@ -378,7 +378,7 @@ def test_install_views_on_postgres(rt, backend):
     shifted["customers"] = pd.concat([shifted["customers"], future], ignore_index=True)
     load(rt.warehouse, shifted)
 
-    installed = views.install_views(rt.warehouse, list(JOBS.values()))
+    installed = views.install_views(rt.warehouse, REPO, list(JOBS.values()))
     assert installed == [job.view for job in JOBS.values()]
     with rt.warehouse.connect() as conn:
         for job in JOBS.values():
@@ -398,10 +398,10 @@ def test_install_views_on_postgres(rt, backend):
     assert_features_equal(JOBS["churn"], churn.rename(columns={"customer_id": "entity_id"}), want)
     assert_features_equal(JOBS["churn"], direct, want)
     # installing again replaces the views in place
-    assert views.install_views(rt.warehouse, list(JOBS.values())) == installed
+    assert views.install_views(rt.warehouse, REPO, list(JOBS.values())) == installed
 
 
 def test_install_views_elsewhere_is_a_no_op(rt, backend):
     if backend != "sqlite":
         pytest.skip("SQLite only")
-    assert views.install_views(rt.warehouse, list(JOBS.values())) == []
+    assert views.install_views(rt.warehouse, REPO, list(JOBS.values())) == []

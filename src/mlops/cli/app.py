@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import typer
 
@@ -11,6 +12,8 @@ from mlops.cli import (
     db,
     flags,
     ingest,
+    init,
+    jobs,
     models,
     monitor,
     quickstart,
@@ -29,6 +32,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(db.app, name="db")
+app.add_typer(jobs.app, name="jobs")
 app.add_typer(warehouse.app, name="warehouse")
 app.add_typer(specs.app, name="specs")
 app.add_typer(models.app, name="models")
@@ -36,10 +40,26 @@ app.add_typer(flags.app, name="flags")
 app.add_typer(monitor.app, name="monitor")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(schedule.scheduler_app, name="scheduler")
+app.command("init")(init.init)
 app.command("ingest")(ingest.ingest)
 app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)
 app.command("serve")(serve.serve)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    repo: Path = typer.Option(
+        None,
+        "--repo",
+        help="Feature repository folder (default: MLOPS_REPO, else the bundled example).",
+        show_default=False,
+    ),
+) -> None:
+    """ML operations end to end: warehouse views -> feature store -> training -> serving."""
+    if repo is not None:
+        ctx.meta["mlops_repo"] = repo
 
 
 def main(argv: list[str] | None = None) -> None:

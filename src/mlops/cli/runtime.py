@@ -10,7 +10,9 @@ def runtime(ctx: typer.Context):
     root = ctx.find_root()
     if root.obj is None:
         from mlops.runtime import Runtime
+        from mlops.settings import Settings
 
-        root.obj = Runtime()
+        repo = ctx.meta.get("mlops_repo")
+        root.obj = Runtime(settings=Settings(repo=repo)) if repo else Runtime()
         root.call_on_close(root.obj.close)
     return root.obj

@@ -77,7 +77,7 @@ def load(
     overrides = heuristic_params or {}
     for rel, decl in declared:
         found = _check(path, rel, decl, heuristics, jobs, problems)
-        if found:
+        if found and heuristics is not None:
             jobs[decl.name] = _job(decl, heuristics, overrides.get(decl.name, {}))
     unknown = sorted(set(overrides) - {d.name for _, d in declared})
     if unknown:
@@ -87,8 +87,9 @@ def load(
         )
     if head is not None and head.jobs is not None:
         order = {name: i for i, name in enumerate(head.jobs)}
-        missing = [d.name for _, d in declared if d.name not in order]
-        absent = [name for name in head.jobs if name not in {d.name for _, d in declared}]
+        stems = [f.stem for f in files]
+        missing = [stem for stem in stems if stem not in order]
+        absent = [name for name in head.jobs if name not in stems]
         if missing or absent:
             problems.append(
                 f"{REPOSITORY_FILE}: jobs lists the jobs in order and must name each file of "
@@ -96,7 +97,7 @@ def load(
                 f"{', '.join(absent) or '-'})"
             )
         else:
-            jobs = dict(sorted(jobs.items(), key=lambda kv: order[kv[0]]))
+            jobs = dict(sorted(jobs.items(), key=lambda kv: order.get(kv[0], len(order))))
     if problems or head is None:
         raise RepositoryInvalid(
             f"the feature repository at {path} has {len(problems)} problem"

@@ -2,7 +2,8 @@
 and the Airflow and crontab exports, so all three run the same commands at the same times.
 
 A task either has a cron (a *root*) or runs right after another task (``after``), forming a
-chain per root: ``ingest:eta`` -> ``monitor:drift:eta`` -> ``monitor:ops:eta``. Crons are UTC.
+chain per root: ``ingest:<job>`` -> ``monitor:drift:<job>`` -> ``monitor:ops:<job>``. Crons are
+UTC.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ FREQUENT = timedelta(hours=1)
 # The task runs in-process in the built-in scheduler: (runtime, slot) -> a one-line summary.
 Action = Callable[..., str | None]
 
-# Crons the specs do not give. Accuracy daily at 06:30 UTC: after the night's churn refresh
+# Crons the specs do not give. Accuracy daily at 06:30 UTC: after a night's daily refreshes
 # (02:00) and retraining slots (03:00-05:00), so yesterday's outcomes are in the warehouse.
-# Guardrails hourly at :15, away from the :00 refreshes of upsell and the retraining slots.
+# Guardrails hourly at :15, away from refreshes on the hour and the retraining slots.
 ACCURACY_CRON = "30 6 * * *"
 GUARDRAILS_CRON = "15 * * * *"
 

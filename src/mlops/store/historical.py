@@ -67,7 +67,10 @@ def _parse(repo: Repository, features: Sequence[str]) -> dict[JobSpec, list[str]
         wanted.setdefault(job, [])
         wanted[job] += [n for n in names if n not in wanted[job]]
     if not wanted:
-        raise InputError("no features requested", "pass e.g. ['churn'] or ['churn:orders_30d']")
+        raise InputError(
+            "no features requested",
+            "pass a job, e.g. ['<job>'], or one feature, ['<job>:<feature>']",
+        )
     entities = {job.entity for job in wanted}
     if len(entities) > 1:
         raise InputError(

@@ -71,7 +71,7 @@ def calibration_table(
     y: Any, p: Any, bins: int = 10, strategy: Literal["quantile", "uniform"] = "quantile"
 ) -> list[dict[str, float]]:
     """Mean prediction against observed rate per bin of ``p``: equal-count bins (``quantile``,
-    the default, since churn and upsell scores crowd near 0) or equal-width ones; empty bins
+    the default, since rare-event scores crowd near 0) or equal-width ones; empty bins
     are left out. Each row: bin, lower, upper, mean_predicted, observed_rate, count."""
     y, p = _binary(y, p)
     if bins < 1:

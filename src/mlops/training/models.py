@@ -1,4 +1,4 @@
-"""Gradient-boosted trees (LightGBM's native API) for churn, upsell and ETA: the model, its
+"""Gradient-boosted trees (LightGBM's native API) for every job: the model, its
 encoding, its predictions and its files. Training it is ``models_fit``.
 
 One encoding serves training and serving: numeric features become float64 with NaN for

@@ -194,7 +194,7 @@ def _holdout_start(train: pd.DataFrame, time_column: str | None, settings: dict)
     cut = round(n * (1.0 - float(settings["holdout_fraction"])))
     cut = min(max(cut, 1), n)
     if time_column is not None and cut < n:
-        # Rows of one timestamp (a churn snapshot) stay together, in the holdout.
+        # Rows of one timestamp (a snapshot label) stay together, in the holdout.
         times = train[time_column].to_numpy()
         aligned = int(np.searchsorted(times, times[cut], side="left"))
         if aligned > 0:
