@@ -19,7 +19,7 @@ counted as a negative. The rules (DESIGN.md's labels, applied to a logged answer
 
 The prediction log lives in the store and the outcomes in the warehouse, which may be another
 database: the log is read first, then its keys are pushed down to the warehouse in chunks
-(``warehouse/sql/outcomes_*.sql``) and the two are joined in pandas.
+(the repository's ``sql/outcomes_*.sql``) and the two are joined in pandas.
 """
 
 from __future__ import annotations
