@@ -18,6 +18,8 @@ JOB_NAME = r"^[a-z][a-z0-9_]{0,39}$"
 COLUMN = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 # sql/<name>.sql
 SQL_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}$"
+# A Python file of the repository, imported as a module.
+MODULE = r"^[a-z_][a-z0-9_]{0,62}$"
 RESERVED_JOBS = ("all", "ml")
 
 
@@ -147,6 +149,11 @@ class RepositoryFile(Strict):
     windows: dict[Annotated[str, Field(pattern=r"^(since|until)_[a-z0-9_]+$")], Positive] | None = (
         None
     )
+    # Python files of the repository (module names, without .py) the engine calls into:
+    # ``serving`` adds the repository's own HTTP endpoints, built on the generic predict path;
+    # ``warehouse`` holds its warehouse contract and synthetic data generator.
+    serving: Annotated[str, Field(pattern=MODULE)] | None = None
+    warehouse: Annotated[str, Field(pattern=MODULE)] | None = None
 
 
 DEFAULT_WINDOWS = {

@@ -6,14 +6,9 @@ reported at once, each with its file and line where there is one, and the fix.""
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import sys
-import traceback
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import timedelta
-from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -28,6 +23,7 @@ from mlops.repository.declarations import (
     JobFile,
     RepositoryFile,
 )
+from mlops.repository.python import at, forget, import_module
 from mlops.repository.repo import Repository
 from mlops.repository.yaml_lines import Document, syntax_line
 from mlops.specs.features import FeatureSpec, InputSpec, JobSpec, LabelSpec
@@ -45,11 +41,6 @@ class RepositoryInvalid(ValidationFailed):
         return "\n".join([super().__str__(), *(f"  - {p}" for p in self.problems)])
 
 
-def bundled(name: str = "marketplace") -> Path:
-    """The folder of a repository shipped with mlops (the default: the marketplace example)."""
-    return Path(str(resources.files("mlops.examples").joinpath(name)))
-
-
 def load(
     path: Path, *, heuristic_params: Mapping[str, Mapping[str, Any]] | None = None
 ) -> Repository:
@@ -61,6 +52,7 @@ def load(
             f"no feature repository at {path} (it has no {REPOSITORY_FILE})",
             "point MLOPS_REPO or --repo at a repository folder, or make one with `mlops init DIR`",
         )
+    forget(path)
     problems: list[str] = []
     head = _read(path, REPOSITORY_FILE, RepositoryFile, problems)
     files = sorted((path / "jobs").glob("*.yaml"))
@@ -98,6 +90,10 @@ def load(
             )
         else:
             jobs = dict(sorted(jobs.items(), key=lambda kv: order.get(kv[0], len(order))))
+    if head is not None:
+        for module in (head.serving, head.warehouse):
+            if module is not None:
+                import_module(path, module, problems)
     if problems or head is None:
         raise RepositoryInvalid(
             f"the feature repository at {path} has {len(problems)} problem"
@@ -111,7 +107,13 @@ def load(
         for name, delta in (head.windows or DEFAULT_WINDOWS).items()
     }
     return Repository(
-        path=path, name=head.name, jobs=jobs, windows=windows, description=head.description
+        path=path,
+        name=head.name,
+        jobs=jobs,
+        windows=windows,
+        description=head.description,
+        serving=head.serving,
+        warehouse=head.warehouse,
     )
 
 
@@ -125,7 +127,7 @@ def _read(path: Path, rel: str, model: type[BaseModel], problems: list[str]) -> 
     except yaml.YAMLError as exc:
         line = syntax_line(exc)
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(f"{rel}{_at(line)}: not valid YAML: {what} (fix the syntax there)")
+        problems.append(f"{rel}{at(line)}: not valid YAML: {what} (fix the syntax there)")
         return None
     if not isinstance(doc.data, dict):
         problems.append(f"{rel}: must be a mapping of keys to values (key: value per line)")
@@ -135,12 +137,8 @@ def _read(path: Path, rel: str, model: type[BaseModel], problems: list[str]) -> 
     except ValidationError as exc:
         for error in exc.errors():
             loc = error["loc"]
-            problems.append(f"{rel}{_at(doc.line(loc))}: {_describe(loc, error)}")
+            problems.append(f"{rel}{at(doc.line(loc))}: {_describe(loc, error)}")
         return None
-
-
-def _at(line: int | None) -> str:
-    return f":{line}" if line is not None else ""
 
 
 def _describe(loc: tuple, error: Any) -> str:
@@ -156,29 +154,10 @@ def _describe(loc: tuple, error: Any) -> str:
 
 
 def _heuristics(path: Path, problems: list[str]) -> ModuleType | None:
-    """The repository's heuristics.py, imported under a name of its own."""
-    file = path / HEURISTICS_FILE
-    if not file.is_file():
+    if not (path / HEURISTICS_FILE).is_file():
         problems.append(f"{HEURISTICS_FILE}: missing: every job's heuristic is a function there")
         return None
-    digest = hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
-    name = f"mlops_repository_{digest}.heuristics"
-    spec = importlib.util.spec_from_file_location(name, file)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(file)]
-        line = getattr(exc, "lineno", None) if isinstance(exc, SyntaxError) else None
-        line = line or (frames[-1].lineno if frames else None)
-        problems.append(
-            f"{HEURISTICS_FILE}{_at(line)}: importing it failed: "
-            f"{exc.__class__.__name__}: {exc} (fix the code there)"
-        )
-        return None
-    sys.modules[name] = module
-    return module
+    return import_module(path, HEURISTICS_FILE.removesuffix(".py"), problems)
 
 
 def _check(

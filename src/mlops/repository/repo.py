@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from types import ModuleType
 
 from mlops.errors import ConfigError, InputError
+from mlops.repository.python import import_module
 from mlops.specs.features import ALL, JobSpec
 
 
@@ -22,6 +24,8 @@ class Repository:
     # until_ windows, which look past it).
     windows: dict[str, timedelta]
     description: str = ""
+    serving: str | None = None  # module adding the repository's own endpoints
+    warehouse: str | None = None  # module with its warehouse contract and generator
     _sql: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def job(self, name: str) -> JobSpec:
@@ -41,6 +45,17 @@ class Repository:
     @cached_property
     def names(self) -> tuple[str, ...]:
         return tuple(self.jobs)
+
+    def module(self, name: str) -> ModuleType:
+        """The repository's ``<name>.py``, imported (once) with its sibling files."""
+        problems: list[str] = []
+        module = import_module(self.path, name, problems)
+        if module is None:
+            raise ConfigError(
+                f"the feature repository at {self.path}: {problems[0]}",
+                "fix the file, then run the command again",
+            )
+        return module
 
     def sql(self, name: str) -> str:
         """The text of ``sql/<name>.sql``, read once."""

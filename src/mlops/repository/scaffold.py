@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from mlops.errors import InputError
-from mlops.repository.loader import bundled, load
+from mlops.repository.loader import load
+from mlops.repository.python import bundled
 from mlops.repository.repo import Repository
 
 
