@@ -89,8 +89,8 @@ def serving(args) -> dict:
     svc.start(poll=False)
     rng = random.Random(args.seed)
     calls = {
-        "dossier": lambda: svc.dossier(rng.choice(customers)),
-        "eta": lambda: svc.eta(
+        "dossier": lambda: svc.extension.dossier(rng.choice(customers)),
+        "eta": lambda: svc.extension.eta(
             rng.choice(zones), rng.uniform(0.5, 12), delivery_id=f"D{rng.randrange(10**9)}"
         ),
     }

@@ -138,7 +138,7 @@ def test_shifted_values_alert_trip_and_serving_answers_from_the_heuristic(
     service = make_service(serving_rt)  # the session's registry: real champion models
     customer = a_customer(serving_rt)
     try:
-        assert service.dossier(customer).churn.source == "model"
+        assert service.extension.dossier(customer).churn.source == "model"
         (before,) = drift.check(rt, "churn")
         assert before.alerting == [] and before.trip is None
 
@@ -161,7 +161,7 @@ def test_shifted_values_alert_trip_and_serving_answers_from_the_heuristic(
         assert [t.kind for t in trips.active(serving_rt.store)["churn"]] == ["drift"]
 
         service.refresh_controls()
-        dossier = service.dossier(customer)
+        dossier = service.extension.dossier(customer)
         assert dossier.churn.source == "heuristic" and dossier.churn.reason == "drift"
         assert dossier.upsell.source == "model"  # only the drifting job falls back
 

@@ -381,9 +381,9 @@ def test_check_on_real_tables_trips_and_serving_answers_guardrail(serving_rt):
 
     svc = make_service(rt)
     try:
-        answer = svc.dossier(a_customer(rt))
+        answer = svc.extension.dossier(a_customer(rt))
         assert answer.churn.reason == "guardrail" and answer.upsell.reason == "guardrail"
-        assert svc.eta(a_zone(rt), 3.0).reason == "guardrail"
+        assert svc.extension.eta(a_zone(rt), 3.0).reason == "guardrail"
     finally:
         svc.close()
 

@@ -116,7 +116,7 @@ def test_prepared_reads_equal_sqlalchemy_reads(ingested):
     from datetime import timedelta
 
     from mlops.db.connections import ThreadConnections
-    from mlops.serving.profiles import _PROFILE
+    from mlops.examples.marketplace.profiles import _PROFILE
     from mlops.store.online import _ONE
 
     now = ingested.clock.now()

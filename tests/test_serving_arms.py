@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import select
 
 from mlops.db.schema import feature_values, prediction_log
-from mlops.serving import arms, trips
+from mlops.examples.marketplace import answers
+from mlops.serving import trips
 from mlops.serving.arms import CONTROL, TREATMENT, assign, position
 from mlops.serving.policy import Reason, precheck
 from mlops.training import models
@@ -89,8 +90,8 @@ def test_share_one_is_everyone_treated_and_zero_everyone_control():
 
 
 def test_eta_unit_is_the_delivery_else_the_zone():
-    assert arms.eta_unit("Z01", "D9") == "D9"
-    assert arms.eta_unit("Z01", None) == "Z01"
+    assert answers.eta_unit("Z01", "D9") == "D9"
+    assert answers.eta_unit("Z01", None) == "Z01"
 
 
 def test_control_comes_after_the_switches_and_before_the_model_state():
@@ -127,17 +128,17 @@ def test_control_customers_get_the_heuristic_and_every_record_its_arm(serving_rt
         control, treated = _split(svc, "churn", _customers(serving_rt))
         assert control and treated
         for customer in control[:12]:
-            answer = svc.dossier(customer)
+            answer = svc.extension.dossier(customer)
             assert answer.churn.source == "heuristic" and answer.churn.reason == "ab_control"
             assert answer.churn.model_version is None
-            inputs = svc.warehouse.profile(customer, NOW).heuristic_inputs()
+            inputs = svc.extension.warehouse.profile(customer, NOW).heuristic_inputs()
             assert answer.churn.probability == pytest.approx(JOBS["churn"].heuristic.row(inputs))
             # upsell has no experiment: the same customer's upsell comes from the model
             assert (answer.upsell.source, answer.upsell.reason) == ("model", None)
         # control answers are by design, not failures: the circuit stays closed (12 > its
         # threshold of consecutive failures)
         assert svc.settings.circuit_overruns < 12 and not svc.breakers["churn"].is_open
-        answer = svc.dossier(treated[0])
+        answer = svc.extension.dossier(treated[0])
         assert answer.churn.source == "model" and answer.churn.reason is None
         text = svc.metrics.render()[0].decode()
         assert 'job="churn",reason="ab_control",source="heuristic"} 12.0' in text
@@ -145,11 +146,11 @@ def test_control_customers_get_the_heuristic_and_every_record_its_arm(serving_rt
         # ETA: the delivery id decides the arm, the zone when there is none
         zone = a_zone(serving_rt)
         d_control, d_treated = _split(svc, "eta", [f"D{i:06d}" for i in range(100)])
-        late = svc.eta(zone, 3.0, delivery_id=d_control[0])
+        late = svc.extension.eta(zone, 3.0, delivery_id=d_control[0])
         assert late.source == "heuristic" and late.reason == "ab_control"
-        assert svc.eta(zone, 3.0, delivery_id=d_treated[0]).source == "model"
+        assert svc.extension.eta(zone, 3.0, delivery_id=d_treated[0]).source == "model"
         zone_arm = svc.arm("eta", zone)
-        no_id = svc.eta(zone, 3.0)
+        no_id = svc.extension.eta(zone, 3.0)
         assert (no_id.reason == "ab_control") == (zone_arm == CONTROL)
     finally:
         svc.close()  # writes the pending prediction log
@@ -184,11 +185,11 @@ def test_control_answers_need_neither_model_nor_feature_store(serving_rt, monkey
         customer = _customers(serving_rt)[0]
         with serving_rt.store.begin() as conn:
             conn.execute(feature_values.delete())
-        answer = svc.dossier(customer)
+        answer = svc.extension.dossier(customer)
         assert {answer.churn.reason, answer.upsell.reason} == {"ab_control"}
-        composed = svc.compose(customer, limit=2)
+        composed = svc.extension.compose(customer, limit=2)
         assert composed.reason == "ab_control" and len(composed.offers) == 2
-        assert svc.eta("Z01", 2.0, delivery_id="D1").reason == "ab_control"
+        assert svc.extension.eta("Z01", 2.0, delivery_id="D1").reason == "ab_control"
     finally:
         svc.close()
 
@@ -201,7 +202,7 @@ def test_a_trip_outranks_the_control_arm(serving_rt):
         control, treated = _split(svc, "churn", _customers(serving_rt))
         trips.record(serving_rt.store, "churn", "guardrail", "retention down", at=NOW)
         svc.refresh_controls()
-        assert svc.dossier(control[0]).churn.reason == "guardrail"
-        assert svc.dossier(treated[0]).churn.reason == "guardrail"
+        assert svc.extension.dossier(control[0]).churn.reason == "guardrail"
+        assert svc.extension.dossier(treated[0]).churn.reason == "guardrail"
     finally:
         svc.close()

@@ -53,11 +53,11 @@ def test_in_process_cache_expires_with_the_clock(serving_rt, clock):
     svc = make_service(serving_rt, feature_cache_seconds=2)
     try:
         zone = a_zone(serving_rt)
-        assert svc.eta(zone, 3.0).source == "model"
+        assert svc.extension.eta(zone, 3.0).source == "model"
         _delete_row(serving_rt, zone)
-        assert svc.eta(zone, 3.0).source == "model"  # cached
+        assert svc.extension.eta(zone, 3.0).source == "model"  # cached
         clock.advance(timedelta(seconds=2))
-        assert svc.eta(zone, 3.0).reason == "features_missing"  # expired, read again
+        assert svc.extension.eta(zone, 3.0).reason == "features_missing"  # expired, read again
     finally:
         svc.close()
 
@@ -69,13 +69,13 @@ def test_redis_is_shared_between_replicas_and_cleared(serving_rt, redis_url):
     try:
         first.clear_cache()
         zone = a_zone(serving_rt)
-        assert first.eta(zone, 3.0).source == "model"  # read from the store, put in Redis
+        assert first.extension.eta(zone, 3.0).source == "model"  # read from the store, put in Redis
         assert first.cache.redis_state == "up"
         _delete_row(serving_rt, zone)
-        answer = second.eta(zone, 3.0)  # another replica finds it in Redis
+        answer = second.extension.eta(zone, 3.0)  # another replica finds it in Redis
         assert answer.source == "model" and answer.computed_at == serving_rt.clock.now()
         assert second.clear_cache() >= 1  # the admin clear reaches Redis
-        assert first.eta(zone, 3.0).reason == "features_missing"
+        assert first.extension.eta(zone, 3.0).reason == "features_missing"
     finally:
         first.clear_cache()
         first.close()
@@ -88,11 +88,11 @@ def test_redis_down_means_direct_reads_not_errors(serving_rt):
     svc = make_service(serving_rt, redis_url=SecretStr(dead), feature_cache_seconds=0)
     try:
         zone = a_zone(serving_rt)
-        answer = svc.eta(zone, 3.0)
+        answer = svc.extension.eta(zone, 3.0)
         assert answer.source == "model"
         assert svc.cache.redis_state == "down" and svc.readiness()["redis"] == "down"
         assert svc.clear_cache() == 0
-        assert svc.eta(zone, 3.0).source == "model"
+        assert svc.extension.eta(zone, 3.0).source == "model"
     finally:
         svc.close()
 
@@ -109,17 +109,19 @@ def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt)
     svc = make_service(serving_rt)
     try:
         customer, zone = a_customer(serving_rt), a_zone(serving_rt)
-        first = svc.dossier(customer)  # reads the warehouse and the store, calls the models
+        # Reads the warehouse and the store, calls the models.
+        first = svc.extension.dossier(customer)
         assert _from_memory(svc, "dossier") == 0
         # From here on a model call or a hop to the pool would fail: neither happens.
         for job in ("churn", "upsell"):
             svc.champions.get(job).model.booster = BrokenBooster()
         svc.paths.close()
-        again = svc.dossier(customer)
+        again = svc.extension.dossier(customer)
         assert _from_memory(svc, "dossier") == 1
         assert again == first  # the same answer, provenance included
         assert again.churn.source == again.upsell.source == "model"
-        ranked = svc.compose(customer, limit=2)  # the dossier's upsell scores serve it too
+        # The dossier's upsell scores serve it too.
+        ranked = svc.extension.compose(customer, limit=2)
         assert ranked.source == "model" and _from_memory(svc, "compose") == 1
     finally:
         svc.close()
@@ -130,10 +132,10 @@ def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt)
         cuts = split_keys.split_points(model)[column]
         low, high = float(cuts[len(cuts) // 2]), float(cuts[len(cuts) // 2 + 1])
         inside = [np.nextafter(low, np.inf), (low + high) / 2, high]  # one interval of the trees
-        first = svc.eta(zone, inside[0], dispatched_at=NOW)
+        first = svc.extension.eta(zone, inside[0], dispatched_at=NOW)
         assert first.source == "model" and _from_memory(svc, "eta") == 0
         for distance in inside[1:]:  # answered from memory, and exactly what the model says
-            answer = svc.eta(zone, distance, dispatched_at=NOW)
+            answer = svc.extension.eta(zone, distance, dispatched_at=NOW)
             assert answer.model_minutes == first.model_minutes
             x = models.encode_row(
                 model,
@@ -148,10 +150,10 @@ def test_an_answer_whose_inputs_are_all_held_is_computed_from_memory(serving_rt)
             )[0]
             assert round(models.predict_one(model, x), 2) == answer.model_minutes
         assert _from_memory(svc, "eta") == 2
-        svc.eta(zone, low, dispatched_at=NOW)  # on the threshold: the next interval down
+        svc.extension.eta(zone, low, dispatched_at=NOW)  # on the threshold: the next interval down
         assert _from_memory(svc, "eta") == 2
         svc.set_flag("eta", False, reason="test", actor="test")
-        assert svc.eta(zone, 3.0).reason == "flag_off"
+        assert svc.extension.eta(zone, 3.0).reason == "flag_off"
         assert _from_memory(svc, "eta") == 3  # rules need nothing read
     finally:
         svc.close()
@@ -176,24 +178,26 @@ def test_profiles_are_kept_for_their_lifetime_then_read_again(serving_rt, clock)
     svc = make_service(serving_rt, profile_cache_seconds=300, feature_cache_seconds=3600)
     try:
         customer = a_customer(serving_rt)
-        read = svc.dossier(customer).profile
+        read = svc.extension.dossier(customer).profile
         orders = read.orders_90d
         _add_order(serving_rt, customer, "O-CACHE-1", clock.now() - timedelta(days=1))
-        assert svc.dossier(customer).profile.orders_90d == orders  # held
+        assert svc.extension.dossier(customer).profile.orders_90d == orders  # held
         clock.advance(timedelta(seconds=400))
         # Past its lifetime, within twice it: the held profile answers, its ages counted to
         # now, while it is read again in the background.
-        held = svc.dossier(customer).profile
+        held = svc.extension.dossier(customer).profile
         assert held.orders_90d == orders
         assert held.tenure_days == pytest.approx(read.tenure_days + 400 / 86400, abs=1e-3)
-        wait_until(lambda: svc.dossier(customer).profile.orders_90d == orders + 1, timeout=10)
+        wait_until(
+            lambda: svc.extension.dossier(customer).profile.orders_90d == orders + 1, timeout=10
+        )
         # Unrequested for twice its lifetime: the request reads it.
         _add_order(serving_rt, customer, "O-CACHE-2", clock.now() - timedelta(days=1))
         clock.advance(timedelta(seconds=600))
-        assert svc.dossier(customer).profile.orders_90d == orders + 2
+        assert svc.extension.dossier(customer).profile.orders_90d == orders + 2
         _add_order(serving_rt, customer, "O-CACHE-3", clock.now() - timedelta(days=1))
         svc.clear_cache()
-        assert svc.dossier(customer).profile.orders_90d == orders + 3
+        assert svc.extension.dossier(customer).profile.orders_90d == orders + 3
     finally:
         svc.close()
 
@@ -204,16 +208,16 @@ def test_a_failed_background_read_keeps_the_held_profile(serving_rt, clock, capl
     svc = make_service(serving_rt, profile_cache_seconds=30)
     try:
         customer = a_customer(serving_rt)
-        first = svc.dossier(customer).profile
+        first = svc.extension.dossier(customer).profile
         clock.advance(timedelta(seconds=40))
         with serving_rt.warehouse.begin() as conn:  # the profile query now fails
             conn.execute(text("ALTER TABLE orders RENAME TO orders_moved"))
-        assert svc.dossier(customer).profile.last_order_at == first.last_order_at
+        assert svc.extension.dossier(customer).profile.last_order_at == first.last_order_at
         wait_until(lambda: "profile re-read failed" in caplog.text, timeout=10)
-        assert svc.dossier(customer).profile.last_order_at == first.last_order_at
+        assert svc.extension.dossier(customer).profile.last_order_at == first.last_order_at
         clock.advance(timedelta(seconds=30))  # past the grace: the request reads, and fails
         with pytest.raises(Unavailable):
-            svc.dossier(customer)
+            svc.extension.dossier(customer)
     finally:
         svc.close()
         with serving_rt.warehouse.begin() as conn:
@@ -225,12 +229,12 @@ def test_a_refresh_replaces_cached_features_at_the_next_control_poll(serving_rt,
     svc = make_service(serving_rt, feature_cache_seconds=7200)
     try:
         zone = a_zone(serving_rt)
-        before = svc.eta(zone, 3.0).computed_at
+        before = svc.extension.eta(zone, 3.0).computed_at
         clock.advance(timedelta(hours=1))
         ingest.refresh(serving_rt, "eta")
-        assert svc.eta(zone, 3.0).computed_at == before  # held until the replica polls
+        assert svc.extension.eta(zone, 3.0).computed_at == before  # held until the replica polls
         svc.refresh_controls()
-        assert svc.eta(zone, 3.0).computed_at == clock.now()
+        assert svc.extension.eta(zone, 3.0).computed_at == clock.now()
     finally:
         svc.close()
 
@@ -251,10 +255,10 @@ def test_a_row_read_across_a_refresh_is_not_kept(serving_rt, clock):
             return found
 
         svc.online.rows = rows_then_refresh_seen
-        svc.eta(zone, 3.0)
-        svc.eta(zone, 3.0)
+        svc.extension.eta(zone, 3.0)
+        svc.extension.eta(zone, 3.0)
         assert len(reads) == 2  # the first row was not kept: read again
-        svc.eta(zone, 3.0)
+        svc.extension.eta(zone, 3.0)
         assert len(reads) == 2  # the second was
     finally:
         svc.close()
@@ -267,11 +271,11 @@ def test_redis_rows_of_an_older_refresh_are_never_served(serving_rt, redis_url, 
     try:
         first.clear_cache()
         zone = a_zone(serving_rt)
-        before = first.eta(zone, 3.0).computed_at  # now in Redis
+        before = first.extension.eta(zone, 3.0).computed_at  # now in Redis
         clock.advance(timedelta(hours=1))
         ingest.refresh(serving_rt, "eta")
         second.refresh_controls()  # the other replica has seen the refresh
-        assert second.eta(zone, 3.0).computed_at == clock.now() != before
+        assert second.extension.eta(zone, 3.0).computed_at == clock.now() != before
     finally:
         first.clear_cache()
         first.close()

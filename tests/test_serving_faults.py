@@ -24,9 +24,9 @@ ENDPOINTS = ("dossier.churn", "dossier.upsell", "compose", "eta")
 
 def provenance(svc, customer: str, zone: str) -> dict[str, tuple[str, str | None]]:
     """(source, reason) of every ML-backed answer of the three endpoints."""
-    dossier = svc.dossier(customer)
-    compose = svc.compose(customer, limit=2)
-    eta = svc.eta(zone, 3.0, 2)
+    dossier = svc.extension.dossier(customer)
+    compose = svc.extension.compose(customer, limit=2)
+    eta = svc.extension.eta(zone, 3.0, 2)
     assert compose.offers and eta.recommended_minutes > 0  # answered, not just labelled
     return {
         "dossier.churn": (dossier.churn.source, dossier.churn.reason),
@@ -367,14 +367,14 @@ def test_a_hanging_model_is_cut_off_and_does_not_starve_the_others(serving_rt, c
     try:
         customer, zone = a_customer(serving_rt), a_zone(serving_rt)
         began = time.perf_counter()
-        answer = svc.eta(zone, 3.0, 2)
+        answer = svc.extension.eta(zone, 3.0, 2)
         assert time.perf_counter() - began < 1.0  # cut at the 200 ms budget
         assert (answer.source, answer.reason) == ("heuristic", "slo_exceeded")
         # More ETA requests than model threads: the hung path holds one thread, no more.
         for _ in range(6):
-            assert svc.eta(zone, 3.0, 2).reason in ("slo_exceeded", "circuit_open")
+            assert svc.extension.eta(zone, 3.0, 2).reason in ("slo_exceeded", "circuit_open")
         assert hang.entered == 1
-        assert svc.eta(zone, 3.0, 2).reason == "circuit_open"
+        assert svc.extension.eta(zone, 3.0, 2).reason == "circuit_open"
         # The other jobs still get their models, within their own budget.
         began = time.perf_counter()
         assert provenance(svc, customer, zone) == {**MODEL, "eta": ("heuristic", "circuit_open")}
@@ -385,7 +385,7 @@ def test_a_hanging_model_is_cut_off_and_does_not_starve_the_others(serving_rt, c
 
         # Cooled down but still hung: no second thread is thrown at it.
         clock.advance(timedelta(seconds=31))
-        assert svc.eta(zone, 3.0, 2).reason == "circuit_open" and hang.entered == 1
+        assert svc.extension.eta(zone, 3.0, 2).reason == "circuit_open" and hang.entered == 1
 
         hang.release()
         wait_until(lambda: not svc.stuck["eta"], timeout=10)

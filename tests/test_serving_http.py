@@ -68,7 +68,7 @@ def test_the_lean_common_case_answers_what_fastapis_handler_answers(server, serv
             for kind in ("application/json", "application/vnd.mlops+json")
         )
         assert lean == full and lean["source"] == "model"
-    answer = server.service.dossier(customer).model_dump(mode="json")
+    answer = server.service.extension.dossier(customer).model_dump(mode="json")
     assert c.get(f"/v1/customers/{customer}/dossier").json() == answer
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import delete, func, select
 
 from mlops.db.schema import feature_values, prediction_log
 from mlops.errors import InputError
+from mlops.examples.marketplace.answers import CustomerNotFound
 from mlops.serving import flags, trips
-from mlops.serving.endpoints import CustomerNotFound
 from mlops.serving.service import Service
 from tests.conftest import NOW
 from tests.repo_support import JOBS
@@ -56,7 +56,7 @@ def _profile_by_hand(rt, customer_id):
 
 def test_dossier_from_the_models(service, serving_rt):
     customer = a_customer(serving_rt)
-    answer = service.dossier(customer, request_id="r1")
+    answer = service.extension.dossier(customer, request_id="r1")
     assert answer.churn.source == "model" and answer.churn.reason is None
     assert answer.churn.model_version == 1 and answer.upsell.model_version == 1
     assert answer.churn.computed_at == NOW and answer.churn.staleness_seconds == 0
@@ -76,21 +76,21 @@ def test_dossier_from_the_models(service, serving_rt):
     assert profile.spend_90d == pytest.approx(expected["spend_90d"], abs=0.01)
     assert profile.days_since_last_order == pytest.approx(expected["days_since_last_order"])
     # the model's propensity is the best of the offers it ranks in compose
-    composed = service.compose(customer, limit=1)
+    composed = service.extension.compose(customer, limit=1)
     assert composed.offers[0].offer_id == answer.upsell.offer_id
     assert composed.offers[0].propensity == pytest.approx(answer.upsell.propensity)
 
 
 def test_unknown_customer_is_not_found(service):
     with pytest.raises(CustomerNotFound):
-        service.dossier("NO-SUCH-CUSTOMER")
+        service.extension.dossier("NO-SUCH-CUSTOMER")
 
 
 def test_known_customer_without_features_gets_the_heuristic(service, serving_rt):
     customer = a_customer(serving_rt)
     with serving_rt.store.begin() as conn:
         conn.execute(delete(feature_values).where(feature_values.c.entity_id == customer))
-    answer = service.dossier(customer)
+    answer = service.extension.dossier(customer)
     assert answer.churn.source == answer.upsell.source == "heuristic"
     assert answer.churn.reason == answer.upsell.reason == "features_missing"
     assert answer.churn.model_version is None and answer.churn.computed_at is None
@@ -99,16 +99,16 @@ def test_known_customer_without_features_gets_the_heuristic(service, serving_rt)
     assert answer.churn.probability == pytest.approx(JOBS["churn"].heuristic.row(inputs))
     best = max(
         JOBS["upsell"].heuristic.row({**inputs, "discount_pct": o.discount_pct})
-        for o in service.controls.offers
+        for o in service.extension.offers
     )
     assert answer.upsell.propensity == pytest.approx(best)
 
 
 def test_stale_features_fall_back_when_the_clock_passes_the_ttl(service, serving_rt, clock):
     zone = a_zone(serving_rt)
-    assert service.eta(zone, 3.0, 2).source == "model"
+    assert service.extension.eta(zone, 3.0, 2).source == "model"
     clock.advance(JOBS["eta"].ttl + timedelta(seconds=2))
-    answer = service.eta(zone, 3.0, 2)
+    answer = service.extension.eta(zone, 3.0, 2)
     assert answer.source == "heuristic" and answer.reason == "features_stale"
     assert answer.computed_at == NOW
     assert answer.staleness_seconds > JOBS["eta"].ttl.total_seconds()
@@ -118,7 +118,7 @@ def test_stale_features_fall_back_when_the_clock_passes_the_ttl(service, serving
 def test_eta_combines_model_and_sla(service, serving_rt):
     zone = a_zone(serving_rt)
     dispatched = NOW - timedelta(minutes=3)
-    answer = service.eta(zone, 2.5, 3, dispatched_at=dispatched, delivery_id="D1")
+    answer = service.extension.eta(zone, 2.5, 3, dispatched_at=dispatched, delivery_id="D1")
     assert answer.source == "model" and answer.model_minutes is not None
     sla = JOBS["eta"].heuristic.row({"distance_km": 2.5, "zone": zone})
     assert answer.sla_minutes == pytest.approx(sla, abs=0.01)
@@ -132,16 +132,16 @@ def test_eta_combines_model_and_sla(service, serving_rt):
 def test_compose_ranks_by_model_and_by_rule(service, serving_rt):
     customer = a_customer(serving_rt)
     ids = ["OF003", "OF001", "OF002", "OF004"]
-    ranked = service.compose(customer, offer_ids=ids, limit=3)
+    ranked = service.extension.compose(customer, offer_ids=ids, limit=3)
     assert ranked.source == "model" and len(ranked.offers) == 3
     scores = [o.propensity for o in ranked.offers]
     assert scores == sorted(scores, reverse=True) and [o.rank for o in ranked.offers] == [1, 2, 3]
     assert {o.offer_id for o in ranked.offers} <= set(ids)
     service.set_flag("upsell", False, reason="test", actor="t")
-    by_rule = service.compose(customer, offer_ids=ids, limit=4)
+    by_rule = service.extension.compose(customer, offer_ids=ids, limit=4)
     assert by_rule.source == "heuristic" and by_rule.reason == "flag_off"
     inputs = _profile_by_hand(serving_rt, customer)
-    offers = {o.offer_id: o for o in service.controls.offers}
+    offers = {o.offer_id: o for o in service.extension.offers}
     expected = sorted(
         ids,
         key=lambda i: (
@@ -151,47 +151,47 @@ def test_compose_ranks_by_model_and_by_rule(service, serving_rt):
     got = [o.offer_id for o in by_rule.offers]
     assert [offers[i].discount_pct for i in got] == [offers[i].discount_pct for i in expected]
     with pytest.raises(InputError, match="unknown offer ids: NOPE"):
-        service.compose(customer, offer_ids=["OF001", "NOPE"])
+        service.extension.compose(customer, offer_ids=["OF001", "NOPE"])
 
 
 def test_flags_global_and_per_job_take_effect_without_restart(service, serving_rt):
     customer, zone = a_customer(serving_rt), a_zone(serving_rt)
     service.set_flag("churn", False, reason="INC-1", actor="oncall")
-    answer = service.dossier(customer)
+    answer = service.extension.dossier(customer)
     assert answer.churn.reason == "flag_off" and answer.upsell.source == "model"
     # another replica (here: the CLI's library call) turns everything off in the database
     flags.write(serving_rt.store, "ml", False, reason="INC-2", actor="cli", at=NOW)
-    assert service.eta(zone, 3.0).source == "model"  # not polled yet
+    assert service.extension.eta(zone, 3.0).source == "model"  # not polled yet
     assert service.refresh_controls()  # the poll sees the change
-    assert service.eta(zone, 3.0).reason == "flag_off"
-    assert service.dossier(customer).upsell.reason == "flag_off"
+    assert service.extension.eta(zone, 3.0).reason == "flag_off"
+    assert service.extension.dossier(customer).upsell.reason == "flag_off"
     flags.write(serving_rt.store, "ml", True, reason="fixed", actor="cli", at=NOW)
     flags.write(serving_rt.store, "churn", True, reason="fixed", actor="cli", at=NOW)
     service.refresh_controls()
-    assert service.dossier(customer).churn.source == "model"
+    assert service.extension.dossier(customer).churn.source == "model"
 
 
 def test_flag_change_clears_cached_features(service, serving_rt):
     zone = a_zone(serving_rt)
-    assert service.eta(zone, 3.0).source == "model"  # the zone's row is now cached
+    assert service.extension.eta(zone, 3.0).source == "model"  # the zone's row is now cached
     with serving_rt.store.begin() as conn:
         conn.execute(delete(feature_values).where(feature_values.c.entity_id == zone))
-    assert service.eta(zone, 3.0).source == "model"  # served from the cache
+    assert service.extension.eta(zone, 3.0).source == "model"  # served from the cache
     service.set_flag("upsell", False, reason="any change", actor="t")
-    assert service.eta(zone, 3.0).reason == "features_missing"  # cache cleared
+    assert service.extension.eta(zone, 3.0).reason == "features_missing"  # cache cleared
 
 
 def test_drift_and_guardrail_trips_send_the_job_to_the_heuristic(service, serving_rt):
     zone = a_zone(serving_rt)
     trips.record(serving_rt.store, "eta", "guardrail", "p90 error above 10 min", at=NOW)
     service.refresh_controls()
-    assert service.eta(zone, 3.0).reason == "guardrail"
+    assert service.extension.eta(zone, 3.0).reason == "guardrail"
     trips.record(serving_rt.store, "eta", "drift", "PSI 0.4 on distance_km", at=NOW)
     service.refresh_controls()
-    assert service.eta(zone, 3.0).reason == "drift"
+    assert service.extension.eta(zone, 3.0).reason == "drift"
     assert trips.clear(serving_rt.store, "eta", actor="oncall", at=NOW) == 2
     service.refresh_controls()
-    assert service.eta(zone, 3.0).source == "model"
+    assert service.extension.eta(zone, 3.0).source == "model"
 
 
 def test_no_champion_means_heuristics_only(serving_rt, tmp_path):
@@ -199,8 +199,8 @@ def test_no_champion_means_heuristics_only(serving_rt, tmp_path):
     svc = make_service(serving_rt, mlflow_tracking_uri=f"sqlite:///{empty / 'mlflow.db'}")
     try:
         assert svc.readiness()["mode"] == "heuristics only"
-        assert svc.eta(a_zone(serving_rt), 3.0).reason == "no_champion"
-        assert svc.dossier(a_customer(serving_rt)).churn.reason == "no_champion"
+        assert svc.extension.eta(a_zone(serving_rt), 3.0).reason == "no_champion"
+        assert svc.extension.dossier(a_customer(serving_rt)).churn.reason == "no_champion"
     finally:
         svc.close()
     assert not empty.exists()  # serving never creates a registry
@@ -216,17 +216,17 @@ def test_a_slow_model_is_cut_off_and_then_the_circuit_opens(serving_rt, clock):
         fast = model.booster
         model.booster = SlowBooster(fast, 0.5)
         began = time.perf_counter()
-        answer = svc.eta(zone, 3.0)
+        answer = svc.extension.eta(zone, 3.0)
         assert time.perf_counter() - began < 0.3  # answered at the 20 ms budget, not 0.5 s
         assert answer.reason == "slo_exceeded" and answer.source == "heuristic"
-        assert svc.eta(zone, 3.0).reason == "slo_exceeded"
-        assert svc.eta(zone, 3.0).reason == "circuit_open"  # two overruns opened it
+        assert svc.extension.eta(zone, 3.0).reason == "slo_exceeded"
+        assert svc.extension.eta(zone, 3.0).reason == "circuit_open"  # two overruns opened it
         model.booster = fast
-        assert svc.eta(zone, 3.0).reason == "circuit_open"
+        assert svc.extension.eta(zone, 3.0).reason == "circuit_open"
         # The cut-off paths still sleep on their threads; the circuit holds until they end.
         wait_until(lambda: not svc.stuck["eta"], timeout=5)
         clock.advance(timedelta(seconds=61))  # after the cool-down one attempt goes through
-        assert svc.eta(zone, 3.0).source == "model"
+        assert svc.extension.eta(zone, 3.0).source == "model"
     finally:
         svc.close()
 
@@ -235,7 +235,7 @@ def test_a_model_that_raises_falls_back(service, serving_rt):
     customer = a_customer(serving_rt)
     model = service.champions.get("churn").model
     model.booster = BrokenBooster()
-    answer = service.dossier(customer)
+    answer = service.extension.dossier(customer)
     assert answer.churn.reason == "model_error" and 0 < answer.churn.probability < 1
     assert answer.upsell.source == "model"  # the other job is unaffected
 
@@ -253,7 +253,7 @@ def test_heuristic_path_with_the_store_database_down(serving_rt, backend, tmp_pa
         ready = svc.readiness()
         assert not ready["ready"] and ready["database"].startswith("unreachable")
         assert b"mlops_feature_age_seconds" in svc.metrics.render()[0]  # scrapes still work
-        answer = svc.eta("Z01", 4.0, 2)
+        answer = svc.extension.eta("Z01", 4.0, 2)
         assert answer.source == "heuristic"
         assert answer.reason in ("features_unavailable", "slo_exceeded")
         assert answer.recommended_minutes == answer.sla_minutes > 0
@@ -268,15 +268,15 @@ def test_new_champion_is_picked_up_without_restart(serving_rt, trained_home, tmp
     svc = make_service(serving_rt, mlflow_tracking_uri=uri)
     try:
         zone = a_zone(serving_rt)
-        assert svc.eta(zone, 3.0).model_version == 1
+        assert svc.extension.eta(zone, 3.0).model_version == 1
         tracking_versions.delete_alias(
             svc.settings, "eta", tracking_versions.CHAMPION
         )  # as a rollback to none
         assert svc.reload_models() == ["eta: champion v1 unloaded"]
-        assert svc.eta(zone, 3.0).reason == "no_champion"
+        assert svc.extension.eta(zone, 3.0).reason == "no_champion"
         tracking_versions.set_alias(svc.settings, "eta", tracking_versions.CHAMPION, 1)
         assert svc.reload_models() == ["eta: champion none -> v1"]
-        assert svc.eta(zone, 3.0).model_version == 1
+        assert svc.extension.eta(zone, 3.0).model_version == 1
     finally:
         svc.close()
 
@@ -284,9 +284,9 @@ def test_new_champion_is_picked_up_without_restart(serving_rt, trained_home, tmp
 def test_prediction_log_is_written_in_batches_and_on_shutdown(serving_rt):
     svc = make_service(serving_rt, prediction_log_flush_seconds=60, prediction_log_batch=1000)
     customer, zone = a_customer(serving_rt), a_zone(serving_rt)
-    svc.dossier(customer, request_id="req-1")
-    svc.eta(zone, 3.0, delivery_id="D9", request_id="req-2")
-    svc.compose(customer, limit=2, request_id="req-3")
+    svc.extension.dossier(customer, request_id="req-1")
+    svc.extension.eta(zone, 3.0, delivery_id="D9", request_id="req-2")
+    svc.extension.compose(customer, limit=2, request_id="req-3")
     with serving_rt.store.connect() as conn:
         assert conn.execute(select(func.count()).select_from(prediction_log)).scalar() == 0
     svc.close()  # a clean shutdown writes what is pending
@@ -410,9 +410,9 @@ def test_readiness_and_metrics(service, serving_rt):
         "redis": "off",
         "degraded": [],
     }
-    service.eta(a_zone(serving_rt), 3.0)
+    service.extension.eta(a_zone(serving_rt), 3.0)
     service.set_flag("eta", False, reason="t", actor="t")
-    service.eta(a_zone(serving_rt), 3.0)
+    service.extension.eta(a_zone(serving_rt), 3.0)
     text = service.metrics.render()[0].decode()
     assert 'mlops_answers_total{endpoint="eta",job="eta",reason="",source="model"} 1.0' in text
     assert (
@@ -427,7 +427,9 @@ def test_service_is_usable_without_starting_http(serving_rt):
     svc = Service(serving_rt)
     svc.start(poll=False)
     try:
-        values = np.array([svc.eta(a_zone(serving_rt), d).sla_minutes for d in (1.0, 2.0, 4.0)])
+        values = np.array(
+            [svc.extension.eta(a_zone(serving_rt), d).sla_minutes for d in (1.0, 2.0, 4.0)]
+        )
         assert np.all(np.diff(values) > 0)  # further is longer
     finally:
         svc.close()
@@ -441,9 +443,10 @@ def test_scores_are_memoised_exactly_by_version_and_feature_values(serving_rt):
     svc = make_service(serving_rt, feature_cache_seconds=0)
     try:
         customer = a_customer(serving_rt)
-        first = svc.dossier(customer)
+        first = svc.extension.dossier(customer)
         svc.champions.get("churn").model.booster = BrokenBooster()  # a call would now fail
-        assert svc.dossier(customer).churn == first.churn  # the memo answered, not the model
+        # The memo answered, not the model.
+        assert svc.extension.dossier(customer).churn == first.churn
         fv = feature_values
         with serving_rt.store.begin() as conn:
             packed = conn.execute(
@@ -456,7 +459,8 @@ def test_scores_are_memoised_exactly_by_version_and_feature_values(serving_rt):
                 .where(fv.c.job == "churn", fv.c.entity_id == customer)
                 .values(values_json=json.dumps(values))
             )
-        assert svc.dossier(customer).churn.reason == "model_error"  # new values: model called
+        # New values: the model is called.
+        assert svc.extension.dossier(customer).churn.reason == "model_error"
     finally:
         svc.close()
 
@@ -500,12 +504,12 @@ def test_kill_switch_answers_at_once_while_model_paths_are_jammed(serving_rt):
         zone = a_zone(serving_rt)
         model = svc.champions.get("eta").model
         model.booster = SlowBooster(model.booster, 2.0)
-        jam = threading.Thread(target=lambda: svc.eta(zone, 3.0))
+        jam = threading.Thread(target=lambda: svc.extension.eta(zone, 3.0))
         jam.start()
         time.sleep(0.1)  # the only model thread is busy for 2 s now
         svc.set_flag("eta", False, reason="incident", actor="oncall")
         began = time.perf_counter()
-        answer = svc.eta(zone, 3.0)
+        answer = svc.extension.eta(zone, 3.0)
         assert answer.reason == "flag_off"
         assert time.perf_counter() - began < 0.5  # not queued behind the jam (budget: 1 s)
         jam.join()

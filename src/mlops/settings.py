@@ -81,8 +81,10 @@ class Settings(BaseSettings):
         "never leave the loop in either.",
     )
     slo_ms: dict[str, float] = Field(
-        default_factory=lambda: {"dossier": 50.0, "compose": 50.0, "eta": 30.0},
-        description="Latency SLO per endpoint; a model path is cut off at twice it (JSON).",
+        default_factory=dict,
+        description="Latency SLO per endpoint, overriding the endpoint's own (predict: 50; "
+        'the bundled example\'s dossier and compose 50, its eta 30), e.g. {"predict": 40} '
+        "(JSON); a model path is cut off at twice it.",
     )
     circuit_overruns: int = Field(
         5, ge=1, description="Consecutive model-path overruns or errors that open the circuit."
@@ -99,8 +101,9 @@ class Settings(BaseSettings):
     profile_cache_seconds: float = Field(
         30.0,
         ge=0,
-        description="In-process cache of customers' warehouse profiles (0: read every time). "
-        "An older profile is read again: in the background while it still answers, up to "
+        description="In-process cache of the warehouse reads a repository's own endpoints "
+        "make (the bundled example: a customer's profile; 0: read every time). "
+        "An older one is read again: in the background while it still answers, up to "
         "twice this age; by the request past that.",
     )
     score_cache_entries: int = Field(

@@ -207,7 +207,7 @@ def arm_counts(job: str, labelled: pd.DataFrame) -> dict[str, Arm]:
 
 def high_risk_floor() -> float:
     """The lowest churn probability the dossier calls "high" (its band table's bound)."""
-    from mlops.serving.endpoints import CHURN_BANDS
+    from mlops.examples.marketplace.answers import CHURN_BANDS
 
     return next(upper for upper, band in CHURN_BANDS if band == "medium")
 

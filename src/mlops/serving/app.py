@@ -19,15 +19,15 @@ from mlops.errors import InputError
 from mlops.monitoring import report as monitoring_report
 from mlops.runtime import Runtime
 from mlops.serving import flags as flag_store
-from mlops.serving import lean, schemas
+from mlops.serving import lean, predict, schemas
 from mlops.serving.auth import require_admin
-from mlops.serving.endpoints import CustomerNotFound, Unavailable
+from mlops.serving.endpoints import NotFound, Unavailable
 from mlops.serving.middleware import RequestContext
 from mlops.serving.service import Service
 from mlops.settings import Settings
 
-# The largest valid request (a compose with 200 cart items and 500 offer ids) is well under
-# 100 KB; a bigger body is refused with 413 before it is read in full.
+# The largest valid request of the bundled example (an order with 200 cart items and 500 offer
+# ids) is well under 100 KB; a bigger body is refused with 413 before it is read in full.
 MAX_BODY_BYTES = 256 * 1024
 
 
@@ -39,6 +39,42 @@ class FlagUpdate(BaseModel):
         pattern=schemas.TEXT_PATTERN,
         description="Why (an incident id...).",
     )
+
+
+# The routes' documented error answers (a repository's own routes use them too).
+ENTITY_ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+_PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
+# What FastAPI answers itself for a body it cannot take: 400 when it cannot read it, 413
+# over MAX_BODY_BYTES (plain text when Content-Length says so up front, JSON when a
+# chunked body passes the limit).
+BODY_ERRORS = {
+    400: {"model": schemas.Problem, "description": "Unreadable body"},
+    413: {
+        "description": "Body over MAX_BODY_BYTES",
+        "content": {"application/json": _PROBLEM, "text/plain": {}},
+    },
+}
+# 422: FastAPI's validation errors, or an InputError's message (e.g. an input out of range).
+UNPROCESSABLE = {
+    422: {
+        "description": "Invalid request",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        {"$ref": "#/components/schemas/HTTPValidationError"},
+                        {"$ref": "#/components/schemas/Problem"},
+                    ]
+                }
+            }
+        },
+    }
+}
+ADMIN = {
+    401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
+    403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
+    503: {"model": schemas.Problem, "description": "The database is unreachable"},
+}
 
 
 def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
@@ -83,8 +119,9 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
     app = FastAPI(
         title="mlops serving",
         version="1",
-        description="Dossier, order composer and ETA: from the champion model when it is safe, "
-        "else from rules; every ML-backed field says which and why.",
+        description="Every job of the feature repository, and the repository's own endpoints: "
+        "from the champion model when it is safe, else from rules; every ML-backed field says "
+        "which and why.",
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
     )
@@ -108,7 +145,7 @@ def create_app(runtime: Runtime | None = None, *, poll: bool = True) -> FastAPI:
     return app
 
 
-def _json(answer: BaseModel) -> Response:
+def json_response(answer: BaseModel) -> Response:
     # The service built and validated the model already: serialise it once, as is.
     return Response(answer.model_dump_json(), media_type="application/json")
 
@@ -120,47 +157,14 @@ def _wire(record: Any) -> dict[str, Any]:
     }
 
 
-def _rid(scope: dict) -> str:
+def request_id(scope: dict) -> str:
+    """The request id the middleware gave the request (``x-request-id``)."""
     return scope.get("state", {}).get("request_id", "")
 
 
 def _routes(app: FastAPI, service: Service) -> None:
-    errors = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
-    problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
-    # What FastAPI answers itself for a body it cannot take: 400 when it cannot read it, 413
-    # over MAX_BODY_BYTES (plain text when Content-Length says so up front, JSON when a
-    # chunked body passes the limit).
-    body_errors = {
-        400: {"model": schemas.Problem, "description": "Unreadable body"},
-        413: {
-            "description": "Body over MAX_BODY_BYTES",
-            "content": {"application/json": problem, "text/plain": {}},
-        },
-    }
-    # 422: FastAPI's validation errors, or an InputError's message (e.g. unknown offer ids).
-    unprocessable = {
-        422: {
-            "description": "Invalid request",
-            "content": {
-                "application/json": {
-                    "schema": {
-                        "anyOf": [
-                            {"$ref": "#/components/schemas/HTTPValidationError"},
-                            {"$ref": "#/components/schemas/Problem"},
-                        ]
-                    }
-                }
-            },
-        }
-    }
-    admin = {
-        401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
-        403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
-        503: {"model": schemas.Problem, "description": "The database is unreachable"},
-    }
-
-    @app.exception_handler(CustomerNotFound)
-    async def _not_found(request: Request, exc: CustomerNotFound):
+    @app.exception_handler(NotFound)
+    async def _not_found(request: Request, exc: NotFound):
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(Unavailable)
@@ -185,76 +189,46 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     # The ML routes are async: the service answers from memory on the loop when it can, else
     # on its model pool (one thread hop), so the loop never blocks on a read or a model.
-    async def answer_dossier(scope: dict, customer_id: str) -> Response:
-        return _json(await service.answer_async("dossier", _rid(scope), customer_id=customer_id))
-
-    async def answer_compose(scope: dict, body: schemas.ComposeRequest) -> Response:
+    async def answer_predict(scope: dict, body: schemas.PredictRequest) -> Response:
+        job = scope["path_params"]["job"]
+        if job not in service.jobs:
+            raise NotFound(
+                f"no job {job!r}", f"jobs are: {', '.join(service.jobs)} (`mlops jobs list`)"
+            )
         answer = await service.answer_async(
-            "compose",
-            _rid(scope),
-            customer_id=body.customer_id,
-            cart=[item.model_dump() for item in body.cart],
-            offer_ids=body.offer_ids,
-            limit=body.limit,
+            predict.ENDPOINT,
+            request_id(scope),
+            job=job,
+            entity_id=body.entity_id,
+            inputs=body.inputs,
+            at=body.at,
+            subject_id=body.subject_id,
         )
-        return _json(answer)
+        return json_response(answer)
 
-    async def answer_eta(scope: dict, body: schemas.EtaRequest) -> Response:
-        answer = await service.answer_async(
-            "eta",
-            _rid(scope),
-            zone=body.zone,
-            distance_km=body.distance_km,
-            item_count=body.item_count,
-            dispatched_at=body.dispatched_at,
-            delivery_id=body.delivery_id,
-        )
-        return _json(answer)
+    predict_path = "/v1/jobs/{job}/predict"
 
-    dossier_path = "/v1/customers/{customer_id}/dossier"
-
-    @app.get(dossier_path, response_model=schemas.Dossier, responses=errors)
-    async def dossier(
+    @app.post(
+        predict_path,
+        response_model=schemas.Prediction,
+        responses={**ENTITY_ERRORS, **BODY_ERRORS, **UNPROCESSABLE},
+    )
+    async def predict_job(
+        body: schemas.PredictRequest,
         request: Request,
-        customer_id: str = Path(
-            min_length=1, max_length=schemas.ID_MAX, pattern=schemas.ID_PATTERN
-        ),
+        job: str = Path(description="A job of the repository (`mlops jobs list`)."),
     ):
-        """Profile summary with churn risk and upsell propensity."""
-        return await answer_dossier(request.scope, customer_id)
-
-    @app.post(
-        "/v1/orders/compose",
-        response_model=schemas.Composition,
-        responses={**errors, **body_errors, **unprocessable},
-    )
-    async def compose(body: schemas.ComposeRequest, request: Request):
-        """Rank candidate offers for a customer's cart by upsell propensity."""
-        return await answer_compose(request.scope, body)
-
-    @app.post(
-        "/v1/deliveries/eta",
-        response_model=schemas.Eta,
-        responses={**body_errors, **unprocessable},
-    )
-    async def eta(body: schemas.EtaRequest, request: Request):
-        """SLA estimate, model estimate and the promise to make."""
-        return await answer_eta(request.scope, body)
+        """Any job's value for one entity and the request's inputs: from the champion on the
+        entity's fresh features when it is safe, else from the job's heuristic, saying why."""
+        return await answer_predict(request.scope, body)
 
     # The same answers for requests in the expected shape, without FastAPI's per-request work;
     # any other request still goes through the handlers above.
     lean.serve_common_case(
-        app, dossier_path, "GET", lean.path_param("customer_id", schemas.Id, answer_dossier)
+        app, predict_path, "POST", lean.json_body(schemas.PredictRequest, answer_predict)
     )
-    lean.serve_common_case(
-        app,
-        "/v1/orders/compose",
-        "POST",
-        lean.json_body(schemas.ComposeRequest, answer_compose),
-    )
-    lean.serve_common_case(
-        app, "/v1/deliveries/eta", "POST", lean.json_body(schemas.EtaRequest, answer_eta)
-    )
+    if service.extension:
+        service.extension.routes(app, service)
 
     @app.get("/healthz")
     async def healthz():
@@ -282,10 +256,10 @@ def _routes(app: FastAPI, service: Service) -> None:
         days: int = Query(30, ge=1, le=365, description="Days back (3 or fewer: per hour)."),
     ):
         """Monitoring dashboard (HTML, Plotly charts; read-only): drift status per feature,
-        fallback rates by reason, feature freshness against TTL, ETA residuals, accuracy of
-        model vs heuristic, feature distributions against the champion's reference, churn
-        score by cohort, ingestion runs. ``mlops monitor report`` writes the same page to a
-        file."""
+        fallback rates by reason, feature freshness against TTL, residuals of regression
+        jobs, accuracy of model vs heuristic, feature distributions against the champion's
+        reference, scores by cohort, ingestion runs. ``mlops monitor report`` writes the same
+        page to a file."""
         page = monitoring_report.page(
             service.rt, since=timedelta(days=days), plotly_src=plotly_route
         )
@@ -300,7 +274,7 @@ def _routes(app: FastAPI, service: Service) -> None:
             headers={"Cache-Control": "public, max-age=31536000, immutable"},
         )
 
-    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)], responses=admin)
+    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)], responses=ADMIN)
     def get_flags():
         """Every flag and the active trips."""
         return {
@@ -310,7 +284,7 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.put(
         "/v1/admin/flags/{name}",
-        responses={**admin, **body_errors, 404: {"model": schemas.Problem}},
+        responses={**ADMIN, **BODY_ERRORS, 404: {"model": schemas.Problem}},
     )
     def put_flag(name: str, body: FlagUpdate, actor: str = Depends(require_admin)):
         """Turn ML on or off for a job or for all (``ml``); clears cached features."""
@@ -319,12 +293,12 @@ def _routes(app: FastAPI, service: Service) -> None:
             raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(names)}")
         return _wire(service.set_flag(name, body.enabled, reason=body.reason, actor=actor))
 
-    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=admin)
+    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=ADMIN)
     def clear_cache():
         """Drop cached scores, profiles and feature rows here, and feature rows in Redis."""
         return {"redis_keys_deleted": service.clear_cache()}
 
-    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)], responses=admin)
+    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)], responses=ADMIN)
     def reload_models():
         """Ask the registry for the champions now instead of at the next poll."""
         return {"changes": service.reload_models(), "champions": service.champions.versions()}

@@ -4,8 +4,7 @@ same entity lands in the same arm in every replica, process and Python version, 
 to share or invalidate. ``ab_treatment_share[job]`` sets the treatment's share (1.0, the
 default, means no experiment: everyone is treated); changing ``ab_salt`` reshuffles the arms.
 
-The entity is the customer for churn and upsell; for ETA it is the delivery id when the
-request names one, else the zone (so requests without a delivery id split by zone).
+The id is what the endpoint says (``Endpoint.unit``): the entity, or the prediction's subject.
 """
 
 from __future__ import annotations
@@ -30,8 +29,3 @@ def assign(share: float, salt: str, job: str, entity_id: str) -> str:
     if share <= 0.0:
         return CONTROL
     return TREATMENT if position(salt, job, entity_id) < share else CONTROL
-
-
-def eta_unit(zone: str, delivery_id: str | None) -> str:
-    """The id an ETA answer's arm is drawn from: the delivery when known, else the zone."""
-    return delivery_id or zone

@@ -1,6 +1,6 @@
-"""What a replica re-reads on an interval: the flags, the trips, the active offers and the
-version of each job's online values. The last values read stay in force while the database
-is unreachable."""
+"""What a replica re-reads on an interval: the flags, the trips, the version of each job's
+online values, and what the repository's serving extension holds (see ``watch``). The last
+values read stay in force while the database is unreachable."""
 
 from __future__ import annotations
 
@@ -12,19 +12,16 @@ from sqlalchemy import Engine
 
 from mlops.errors import brief
 from mlops.serving import flags, trips
-from mlops.serving.profiles import Offer, WarehouseReads
 from mlops.store import online
 
 log = logging.getLogger("mlops.serving")
 
 
 class Controls:
-    def __init__(self, store: Engine, warehouse: WarehouseReads, jobs: Sequence[str]) -> None:
-        self.store, self.warehouse, self.jobs = store, warehouse, tuple(jobs)
+    def __init__(self, store: Engine, jobs: Sequence[str]) -> None:
+        self.store, self.jobs = store, tuple(jobs)
         self.flags: dict[str, flags.Flag] = {n: flags.Flag(n, True) for n in flags.names(jobs)}
         self.trips: dict[str, list[trips.Trip]] = {}
-        self.offers: list[Offer] = []
-        self.offers_version = 0  # bumped when the offers change: part of cached scores' keys
         self.feature_versions: dict[str, int] = {}  # see ``online.versions``
         self.problems: dict[str, str] = {}
 
@@ -40,14 +37,15 @@ class Controls:
             self.problems.pop("store", None)
         except Exception as exc:
             self._problem("store", exc)
-        try:
-            offers = self.warehouse.offers()
-            if offers != self.offers:
-                self.offers, self.offers_version = offers, self.offers_version + 1
-            self.problems.pop("warehouse", None)
-        except Exception as exc:
-            self._problem("warehouse", exc)
         return changed
+
+    def watch(self, what: str, refresh: Callable[[], object]) -> None:
+        """Run ``refresh``; when it fails, the last values stay and /readyz says why."""
+        try:
+            refresh()
+            self.problems.pop(what, None)
+        except Exception as exc:
+            self._problem(what, exc)
 
     def _problem(self, what: str, exc: Exception) -> None:
         problem = brief(exc)  # shown by /readyz

@@ -57,7 +57,7 @@ def readiness(svc: Service) -> dict[str, Any]:
     if database != "ok":
         degraded.append(f"database {database}: features unreadable, answers by rule")
     for what, problem in svc.controls.problems.items():
-        degraded.append(f"{what} unreadable, last flags/trips/offers in force: {problem}")
+        degraded.append(f"{what} unreadable, its last values in force: {problem}")
     if svc.cache.redis_state == "down":
         degraded.append(f"redis down ({svc.cache.redis_error}): reading the store directly")
     for job, problem in svc.champions.problems.items():

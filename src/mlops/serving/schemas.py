@@ -45,16 +45,16 @@ UtcTime = Annotated[
 ]
 
 
-def _in_calendar(value: datetime | None) -> datetime | None:
-    # A promise is dispatch time plus minutes, in UTC: both must stay inside datetime's range.
+def in_calendar(value: datetime | None) -> datetime | None:
+    # Times are shifted to UTC and added to: they must stay inside datetime's range.
     if value is None:
         return None
     try:
         utc = to_utc_naive(value)
     except OverflowError:
-        raise ValueError("dispatch time out of range") from None
+        raise ValueError("time out of range") from None
     if not 1970 <= utc.year <= 9998:
-        raise ValueError("dispatch time must be between 1970 and 9998 (UTC)")
+        raise ValueError("the time must be between 1970 and 9998 (UTC)")
     return value
 
 
@@ -74,154 +74,36 @@ class Provenance(BaseModel):
     staleness_seconds: float | None = Field(None, description="Age of the features (seconds).")
 
 
-class ChurnRisk(Provenance):
-    probability: float = Field(ge=0, le=1)
-    band: Literal["low", "medium", "high"]
+InputValue = float | int | str | None
 
 
-class UpsellPropensity(Provenance):
-    propensity: float = Field(ge=0, le=1, description="For the best of the active offers.")
-    offer_id: str | None = Field(None, description="That offer (null when none is active).")
-
-
-class CustomerProfile(BaseModel):
-    plan: str
-    region: str
-    signup_at: UtcTime
-    tenure_days: float
-    orders_30d: int
-    orders_90d: int
-    spend_90d: float
-    last_order_at: UtcTime | None
-    days_since_last_order: float | None
-
-
-class Dossier(BaseModel):
-    customer_id: str
-    as_of: UtcTime
-    profile: CustomerProfile
-    churn: ChurnRisk
-    upsell: UpsellPropensity
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "C000042",
-                    "as_of": "2026-06-01T12:00:00Z",
-                    "profile": {
-                        "plan": "plus",
-                        "region": "north",
-                        "signup_at": "2025-11-02T09:14:00Z",
-                        "tenure_days": 211.1,
-                        "orders_30d": 2,
-                        "orders_90d": 7,
-                        "spend_90d": 164.5,
-                        "last_order_at": "2026-05-28T19:02:00Z",
-                        "days_since_last_order": 3.7,
-                    },
-                    "churn": {
-                        "probability": 0.08,
-                        "band": "low",
-                        "source": "model",
-                        "reason": None,
-                        "model_version": 3,
-                        "computed_at": "2026-06-01T02:00:00Z",
-                        "staleness_seconds": 36000,
-                    },
-                    "upsell": {
-                        "propensity": 0.31,
-                        "offer_id": "OF007",
-                        "source": "heuristic",
-                        "reason": "features_stale",
-                        "model_version": None,
-                        "computed_at": "2026-05-31T06:00:00Z",
-                        "staleness_seconds": 108000,
-                    },
-                }
-            ]
-        }
+class PredictRequest(BaseModel):
+    entity_id: Id = Field(description="The job's entity (its key in the feature view).")
+    inputs: dict[str, InputValue] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="The job's request-time inputs by name (see `mlops jobs describe JOB`); "
+        "derived ones (entity, hour, weekday) are not passed.",
     )
-
-
-class CartItem(BaseModel):
-    category: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(1, ge=1, le=1000)
-    # Bounded so the cart's value (200 items x 1000 x price) stays a finite number.
-    unit_price: float = Field(0.0, ge=0, le=1_000_000)
-
-
-class ComposeRequest(BaseModel):
-    customer_id: Id
-    cart: list[CartItem] = Field(default_factory=list, max_length=200)
-    offer_ids: list[ShortId] | None = Field(
+    at: Annotated[datetime | None, AfterValidator(in_calendar)] = Field(
+        None, description="The event's time (UTC if no offset), 1970 to 9998; default now."
+    )
+    subject_id: Id | None = Field(
         None,
-        min_length=1,  # an empty list has nothing to rank: a client error, not a 503
-        max_length=500,
-        description="Candidate offers; omitted: every offer of the warehouse's offers table.",
-    )
-    limit: int = Field(3, ge=1, le=100, description="How many ranked offers to return.")
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "customer_id": "C000042",
-                    "cart": [{"category": "snacks", "quantity": 2, "unit_price": 3.5}],
-                    "offer_ids": ["OF001", "OF007", "OF012"],
-                    "limit": 2,
-                }
-            ]
-        }
-    )
-
-
-class RankedOffer(BaseModel):
-    rank: int
-    offer_id: str
-    category: str
-    discount_pct: float
-    price: float
-    propensity: float = Field(ge=0, le=1)
-
-
-class Composition(Provenance):
-    customer_id: str
-    cart_items: int
-    cart_value: float
-    offers: list[RankedOffer]
-
-
-class EtaRequest(BaseModel):
-    zone: ShortId
-    distance_km: float = Field(ge=0, le=500)
-    item_count: int = Field(1, ge=1, le=1000)
-    dispatched_at: Annotated[datetime | None, AfterValidator(_in_calendar)] = Field(
-        None, description="Dispatch time (UTC if no offset), 1970 to 9998; default now."
-    )
-    delivery_id: Id | None = Field(
-        None, description="Logged with the prediction for accuracy monitoring."
+        description="What the prediction is about beyond the entity, logged with it for "
+        "accuracy monitoring (and the unit its A/B arm is drawn from).",
     )
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {"zone": "Z03", "distance_km": 4.2, "item_count": 3, "delivery_id": "D123"}
-            ]
-        }
+        json_schema_extra={"examples": [{"entity_id": "E42", "inputs": {"distance_km": 4.2}}]}
     )
 
 
-class Eta(Provenance):
-    zone: str
-    dispatched_at: UtcTime
-    sla_minutes: float = Field(description="Deterministic estimate: prep + distance / speed.")
-    model_minutes: float | None = Field(None, description="The model's expected minutes.")
-    model_p90_minutes: float | None = Field(None, description="The model's 90th percentile.")
-    recommended_minutes: float = Field(description="What to promise; see 'rule'.")
-    promise_at: UtcTime
-    at_risk: bool = Field(description="The model expects a delivery later than the SLA.")
-    rule: str
+class Prediction(Provenance):
+    job: str
+    entity_id: str
+    at: UtcTime = Field(description="The time the inputs were taken at.")
+    value: float = Field(description="A probability (binary jobs) or the predicted quantity.")
 
 
 class Problem(BaseModel):

@@ -1,6 +1,7 @@
 """The serving library: what one process holds (champions, controls, caches, circuits, the
-prediction log) and how a request is answered within its budget. What each endpoint computes
-is in ``endpoints``. The HTTP routes only parse, call this and format."""
+prediction log) and how a request is answered within its budget. What an endpoint computes
+is its ``Endpoint``: the generic ``predict``, and those the repository's serving extension
+adds. The HTTP routes only parse, call this and format."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
-
+from mlops.errors import ConfigError
 from mlops.runtime import Runtime
-from mlops.serving import arms, endpoints, health
+from mlops.serving import arms, extension, health, predict
 from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
-from mlops.serving.endpoints import Computed, Outcome
+from mlops.serving.endpoints import Computed, Endpoint, Outcome
 from mlops.serving.feature_cache import FeatureCache, namespace
 from mlops.serving.memo import Memo, NotInMemory
 from mlops.serving.metrics import Metrics
@@ -32,13 +32,11 @@ from mlops.serving.policy import (
     precheck,
 )
 from mlops.serving.prediction_log import PredictionLog
-from mlops.serving.profiles import WarehouseReads
-from mlops.serving.schemas import Composition, Dossier, Eta
+from mlops.serving.schemas import Prediction
 from mlops.store.online import EntityFeatures, OnlineStore, entity
 
 log = logging.getLogger("mlops.serving")
 
-ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
 # Failures that count toward opening a job's circuit: each one cost time or signals a broken
 # model path. Missing or stale features are data, not a broken path.
 CIRCUIT_FAILURES = {Reason.SLO_EXCEEDED, Reason.MODEL_ERROR, Reason.FEATURES_UNAVAILABLE}
@@ -53,9 +51,8 @@ class Service:
         self.rt, self.settings, self.clock = rt, s, rt.clock
         self.jobs = rt.repo.jobs
         self.champions = Champions(s, rt.clock, rt.repo.names)
-        self.warehouse = WarehouseReads(rt.warehouse, cache_seconds=s.profile_cache_seconds)
         self.online = OnlineStore(rt.store, rt.clock)
-        self.controls = Controls(rt.store, self.warehouse, rt.repo.names)
+        self.controls = Controls(rt.store, rt.repo.names)
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.cache = FeatureCache(
             self.online,
@@ -69,7 +66,6 @@ class Service:
         self.breakers = {
             job: CircuitBreaker(s.circuit_overruns, cooldown, rt.clock) for job in self.jobs
         }
-        self.paths = ModelPaths(s.model_threads, s.slo_ms)
         self.stuck = StuckPaths(self.jobs, max(1, s.model_threads // 2))
         self.metrics = Metrics(lambda: health.feature_ages(rt.store, rt.clock), runtime=rt)
         self.log = PredictionLog(
@@ -83,15 +79,21 @@ class Service:
             Poller("mlops-controls", s.control_poll_seconds, self.refresh_controls),
             Poller("mlops-registry", s.registry_poll_seconds, self.reload_models),
         ]
-        # Scores are pure functions of (model version, feature values, offers): memoised
-        # exactly, so a hit is what the model would answer. Cleared with the caches anyway.
+        # Scores are pure functions of (model version, inputs): memoised exactly, so a hit is
+        # what the model would answer. Cleared with the caches anyway.
         self.scores: Memo[Any] = Memo(s.score_cache_entries)
-        self.offer_rows: Memo[np.ndarray] = Memo(1_000)
-        self._compute = {
-            "dossier": lambda **kw: endpoints.dossier(self, **kw),
-            "compose": lambda **kw: endpoints.compose(self, **kw),
-            "eta": lambda **kw: endpoints.eta(self, **kw),
-        }
+        self.extension = extension.load(self)
+        added = self.extension.endpoints() if self.extension else ()
+        self.endpoints: dict[str, Endpoint] = {e.name: e for e in [predict.endpoint(self), *added]}
+        unknown = sorted(set(s.slo_ms) - set(self.endpoints))
+        if unknown:
+            raise ConfigError(
+                f"MLOPS_SLO_MS names no endpoint: {', '.join(unknown)}",
+                f"name some of: {', '.join(self.endpoints)}",
+            )
+        self.paths = ModelPaths(
+            s.model_threads, {n: s.slo_ms.get(n, e.slo_ms) for n, e in self.endpoints.items()}
+        )
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -111,11 +113,14 @@ class Service:
         self.paths.close()
         self.cache.close()
         self.online.close()
-        self.warehouse.close()
+        if self.extension:
+            self.extension.close()
 
     def refresh_controls(self) -> bool:
-        """Re-read flags, trips and offers; a change clears the caches."""
+        """Re-read flags and trips (and what the extension holds); a change clears the caches."""
         changed = self.controls.refresh()
+        if self.extension:
+            self.controls.watch(self.extension.name, self.extension.refresh)
         if changed:
             self.clear_cache()
             log.info("flags or trips changed; caches cleared")
@@ -130,7 +135,6 @@ class Service:
         changes = self.champions.refresh()
         if changes:
             self.scores.clear()
-            self.offer_rows.clear()
         for job, version in self.champions.versions().items():
             self.metrics.model_version.labels(job).set(version or 0)
         return changes
@@ -150,10 +154,11 @@ class Service:
         return flag
 
     def clear_cache(self) -> int:
-        """Drop cached scores, profiles and feature rows (here and in Redis); returns the Redis
-        keys deleted."""
+        """Drop cached scores, the extension's cached reads and feature rows (here and in
+        Redis); returns the Redis keys deleted."""
         self.scores.clear()
-        self.warehouse.clear()
+        if self.extension:
+            self.extension.clear()
         return self.cache.clear()
 
     def readiness(self) -> dict[str, Any]:
@@ -170,54 +175,31 @@ class Service:
     # answers (slo_exceeded). A computation returns what to record; only the run whose answer
     # is returned is recorded.
 
-    def dossier(self, customer_id: str, *, request_id: str = "") -> Dossier:
-        """The customer's profile with churn risk and upsell propensity."""
-        return self.answer("dossier", request_id, customer_id=customer_id)
-
-    def compose(
+    def predict(
         self,
-        customer_id: str,
+        job: str,
+        entity_id: str,
+        inputs: dict[str, Any] | None = None,
         *,
-        cart: list[dict[str, Any]] | None = None,
-        offer_ids: list[str] | None = None,
-        limit: int = 3,
+        at: datetime | None = None,
+        subject_id: str | None = None,
         request_id: str = "",
-    ) -> Composition:
-        """Candidate offers ranked by upsell propensity (the model's, else the rule's)."""
+    ) -> Prediction:
+        """The job's value for the entity and the request's inputs (see ``predict``)."""
         return self.answer(
-            "compose",
+            predict.ENDPOINT,
             request_id,
-            customer_id=customer_id,
-            cart=cart,
-            offer_ids=offer_ids,
-            limit=limit,
-        )
-
-    def eta(
-        self,
-        zone: str,
-        distance_km: float,
-        item_count: int = 1,
-        *,
-        dispatched_at: datetime | None = None,
-        delivery_id: str | None = None,
-        request_id: str = "",
-    ) -> Eta:
-        """The SLA estimate, the model's minutes and what to promise, with the promise time."""
-        return self.answer(
-            "eta",
-            request_id,
-            zone=zone,
-            distance_km=distance_km,
-            item_count=item_count,
-            dispatched_at=dispatched_at,
-            delivery_id=delivery_id,
+            job=job,
+            entity_id=entity_id,
+            inputs=inputs,
+            at=at,
+            subject_id=subject_id,
         )
 
     def answer(self, endpoint: str, request_id: str = "", **inputs: Any) -> Any:
         """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
-        compute = self._compute[endpoint]
+        compute = self.endpoints[endpoint].compute
         if done := self._from_memory(endpoint, compute, inputs):
             return self._settle(endpoint, done, started, request_id)
         if self._models_off(endpoint, inputs):
@@ -237,7 +219,7 @@ class Service:
         import anyio.to_thread
 
         started = time.perf_counter()
-        compute = self._compute[endpoint]
+        compute = self.endpoints[endpoint].compute
         if self.settings.model_isolation == "inline":
             done = compute(**inputs)
             if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
@@ -333,12 +315,9 @@ class Service:
         tripped, or the control arm): the answer is the heuristic's and is computed without
         queueing behind model paths (which may be jammed: that is when the kill switch gets
         flipped)."""
-        unit = (
-            arms.eta_unit(inputs["zone"], inputs.get("delivery_id"))
-            if endpoint == "eta"
-            else inputs["customer_id"]
-        )
-        return all(self._precheck(job, self.arm(job, unit)) for job in ENDPOINT_JOBS[endpoint])
+        spec = self.endpoints[endpoint]
+        unit = spec.unit(inputs)
+        return all(self._precheck(job, self.arm(job, unit)) for job in spec.jobs(inputs))
 
     def _settle(self, endpoint: str, done: Computed, started: float, request_id: str) -> Any:
         """Count the outcomes toward the circuits and the metrics; queue the records."""
