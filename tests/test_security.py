@@ -38,6 +38,7 @@ EVIL = "https://evil.example"
 WRITE_ROUTES = {
     ("POST", "/v1/orders/compose"): False,
     ("POST", "/v1/deliveries/eta"): False,
+    ("POST", "/v1/jobs/{job}/predict"): False,
     ("PUT", "/v1/admin/flags/{name}"): True,
     ("POST", "/v1/admin/cache/clear"): True,
     ("POST", "/v1/admin/models/reload"): True,
@@ -51,9 +52,10 @@ ADMIN_ROUTES = [
 BODIES = {
     "/v1/orders/compose": {"customer_id": "C1"},
     "/v1/deliveries/eta": {"zone": "Z01", "distance_km": 3.5},
+    "/v1/jobs/{job}/predict": {"entity_id": "C1"},
     "/v1/admin/flags/{name}": {"enabled": True, "reason": "security test"},
 }
-SAMPLE_PATH = {"customer_id": "C1", "name": "ml"}
+SAMPLE_PATH = {"customer_id": "C1", "name": "ml", "job": "churn"}
 
 
 def assert_no_secret(text: str, where: str) -> None:

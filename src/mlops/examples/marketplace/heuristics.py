@@ -113,3 +113,12 @@ def eta_sla_minutes(
 def _zone_speed(zone: Any, default: float, speeds: Mapping[str, float]) -> float:
     speed = speeds.get(zone) if isinstance(zone, str) else None
     return float(speed) if speed is not None and speed > 0 else default
+
+
+def spend_run_rate(spend_30d: Any, spend_90d: Any, *, recent_weight: float) -> Any:
+    """Next 30 days' spend: the last 30 days' spend blended with the 90-day monthly average
+    (``recent_weight`` on the recent month). A missing figure counts as no spend."""
+    recent, quarter = values(spend_30d), values(spend_90d)
+    recent = where(isnan(recent), 0.0, clip(recent, 0.0, math.inf))
+    monthly = where(isnan(quarter), 0.0, clip(quarter, 0.0, math.inf)) / 3.0
+    return out(recent_weight * recent + (1.0 - recent_weight) * monthly)
