@@ -5,8 +5,8 @@ python benchmarks/serve.py [--workers 2] [--connections 1,32] [--duration 15] [-
 Builds a home with `mlops quickstart` once (then reused), refreshes every job's features with
 `mlops ingest all`, starts `mlops serve` and waits for /readyz to report the champions loaded.
 Then, for each number of concurrent connections, wrk drives /healthz (the bare-framework
-ceiling), the dossier, the order composer and the ETA endpoint, each request for a random
-customer (of 2,000) or zone; before each endpoint's run every customer of the sample (for ETA
+ceiling), the dossier, the order composer, the ETA endpoint and the generic predict route
+(churn), each request for a random customer (of 2,000) or zone; before each endpoint's run every customer of the sample (for ETA
 every zone, distance and item count of the load) is asked for once, as a server in steady state
 has served them recently (--cold: not). Reported per run: requests/s, p50/p90/p99/max latency,
 errors, CPU time per request of the server and of wrk (which shares the cores), the share of
@@ -48,8 +48,14 @@ from common import (
     serving,
 )
 
-ENDPOINTS = ("healthz", "dossier", "compose", "eta")
-ENDPOINT_JOBS = {"dossier": ("churn", "upsell"), "compose": ("upsell",), "eta": ("eta",)}
+# predict: the generic route (POST /v1/jobs/churn/predict), the churn model for a customer.
+ENDPOINTS = ("healthz", "dossier", "compose", "eta", "predict")
+ENDPOINT_JOBS = {
+    "dossier": ("churn", "upsell"),
+    "compose": ("upsell",),
+    "eta": ("eta",),
+    "predict": ("churn",),
+}
 ANSWER = re.compile(r"^mlops_answers_total\{([^}]*)\}\s+(\S+)", re.M)
 FROM_MEMORY = re.compile(r'^mlops_answers_from_memory_total\{endpoint="(\w+)"\}\s+(\S+)', re.M)
 DROPPED = re.compile(r"^mlops_prediction_log_dropped_total\s+(\S+)", re.M)
@@ -71,6 +77,9 @@ local function make()
     return wrk.format("POST", "/v1/orders/compose", json, string.format(
       '{"customer_id":"%s","cart":[{"category":"%s","quantity":%d,"unit_price":%.2f}],'
       .. '"limit":3}', pick(ids), pick(cats), math.random(1, 4), math.random(100, 2000) / 100))
+  elseif kind == "predict" then
+    return wrk.format("POST", "/v1/jobs/churn/predict", json,
+      string.format('{"entity_id":"%s"}', pick(ids)))
   end
   return wrk.format("POST", "/v1/deliveries/eta", json, string.format(
     '{"zone":"%s","distance_km":%.1f,"item_count":%d}',
@@ -155,6 +164,8 @@ def warm(base: str, kind: str, ids: list[str], zones: list[str], passes: int = 6
         calls = [("POST", "/v1/deliveries/eta", b) for b in bodies]
     elif kind == "compose":
         calls = [("POST", "/v1/orders/compose", json.dumps({"customer_id": c})) for c in ids]
+    elif kind == "predict":
+        calls = [("POST", "/v1/jobs/churn/predict", json.dumps({"entity_id": c})) for c in ids]
     else:
         calls = [("GET", f"/v1/customers/{c}/dossier", None) for c in ids]
 
