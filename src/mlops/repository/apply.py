@@ -29,7 +29,15 @@ from sqlalchemy import Connection, insert, update
 from mlops.db.schema import repository_objects
 from mlops.errors import InputError
 from mlops.repository import registered
-from mlops.repository.plan import ADDED, CHANGED, RETIRED, Plan, canonical
+from mlops.repository.plan import (
+    ADDED,
+    CHANGED,
+    REGISTRY_FIELD,
+    RETIRED,
+    WAREHOUSE_FIELD,
+    Plan,
+    canonical,
+)
 from mlops.specs import sync as specs_sync
 from mlops.warehouse.views import install_views
 
@@ -101,13 +109,17 @@ def _record(conn: Connection, plan: Plan, now: datetime) -> None:
             "applied_at": now,
             "retired_at": None,
         }
+        changed = any(c.field not in (REGISTRY_FIELD, WAREHOUSE_FIELD) for c in item.changes)
+        if changed:
+            values["changed_at"] = now
         if item.action == ADDED:
-            # A row retired earlier comes back as added: replace it.
-            gone = conn.execute(update(t).where(*where).values(**values, changed_at=None))
-            if gone.rowcount == 0:
+            # A row retired earlier comes back as added: revive it (its changed_at is kept
+            # unless the definition differs from the one it was retired with).
+            revived = conn.execute(update(t).where(*where).values(**values))
+            if revived.rowcount == 0:
                 conn.execute(insert(t).values(kind=item.kind, name=item.name, **values))
-        elif any(c.field not in ("registry", "warehouse") for c in item.changes):
-            conn.execute(update(t).where(*where).values(**values, changed_at=now))
+        elif changed:
+            conn.execute(update(t).where(*where).values(**values))
 
 
 def _registry(rt: Runtime, plan: Plan, now: datetime, done: Applied) -> None:

@@ -111,7 +111,7 @@ class Plan:
     @property
     def retrain(self) -> list[str]:
         """Jobs whose model is trained from something that changes: retrain them."""
-        return [i.name for i in self.of("model", CHANGED) if _retrain(i)]
+        return [i.name for i in self.of("model") if i.action != RETIRED and _retrain(i)]
 
     def summary(self) -> str:
         """One line: the counts per kind and action."""
@@ -147,6 +147,7 @@ def compute(rt: Runtime) -> Plan:
     from mlops.scheduling.tasks import build
 
     repo = rt.repo
+    migrate.require_current(rt.store)  # before MLflow: the cheap check, and its fix, first
     return make(
         rt.store,
         repo,
@@ -187,14 +188,14 @@ def make(
         result.unchanged[kind] = unchanged
         for key, row in rows.items():
             if key[0] == kind and key not in result.declared and row.retired_at is None:
-                result.items.append(_retired(kind, row.name, row.job, models))
+                result.items.append(_retired(kind, row.name, row.job, models, warehouse_views))
     for name, model in models.items():
         key = ("model", name)
         if key in result.declared or model.retired:
             continue
         row = rows.get(key)
         if row is None or row.retired_at is not None:  # no record, or retired but not tagged
-            result.items.append(_retired("model", name, name, models))
+            result.items.append(_retired("model", name, name, models, warehouse_views))
     return result
 
 
@@ -206,9 +207,8 @@ def declare(repo: Repository, schedule: Schedule) -> list[Declared]:
     for job in repo.jobs.values():
         if job.view not in seen_views:
             seen_views.add(job.view)
-            found.append(
-                Declared("view", job.view, job.name, {"sql": repo.sql(job.view), "windows": windows})
-            )
+            definition = {"sql": repo.sql(job.view), "windows": windows}
+            found.append(Declared("view", job.view, job.name, definition))
     for task in schedule.tasks:
         found.append(Declared("schedule", task.name, _task_job(task.name, repo), _task(task)))
     for job in repo.jobs.values():
@@ -263,7 +263,8 @@ def _spec_items(result: Plan) -> None:
             Change(name, _text(before), _text(after))
             for name, (before, after) in change.fields.items()
         )
-        result.items.append(Item("spec", CHANGED, f"{change.job}.{change.name}", change.job, fields))
+        name = f"{change.job}.{change.name}"
+        result.items.append(Item("spec", CHANGED, name, change.job, fields))
     for change in sync.retired:
         result.items.append(
             Item(
@@ -285,9 +286,18 @@ def _compare(
 ) -> Item | None:
     """The plan item for one declared object, or None when it is applied as declared."""
     model = models.get(item.name) if item.kind == "model" else None
-    if row is None or row.retired_at is not None:
-        back = f"declared again (retired {row.retired_at:%Y-%m-%d %H:%M}); " if row else ""
-        return Item(item.kind, ADDED, item.name, item.job, note=back + _added_note(item, model))
+    if row is None:
+        return Item(
+            item.kind, ADDED, item.name, item.job, note=_added_note(item, model, warehouse_views)
+        )
+    if row.retired_at is not None:
+        # Declared again: what differs from the definition it was retired with still counts.
+        back = _diff(item.kind, json.loads(row.definition), item.definition)
+        note = f"declared again (retired {row.retired_at:%Y-%m-%d %H:%M}); "
+        note += _added_note(item, model, warehouse_views)
+        if item.kind == "model" and back:
+            note += f"; retrain needed: `mlops train {item.name}`"
+        return Item(item.kind, ADDED, item.name, item.job, tuple(back), note)
     changes = _diff(item.kind, json.loads(row.definition), item.definition)
     if item.kind == "view" and warehouse_views is not None and item.name not in warehouse_views:
         changes.append(Change(WAREHOUSE_FIELD, "missing", "installed"))
@@ -299,14 +309,27 @@ def _compare(
     note = ""
     if item.kind == "model" and _retrain(Item("model", CHANGED, item.name, changes=item_changes)):
         state = f" (registered: {model.describe()})" if model else ""
-        note = f"retrain needed: `mlops train {item.name}`{state}"
+        backfill = (
+            ", after a backfill (the history holds the old view's values)"
+            if any(c.field.startswith("view_sql") for c in changes)
+            else ""
+        )
+        note = f"retrain needed: `mlops train {item.name}`{backfill}{state}"
     elif item.kind == "view":
-        note = "reinstalled" if warehouse_views is not None else "the SQL ingestion runs"
+        note = (
+            "reinstalled in the warehouse"
+            if warehouse_views is not None
+            else "ingestion runs the new SQL (no view is installed on SQLite)"
+        )
     return Item(item.kind, CHANGED, item.name, item.job, item_changes, note)
 
 
-def _added_note(item: Declared, model: RegisteredModel | None) -> str:
+def _added_note(
+    item: Declared, model: RegisteredModel | None, warehouse_views: set[str] | None
+) -> str:
     if item.kind == "view":
+        if warehouse_views is None:
+            return "ingestion runs it as a query (no view is installed on SQLite)"
         return "installed in the warehouse"
     if item.kind == "schedule":
         return "the scheduler runs it"
@@ -316,9 +339,17 @@ def _added_note(item: Declared, model: RegisteredModel | None) -> str:
     return f"registered model kept ({model.describe()}){retired}"
 
 
-def _retired(kind: Kind, name: str, job: str | None, models: Mapping[str, RegisteredModel]) -> Item:
-    if kind == "view":
+def _retired(
+    kind: Kind,
+    name: str,
+    job: str | None,
+    models: Mapping[str, RegisteredModel],
+    warehouse_views: set[str] | None,
+) -> Item:
+    if kind == "view" and warehouse_views is not None and name in warehouse_views:
         note = f"left in the warehouse: drop it (DROP VIEW {name}) once nothing reads it"
+    elif kind == "view":
+        note = "no longer run by ingestion (no view is installed)"
     elif kind == "schedule":
         note = "no longer scheduled; its run history is kept"
     else:
@@ -326,7 +357,7 @@ def _retired(kind: Kind, name: str, job: str | None, models: Mapping[str, Regist
         note = (
             f"registered model kept and tagged retired ({model.describe()}, no alias moved)"
             if model
-            else "nothing was registered"
+            else "no registered model: nothing to keep"
         )
     return Item(kind, RETIRED, name, job, note=note)
 
@@ -343,17 +374,22 @@ def _diff(kind: Kind, before: dict[str, Any], after: dict[str, Any]) -> list[Cha
             continue
         if key == "sql":
             changes.append(_sql_change(str(old or ""), str(new or "")))
-        elif key == "features" and isinstance(old, list) and isinstance(new, list):
-            changes.extend(_columns_change(key, old, new))
-        elif key == "inputs" and isinstance(old, list) and isinstance(new, list):
+        elif key in ("features", "inputs") and isinstance(old, list) and isinstance(new, list):
             changes.extend(_columns_change(key, old, new))
         elif isinstance(old, dict) and isinstance(new, dict):
             for sub in sorted(set(old) | set(new)):
                 if canonical({"v": old.get(sub)}) != canonical({"v": new.get(sub)}):
-                    changes.append(Change(f"{key}.{sub}", _text(old.get(sub)), _text(new.get(sub))))
+                    changes.append(_field(f"{key}.{sub}", old.get(sub), new.get(sub)))
         else:
-            changes.append(Change(key, _text(old), _text(new)))
+            changes.append(_field(key, old, new))
     return changes
+
+
+def _field(name: str, old: Any, new: Any) -> Change:
+    if name.endswith("_sha256"):  # a file's text, kept as its hash: say it was edited
+        short = [str(v)[:8] if v else "-" for v in (old, new)]
+        return Change(f"{name.removesuffix('_sha256')} edited (sha256)", short[0], short[1])
+    return Change(name, _text(old), _text(new))
 
 
 def _columns_change(key: str, old: list, new: list) -> list[Change]:

@@ -44,11 +44,9 @@ def read(settings: Settings) -> dict[str, RegisteredModel]:
     from mlops.training.tracking import JOB_TAG
 
     try:
-        client = tracking_client.client(settings)
+        found = tracking_client.client(settings).search_registered_models()
     except NotReadyError:
         return {}
-    try:
-        found = client.search_registered_models()
     except Exception as exc:  # a registry that is down or refuses us: say where and why
         raise _unreadable(settings, exc) from None
     models = {}
@@ -63,8 +61,8 @@ def read(settings: Settings) -> dict[str, RegisteredModel]:
 
 def tag_retired(settings: Settings, name: str, when: str, reason: str) -> None:
     """Mark the job's registered model retired (versions and aliases are left as they are)."""
-    client = _writer(settings)
     try:
+        client = _writer(settings)
         client.set_registered_model_tag(name, RETIRED_TAG, when)
         client.set_registered_model_tag(name, RETIRED_REASON_TAG, reason)
     except Exception as exc:
@@ -73,8 +71,8 @@ def tag_retired(settings: Settings, name: str, when: str, reason: str) -> None:
 
 def untag_retired(settings: Settings, name: str) -> None:
     """Clear the retired mark of a job declared again."""
-    client = _writer(settings)
     try:
+        client = _writer(settings)
         for tag in (RETIRED_TAG, RETIRED_REASON_TAG):
             client.delete_registered_model_tag(name, tag)
     except Exception as exc:
