@@ -5,6 +5,7 @@ it never deletes or re-points anything in the MLflow registry."""
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from mlops.repository import plan as repo_plan
 from mlops.repository import registered
 from mlops.repository.plan import Change
 from mlops.repository.scaffold import init
+from mlops.repository.state import job_states
 from mlops.runtime import Runtime
 from mlops.scheduling.tasks import build
 from tests.cli_support import invoke
@@ -30,10 +32,10 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new, 1))
 
 
-def _runtime(settings, path: Path, **changes) -> Runtime:
+def _runtime(settings, path: Path, now: datetime = NOW, **changes) -> Runtime:
     """A fresh Runtime on the repository at ``path`` (it loads the repository once)."""
     return Runtime(
-        settings=settings.model_copy(update={"repo": path, **changes}), clock=FrozenClock(NOW)
+        settings=settings.model_copy(update={"repo": path, **changes}), clock=FrozenClock(now)
     )
 
 
@@ -47,8 +49,8 @@ def fresh(migrated, repo_path):
     """``fresh()``: a new Runtime on the migrated store and the (maybe edited) repository."""
     made: list[Runtime] = []
 
-    def make(**changes) -> Runtime:
-        made.append(_runtime(migrated.settings, repo_path, **changes))
+    def make(now: datetime = NOW, **changes) -> Runtime:
+        made.append(_runtime(migrated.settings, repo_path, now, **changes))
         return made[-1]
 
     yield make
@@ -306,3 +308,53 @@ def test_plan_and_apply_explain_themselves(capsys):
     assert code == 0 and "Show what `mlops apply` would change, and change nothing" in out
     code, out, _ = invoke(capsys, "apply", "--help", flat=True)
     assert code == 0 and "Running it again changes nothing" in out and "--dry-run" in out
+
+
+def test_jobs_show_whether_they_are_applied_and_a_champion_older_than_its_definition(
+    fresh, repo_path, mlflow_template, tmp_path, capsys, monkeypatch
+):
+    rt = fresh()
+    _register(rt.settings, "churn", mlflow_template, tmp_path)
+    states = job_states(rt, repo_plan.compute(rt))
+    assert {s.applied for s in states.values()} == {"not applied"}
+    assert states["churn"].champion == 1 and states["eta"].champion is None
+    repo_apply.apply(rt, repo_plan.compute(rt))
+    rt = fresh()
+    assert {s.applied for s in job_states(rt, repo_plan.compute(rt)).values()} == {"applied"}
+    _edit(repo_path / "jobs" / "churn.yaml", "num_leaves: 7", "num_leaves: 15")
+    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
+    # Applied later than the champion was registered (the registry keeps real time).
+    later = datetime(2099, 1, 1)
+    rt = fresh(later)
+    states = job_states(rt, repo_plan.compute(rt))
+    assert states["churn"].applied == states["eta"].applied == "pending"
+    assert states["churn"].retrain.startswith("a pending change")
+    assert states["eta"].retrain is None and states["upsell"].applied == "applied"
+    repo_apply.apply(rt, repo_plan.compute(rt))
+    rt = fresh(later)
+    churn = job_states(rt, repo_plan.compute(rt))["churn"]
+    assert churn.applied == "applied"
+    assert "champion v1 was trained" in churn.retrain and "(2099-01-01 00:00)" in churn.retrain
+    monkeypatch.setenv("MLOPS_HOME", str(rt.settings.home))
+    monkeypatch.setenv("MLOPS_DATABASE_URL", rt.settings.store_url)
+    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "describe", "churn", flat=True)
+    assert code == 0 and "champion: v1 retrain needed: champion v1 was trained" in out
+    assert "repository: applied (the store matches the declaration)" in out
+    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
+    assert code == 0 and "applied - - v1 (retrain)" in out, out
+    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 20m", "ttl: 25m")
+    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "describe", "eta", flat=True)
+    assert "repository: 8 change(s) not applied: see `mlops plan`, then `mlops apply`" in out
+
+
+def test_jobs_list_says_why_it_shows_no_state(rt, repo_path, capsys, monkeypatch):
+    monkeypatch.setenv("MLOPS_HOME", str(rt.settings.home))
+    monkeypatch.setenv("MLOPS_DATABASE_URL", rt.settings.store_url)
+    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
+    assert code == 0 and "state not shown: no feature store yet: `mlops db migrate`" in out
+    assert "applied" not in out
+    with rt.store.connect():  # the file exists now, empty: not migrated
+        pass
+    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
+    assert code == 0 and "state not shown: the feature store is at revision none" in out
+    assert "run `mlops db migrate`" in out
