@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from mlops.clock import FrozenClock
 from mlops.db.schema import feature_specs, repository_objects
@@ -22,6 +22,7 @@ from mlops.repository.scaffold import init
 from mlops.repository.state import job_states
 from mlops.runtime import Runtime
 from mlops.scheduling.tasks import build
+from mlops.warehouse.schema import create_tables
 from tests.cli_support import invoke
 from tests.conftest import NOW
 
@@ -39,6 +40,12 @@ def _runtime(settings, path: Path, now: datetime = NOW, **changes) -> Runtime:
     )
 
 
+def _views_installable(rt: Runtime) -> None:
+    """PostgreSQL installs the views, which need the warehouse's tables (SQLite installs none)."""
+    if rt.warehouse.dialect.name == "postgresql":
+        create_tables(rt.warehouse)
+
+
 @pytest.fixture
 def repo_path(tmp_path) -> Path:
     return init(tmp_path / "repo").path
@@ -48,6 +55,7 @@ def repo_path(tmp_path) -> Path:
 def fresh(migrated, repo_path):
     """``fresh()``: a new Runtime on the migrated store and the (maybe edited) repository."""
     made: list[Runtime] = []
+    _views_installable(migrated)
 
     def make(now: datetime = NOW, **changes) -> Runtime:
         made.append(_runtime(migrated.settings, repo_path, now, **changes))
@@ -100,6 +108,8 @@ def test_an_empty_store_plans_everything_added_and_apply_twice_changes_nothing(f
     assert plan.of("model")[0].note == "no registered model yet: `mlops train churn`"
     done = repo_apply.apply(rt, plan)
     assert done.summary().startswith(f"applied specs {features} added; views 3 added")
+    views = ["ml_churn_features", "ml_upsell_features", "ml_eta_features"]
+    assert done.views_installed == ([] if rt.warehouse.dialect.name == "sqlite" else views)
     rows = _rows(rt)
     assert rows[("schedule", "ingest:churn")]["job"] == "churn"
     assert '"cron": "0 2 * * *"' in rows[("schedule", "ingest:churn")]["definition"]
@@ -275,6 +285,7 @@ def test_the_cli_plans_applies_and_fails_with_the_fix(migrated, repo_path, capsy
     monkeypatch.setenv("MLOPS_HOME", str(migrated.settings.home))
     monkeypatch.setenv("MLOPS_DATABASE_URL", migrated.settings.store_url)
     monkeypatch.setenv("MLOPS_WAREHOUSE_URL", migrated.settings.warehouse_db_url)
+    _views_installable(migrated)
     repo = ("--repo", str(repo_path))
     code, out, _ = invoke(capsys, *repo, "plan", flat=True)
     assert code == 0 and "+ spec churn.orders_30d added" in out, out
@@ -347,14 +358,39 @@ def test_jobs_show_whether_they_are_applied_and_a_champion_older_than_its_defini
     assert "repository: 8 change(s) not applied: see `mlops plan`, then `mlops apply`" in out
 
 
-def test_jobs_list_says_why_it_shows_no_state(rt, repo_path, capsys, monkeypatch):
+def test_jobs_list_says_why_it_shows_no_state(rt, backend, repo_path, capsys, monkeypatch):
     monkeypatch.setenv("MLOPS_HOME", str(rt.settings.home))
     monkeypatch.setenv("MLOPS_DATABASE_URL", rt.settings.store_url)
-    code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
-    assert code == 0 and "state not shown: no feature store yet: `mlops db migrate`" in out
-    assert "applied" not in out
-    with rt.store.connect():  # the file exists now, empty: not migrated
-        pass
+    if backend == "sqlite":
+        code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
+        assert code == 0 and "state not shown: no feature store yet: `mlops db migrate`" in out
+        assert "applied" not in out
+        with rt.store.connect():  # the file exists now, empty: not migrated
+            pass
     code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
     assert code == 0 and "state not shown: the feature store is at revision none" in out
     assert "run `mlops db migrate`" in out
+
+
+def test_postgres_views_are_checked_in_the_warehouse_and_an_uninstallable_one_is_named(
+    migrated, backend, repo_path
+):
+    if backend == "sqlite":
+        pytest.skip("views are installed as real views on PostgreSQL only")
+    rt = _runtime(migrated.settings, repo_path)
+    with pytest.raises(ConfigError, match="cannot install the view ml_churn_features") as caught:
+        repo_apply.apply(rt, repo_plan.compute(rt))  # no warehouse tables yet
+    assert "nothing was written to the store" in caught.value.hint
+    assert _rows(rt) == {}
+    create_tables(rt.warehouse)
+    repo_apply.apply(rt, repo_plan.compute(rt))
+    assert repo_plan.compute(rt).empty
+    with rt.warehouse.begin() as conn:
+        conn.execute(text("DROP VIEW ml_eta_features"))
+    plan = repo_plan.compute(rt)
+    assert _items(plan) == {("view", "changed", "ml_eta_features")}
+    assert plan.items[0].changes == (Change("warehouse", "missing", "installed"),)
+    assert plan.retrain == []
+    assert repo_apply.apply(rt, plan).views_installed == ["ml_eta_features"]
+    assert repo_plan.compute(rt).empty
+    rt.close()

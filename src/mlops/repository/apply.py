@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Connection, insert, update
 
 from mlops.db.schema import repository_objects
-from mlops.errors import InputError
+from mlops.errors import ConfigError, InputError, brief
 from mlops.repository import registered
 from mlops.repository.plan import (
     ADDED,
@@ -43,6 +43,7 @@ from mlops.warehouse.views import install_views
 
 if TYPE_CHECKING:
     from mlops.runtime import Runtime
+    from mlops.specs.features import JobSpec
 
 
 @dataclass
@@ -84,12 +85,28 @@ def apply(rt: Runtime, plan: Plan) -> Applied:
     jobs = [job for job in repo.jobs.values() if job.view in views]
     # One job per view: two jobs may read the same view.
     jobs = list({job.view: job for job in reversed(jobs)}.values())[::-1]
-    done.views_installed = install_views(rt.warehouse, repo, jobs)
+    for job in jobs:
+        done.views_installed += _install(rt, job)
     with rt.store.begin() as conn:
         specs_sync.apply_on(conn, plan.specs, now, repo.jobs)
         _record(conn, plan, now)
         _registry(rt, plan, now, done)
     return done
+
+
+def _install(rt: Runtime, job: JobSpec) -> list[str]:
+    """Install one job's view (its own transaction: CREATE OR REPLACE is idempotent)."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        return install_views(rt.warehouse, rt.repo, [job])
+    except DBAPIError as exc:
+        raise ConfigError(
+            f"cannot install the view {job.view} in the warehouse: {brief(exc.orig or exc)}",
+            f"fix sql/{job.view}.sql, or create the warehouse tables it reads (`mlops warehouse "
+            "seed` or `mlops warehouse load`), then run `mlops apply` again (nothing was "
+            "written to the store)",
+        ) from None
 
 
 def _record(conn: Connection, plan: Plan, now: datetime) -> None:
