@@ -167,7 +167,6 @@ def make(
 ) -> Plan:
     """The plan from what is there now: ``models`` (registered, by job), ``warehouse_views``
     (the views the warehouse holds, None where views are not installed, as on SQLite)."""
-    migrate.require_current(store)
     result = Plan(repository=repo.name, path=repo.path, models=dict(models))
     result.specs = specs_sync.plan(store, repo.jobs)
     _spec_items(result)
