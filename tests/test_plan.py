@@ -84,7 +84,8 @@ def _register(settings, job: str, mlflow_template, tmp_path: Path) -> None:
     from mlops.training.tracking import JOB_TAG
 
     settings.home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(mlflow_template, settings.home / "mlflow.db")
+    if not (settings.home / "mlflow.db").exists():
+        shutil.copy(mlflow_template, settings.home / "mlflow.db")
     client = tracking_client.client(settings, write=True)
     client.create_registered_model(job, tags={JOB_TAG: job})
     source = tmp_path / "artifacts" / job
@@ -230,15 +231,19 @@ def test_a_removed_job_is_retired_everywhere_and_its_registered_model_is_kept(
 
 
 def test_a_model_registered_before_any_apply_is_retired_when_no_job_declares_it(
-    fresh, mlflow_template, tmp_path
+    fresh, mlflow_template, tmp_path, monkeypatch
 ):
     rt = fresh()
     _register(rt.settings, "fraud", mlflow_template, tmp_path)
+    _register(rt.settings, "churn", mlflow_template, tmp_path)
+    monkeypatch.setattr(registered, "PAGE", 1)  # every model on a page of its own
     plan = repo_plan.compute(rt)
     (retired,) = plan.of("model", "retired")
     assert retired.name == "fraud" and "tagged retired" in retired.note
+    assert "registered model kept (champion v1)" in plan.of("model", "added")[0].note
     repo_apply.apply(rt, plan)
     assert registered.read(rt.settings)["fraud"].retired == NOW.isoformat()
+    assert registered.read(rt.settings)["churn"].retired is None
     assert repo_plan.compute(fresh()).empty
 
 

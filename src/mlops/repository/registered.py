@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # Set on a registered model whose job the repository no longer declares: when and why.
 RETIRED_TAG = "mlops.retired"
 RETIRED_REASON_TAG = "mlops.retired_reason"
+PAGE = 500
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ def read(settings: Settings) -> dict[str, RegisteredModel]:
     from mlops.training.tracking import JOB_TAG
 
     try:
-        found = tracking_client.client(settings).search_registered_models()
+        found = _every_model(tracking_client.client(settings))
     except NotReadyError:
         return {}
     except Exception as exc:  # a registry that is down or refuses us: say where and why
@@ -57,6 +58,18 @@ def read(settings: Settings) -> dict[str, RegisteredModel]:
         aliases = {a: int(v) for a, v in (model.aliases or {}).items()}
         models[model.name] = RegisteredModel(model.name, aliases, tags)
     return models
+
+
+def _every_model(client) -> list:
+    # The registry answers in pages (100 models by default): read them all.
+    found: list = []
+    token = None
+    while True:
+        page = client.search_registered_models(max_results=PAGE, page_token=token)
+        found.extend(page)
+        token = page.token
+        if not token:
+            return found
 
 
 def tag_retired(settings: Settings, name: str, when: str, reason: str) -> None:
