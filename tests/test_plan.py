@@ -399,3 +399,29 @@ def test_postgres_views_are_checked_in_the_warehouse_and_an_uninstallable_one_is
     assert repo_apply.apply(rt, plan).views_installed == ["ml_eta_features"]
     assert repo_plan.compute(rt).empty
     rt.close()
+
+
+def test_a_registry_failure_clearing_the_retired_tag_leaves_the_job_retired(
+    fresh, repo_path, mlflow_template, tmp_path
+):
+    rt = fresh()
+    _register(rt.settings, "fraud", mlflow_template, tmp_path)
+    repo_apply.apply(rt, repo_plan.compute(rt))  # fraud is tagged retired
+    fraud = repo_path / "jobs" / "fraud.yaml"
+    shutil.copy(repo_path / "jobs" / "eta.yaml", fraud)
+    _edit(fraud, "name: eta", "name: fraud")
+    _edit(
+        repo_path / "repository.yaml",
+        "jobs: [churn, upsell, eta]",
+        "jobs: [churn, upsell, eta, fraud]",
+    )
+    rt = fresh()
+    plan = repo_plan.compute(rt)
+    assert "its retired tag is cleared" in plan.of("model", "added")[0].note
+    broken = tmp_path / "broken.db"
+    broken.write_text("not a database")
+    with pytest.raises(ConfigError, match="file is not a database"):
+        repo_apply.apply(fresh(mlflow_tracking_uri=f"sqlite:///{broken}"), plan)
+    assert registered.read(rt.settings)["fraud"].retired == NOW.isoformat()
+    assert ("model", "fraud") not in _rows(rt)
+    assert len(repo_plan.compute(fresh()).items) == len(plan.items)
