@@ -51,6 +51,10 @@ def apply(
     registered model of a job removed from the repository `mlops.retired`. Nothing is
     deleted: retired features keep their history, retired views stay in the warehouse, a
     retired job's model keeps its versions and aliases. Running it again changes nothing.
+
+    A job whose model is trained from something that changed (features, inputs, label, view
+    SQL, LightGBM parameters) is flagged "retrain needed": its champion keeps serving until
+    `mlops train JOB` promotes a new one.
     """
     from mlops.repository import apply as repo_apply
     from mlops.repository import plan as repo_plan
