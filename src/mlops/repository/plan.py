@@ -137,6 +137,7 @@ def fingerprint(definition: Mapping[str, Any]) -> str:
 
 
 def canonical(definition: Mapping[str, Any]) -> str:
+    """The definition as stored and compared: JSON with sorted keys."""
     return json.dumps(definition, sort_keys=True, default=str)
 
 
