@@ -16,6 +16,7 @@ from mlops.cli import (
     jobs,
     models,
     monitor,
+    plan,
     quickstart,
     schedule,
     serve,
@@ -41,6 +42,8 @@ app.add_typer(monitor.app, name="monitor")
 app.add_typer(schedule.app, name="schedule")
 app.add_typer(schedule.scheduler_app, name="scheduler")
 app.command("init")(init.init)
+app.command("plan")(plan.plan)
+app.command("apply")(plan.apply)
 app.command("ingest")(ingest.ingest)
 app.command("train")(train.train)
 app.command("quickstart")(quickstart.quickstart)

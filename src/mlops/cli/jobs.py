@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich import box
 from rich.table import Table
@@ -16,11 +18,13 @@ app = typer.Typer(
 
 @app.command("list")
 def list_(ctx: typer.Context) -> None:
-    """Every job of the repository: entity, task, view, schedules, TTL, features."""
+    """Every job of the repository: entity, task, view, schedules, TTL, features, and its
+    state: applied or not (`mlops plan`), latest ingestion, freshness, champion."""
     from mlops import durations
 
     rt = runtime(ctx)
     repo = rt.repo
+    states, why = _states(rt)
     table = Table(
         "job",
         "entity",
@@ -30,10 +34,11 @@ def list_(ctx: typer.Context) -> None:
         "TTL",
         "retrain",
         "features",
+        *(("applied", "latest ingestion", "fresh", "champion") if states else ()),
         box=box.SIMPLE_HEAD,
     )
     for job in repo.jobs.values():
-        table.add_row(
+        row = [
             job.name,
             job.entity,
             job.task,
@@ -42,9 +47,43 @@ def list_(ctx: typer.Context) -> None:
             durations.text(job.ttl),
             job.retrain_cron,
             str(len(job.features)),
-        )
+        ]
+        if states:
+            row += _state_cells(states[job.name])
+        table.add_row(*row)
     console.print(table)
-    console.print(f"{len(repo.jobs)} job(s) in {repo.name!r} at {repo.path}")
+    console.print(f"{len(repo.jobs)} job(s) in {repo.name!r} at {repo.path}", highlight=False)
+    if why:
+        console.print(f"state not shown: {why}", highlight=False)
+
+
+def _states(rt) -> tuple[dict, str | None]:
+    """Every job's state, or why there is none to show (a store not made or not migrated)."""
+    from sqlalchemy.engine import make_url
+
+    from mlops.errors import NotReadyError
+    from mlops.repository import plan as repo_plan
+    from mlops.repository.state import job_states
+
+    url = make_url(rt.settings.store_url)
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        # Listing must not create the embedded store as a side effect.
+        return {}, "no feature store yet: `mlops db migrate`, then `mlops apply`"
+    try:
+        return job_states(rt, repo_plan.compute(rt)), None
+    except NotReadyError as exc:
+        return {}, f"{exc.message}: {exc.hint}"
+
+
+def _state_cells(state) -> list[str]:
+    latest = state.latest
+    ran = f"{latest.status} {latest.started_at:%m-%d %H:%M}" if latest else "-"
+    age = state.freshness.age_seconds
+    fresh = "-" if age is None else "stale" if state.freshness.stale else "yes"
+    champion = f"v{state.champion}" if state.champion else "-"
+    if state.retrain:
+        champion += " (retrain)"
+    return [state.applied, ran, fresh, champion]
 
 
 @app.command()
@@ -54,8 +93,6 @@ def describe(
     """One job: its declaration (label, inputs, heuristic, features) and its state (latest
     ingestion, freshness against TTL, champion)."""
     from mlops import durations
-    from mlops.db import migrate
-    from mlops.monitoring import ops
 
     rt = runtime(ctx)
     spec = rt.repo.job(job)
@@ -81,9 +118,11 @@ def describe(
         )
         table.add_row(f.name, f.dtype, bounds, "yes" if f.nullable else "", f.owner)
     console.print(table)
-    migrate.require_current(rt.store)
-    state = ops.report(rt, jobs=[spec.name]).job(spec.name)
-    latest, age = state.ingestion.latest, state.freshness.age_seconds
+    from mlops.repository import plan as repo_plan
+    from mlops.repository.state import job_states
+
+    state = job_states(rt, repo_plan.compute(rt))[spec.name]
+    latest, age = state.latest, state.freshness.age_seconds
     when = (
         f"{latest.mode} {latest.status}, started {latest.started_at:%Y-%m-%d %H:%M}"
         if latest
@@ -93,10 +132,20 @@ def describe(
     ttl = durations.text(spec.ttl)
     console.print(
         f"freshness: newest values {age / 3600:.1f} h old (TTL {ttl})"
+        + (", stale" if state.freshness.stale else "")
         if age is not None
         else "freshness: no values yet"
     )
-    from mlops.training import tracking_versions
-
-    champion = tracking_versions.champion_version(rt.settings, spec.name)
+    champion = state.champion
     console.print(f"champion: {f'v{champion}' if champion else 'none (the heuristic answers)'}")
+    if state.retrain:
+        console.print(f"retrain needed: {state.retrain}", highlight=False)
+    console.print(f"repository: {_applied(state)}", highlight=False)
+
+
+def _applied(state) -> str:
+    if state.applied == "applied":
+        return "applied (the store matches the declaration)"
+    if state.applied == "not applied":
+        return "not applied yet: run `mlops apply`"
+    return f"{len(state.pending)} change(s) not applied: see `mlops plan`, then `mlops apply`"

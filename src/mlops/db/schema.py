@@ -253,3 +253,21 @@ scheduler_leases = Table(
     Column("acquired_at", Timestamp, nullable=False),
     Column("expires_at", Timestamp, nullable=False),
 )
+
+# What `mlops apply` last applied of the feature repository, besides the specs (which live in
+# ml_feature_specs): one row per view, schedule task and job model, with its definition as
+# JSON. `mlops plan` compares the repository with these rows; removed objects are retired.
+repository_objects = Table(
+    "ml_repository_objects",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("name", String(128), primary_key=True),
+    Column("job", String(32)),
+    Column("definition", Text, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("applied_at", Timestamp, nullable=False),
+    # When apply last changed the definition (None: as first applied); a model version
+    # trained before it is outdated.
+    Column("changed_at", Timestamp),
+    Column("retired_at", Timestamp),
+)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from mlops.db import migrate
 from mlops.db.schema import feature_specs
@@ -102,25 +102,33 @@ def plan(engine: Engine, jobs: Mapping[str, JobSpec]) -> SyncPlan:
 
 def apply(engine: Engine, sync_plan: SyncPlan, now: datetime, jobs: Mapping[str, JobSpec]) -> None:
     """Carry out a plan (made for the same ``jobs``) in one transaction."""
+    with engine.begin() as conn:
+        apply_on(conn, sync_plan, now, jobs)
+
+
+def apply_on(
+    conn: Connection, sync_plan: SyncPlan, now: datetime, jobs: Mapping[str, JobSpec]
+) -> None:
+    """``apply`` inside the caller's transaction (``mlops apply`` writes specs and the rest of
+    the repository's state at once)."""
     specs = {(s.job, s.name): s for job in jobs.values() for s in job.features}
     t = feature_specs
-    with engine.begin() as conn:
-        for change in sync_plan.added:
-            row = spec_row(specs[(change.job, change.name)])
-            conn.execute(insert(t).values(**row, version=1, created_at=now, updated_at=now))
-        for change in sync_plan.changed:
-            row = spec_row(specs[(change.job, change.name)])
-            conn.execute(
-                update(t)
-                .where(t.c.job == change.job, t.c.name == change.name)
-                .values(**row, version=t.c.version + 1, updated_at=now, retired_at=None)
-            )
-        for change in sync_plan.retired:
-            conn.execute(
-                update(t)
-                .where(t.c.job == change.job, t.c.name == change.name)
-                .values(retired_at=now, updated_at=now)
-            )
+    for change in sync_plan.added:
+        row = spec_row(specs[(change.job, change.name)])
+        conn.execute(insert(t).values(**row, version=1, created_at=now, updated_at=now))
+    for change in sync_plan.changed:
+        row = spec_row(specs[(change.job, change.name)])
+        conn.execute(
+            update(t)
+            .where(t.c.job == change.job, t.c.name == change.name)
+            .values(**row, version=t.c.version + 1, updated_at=now, retired_at=None)
+        )
+    for change in sync_plan.retired:
+        conn.execute(
+            update(t)
+            .where(t.c.job == change.job, t.c.name == change.name)
+            .values(retired_at=now, updated_at=now)
+        )
 
 
 def spec_versions(engine: Engine, job: str) -> dict[str, int]:
