@@ -6,15 +6,15 @@ Builds a home with `mlops quickstart` once (then reused), refreshes every job's 
 `mlops ingest all`, starts `mlops serve` and waits for /readyz to report the champions loaded.
 Then, for each number of concurrent connections, wrk drives /healthz (the bare-framework
 ceiling), the dossier, the order composer, the ETA endpoint and the generic predict route
-(churn), each request for a random customer (of 2,000) or zone; before each endpoint's run every customer of the sample (for ETA
-every zone, distance and item count of the load) is asked for once, as a server in steady state
-has served them recently (--cold: not). Reported per run: requests/s, p50/p90/p99/max latency,
-errors, CPU time per request of the server and of wrk (which shares the cores), the share of
-heuristic fallbacks (from /metrics deltas, with their reasons), the share answered from memory
-(no read, no model call, no thread hop) and the requests/s relative to /healthz at the same
-concurrency. The targets are checked (PASS/FAIL, never an exit code) and
-everything goes to benchmarks/results/serve-w<workers>-<isolation>.json; the server log goes
-next to it.
+(churn), each request for a random customer (of 2,000) or zone; before each endpoint's run
+every customer of the sample (for ETA every zone, distance and item count of the load) is
+asked for once, as a server in steady state has served them recently (--cold: not).
+Reported per run: requests/s, p50/p90/p99/max latency, errors, CPU time per request of the
+server and of wrk (which shares the cores), the share of heuristic fallbacks (from /metrics
+deltas, with their reasons), the share answered from memory (no read, no model call, no
+thread hop) and the requests/s relative to /healthz at the same concurrency. The targets are
+checked (PASS/FAIL, never an exit code) and everything goes to
+benchmarks/results/serve-w<workers>-<isolation>.json; the server log goes next to it.
 """
 
 from __future__ import annotations
