@@ -113,8 +113,6 @@ support_tickets = Table(
 TABLES: dict[str, Table] = {
     t.name: t for t in (customers, offers, orders, deliveries, offer_impressions, support_tickets)
 }
-
-
 load_order = tuple(TABLES)
 
 # What a loaded file may hold beyond its column types.
