@@ -25,11 +25,12 @@ from common import END, parser, read_marker, set_marker, write
 from mlops.clock import FrozenClock
 from mlops.db import migrate
 from mlops.db.schema import prediction_log
+from mlops.examples.marketplace import warehouse as wh
 from mlops.monitoring import accuracy, labelling
 from mlops.runtime import Runtime
 from mlops.settings import Settings
-from mlops.warehouse import schema as wh
 from mlops.warehouse.bulk import insert_frame
+from mlops.warehouse.contract import analyze
 
 SHARES = {"churn": 0.4, "upsell": 0.3, "eta": 0.3}
 OFFERS = 20
@@ -217,7 +218,7 @@ def generate(rt: Runtime, args) -> dict:
         for name, frame in tables.items():
             conn.execute(wh.TABLES[name].delete())
             insert_frame(conn, wh.TABLES[name], frame)
-    wh.analyze(rt.warehouse)
+    analyze(rt.warehouse, wh.TABLES)
     if rt.store.dialect.name == "postgresql":
         with rt.store.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE ml_prediction_log")

@@ -64,7 +64,7 @@ def runtime(args, tag: str) -> Runtime:
     specs_sync.apply(rt.store, specs_sync.plan(rt.store, rt.repo.jobs), END, rt.repo.jobs)
     marker = f"{args.customers}:{args.days}:{args.seed}"
     if read_marker(rt.warehouse) != marker:
-        from mlops.warehouse.seed import seed_warehouse
+        from mlops.examples.marketplace.seed import seed_warehouse
 
         began = time.perf_counter()
         seed_warehouse(

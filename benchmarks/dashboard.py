@@ -30,10 +30,10 @@ from mlops.db.schema import (
     monitor_results,
     prediction_log,
 )
+from mlops.examples.marketplace.warehouse import customers, deliveries
 from mlops.monitoring import dashboard, report
 from mlops.store.codec import encode_chunk
 from mlops.warehouse.bulk import insert_frame
-from mlops.warehouse.schema import customers, deliveries
 
 DAYS = 30
 SCHEMA = "bench_dashboard"

@@ -80,7 +80,7 @@ def serving(args) -> dict:
     rt = Runtime(settings=settings, clock=FrozenClock(END))
     if not (home / "mlflow.db").exists():
         began = time.perf_counter()
-        quickstart.run(rt, customers=1500, days=100, seed=3)
+        quickstart.run(rt, size=1500, days=100, seed=3)
         print(f"quickstart home in {time.perf_counter() - began:.0f} s", file=sys.stderr)
     with rt.store.connect() as conn:
         customers = list(conn.execute(select(fv.c.entity_id).where(fv.c.job == "churn")).scalars())

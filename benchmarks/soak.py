@@ -83,7 +83,7 @@ def start_feed(warehouse, now: datetime) -> int:
     """Remove earlier runs' replayed deliveries, choose the replay shift, feed up to ``now``."""
     from sqlalchemy import delete, func, select
 
-    from mlops.warehouse.schema import deliveries
+    from mlops.examples.marketplace.warehouse import deliveries
 
     with warehouse.begin() as conn:
         conn.execute(delete(deliveries).where(deliveries.c.delivery_id.like(f"{FEED_PREFIX}%")))
@@ -104,7 +104,7 @@ def feed(warehouse, now: datetime) -> int:
     warehouse; return how many."""
     from sqlalchemy import insert, select, text
 
-    from mlops.warehouse.schema import deliveries as d
+    from mlops.examples.marketplace.warehouse import deliveries as d
 
     shift_seconds, fed = read_marker(warehouse, FEED_MARKER).split("|")
     shift, fed = timedelta(seconds=int(shift_seconds)), datetime.fromisoformat(fed)

@@ -133,8 +133,8 @@ def migrated(rt, backend, templates, request):
 def seed(rt) -> None:
     """Migrate the store, sync the specs and seed a small synthetic warehouse ending at NOW."""
     from mlops.db import migrate
+    from mlops.examples.marketplace.seed import seed_warehouse
     from mlops.specs import sync as specs_sync
-    from mlops.warehouse.seed import seed_warehouse
 
     migrate.upgrade(rt.store)
     specs_sync.apply(rt.store, specs_sync.plan(rt.store, rt.repo.jobs), NOW, rt.repo.jobs)

@@ -25,7 +25,7 @@ def trained_home(tmp_path_factory):
 
     home = tmp_path_factory.mktemp("trained") / "home"
     rt = Runtime(settings=Settings(home=home), clock=FrozenClock(NOW))
-    result = quickstart.run(rt, customers=1500, days=100, seed=3)
+    result = quickstart.run(rt, size=1500, days=100, seed=3)
     rt.close()
     assert all(report.promoted for report in result.training), [
         report.promotion for report in result.training

@@ -67,7 +67,7 @@ class PostgresTemplate:
     tests' settings)."""
 
     def __init__(self, admin: Engine, pg_url: str, now, steps: Callable[[Runtime], None]):
-        from mlops.warehouse import schema as warehouse_schema
+        from mlops.examples.marketplace import warehouse as warehouse_schema
 
         self.admin = admin
         self.schema = f"tmpl_{uuid.uuid4().hex[:12]}"
@@ -107,7 +107,8 @@ class PostgresTemplate:
 
     def copy_into(self, rt: Runtime) -> None:
         from mlops.db.schema import metadata as store_metadata
-        from mlops.warehouse import schema as warehouse_schema
+        from mlops.examples.marketplace import warehouse as warehouse_schema
+        from mlops.warehouse.contract import analyze
 
         if self.warehouse_tables:
             warehouse_schema.create_tables(rt.warehouse)
@@ -128,7 +129,7 @@ class PostgresTemplate:
                     {"seq": f'"{target}"."{sequence}"', "value": last_value},
                 )
         if self.warehouse_tables:
-            warehouse_schema.analyze(rt.warehouse)
+            analyze(rt.warehouse, warehouse_schema.TABLES)
 
     def drop(self) -> None:
         with self.admin.connect() as conn:

@@ -30,7 +30,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     assert code == 0 and "added" in out and "nothing written" in out
     code, out, _ = cli("specs", "sync")
     assert code == 0 and "specs synced" in out and "undo: revert the change" in out
-    code, out, _ = cli("warehouse", "seed", "--customers", "150", "--days", "40")
+    code, out, _ = cli("warehouse", "seed", "--size", "150", "--days", "40")
     assert code == 0 and "customers" in out and "150" in out
     code, out, _ = cli("ingest", "all", "--dry-run")
     assert code == 0 and "nothing was written" in out and "would write" in out
@@ -100,7 +100,7 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     rt = Runtime(Settings(home=tmp_path / "home"), FrozenClock(NOW))
     stages = []
     first = quickstart.run(
-        rt, customers=200, days=40, on_stage=lambda s, d, t: stages.append(s), train_models=False
+        rt, size=200, days=40, on_stage=lambda s, d, t: stages.append(s), train_models=False
     )
     assert [r.job for r in first.ingestion] == ["churn", "upsell", "eta"] * 2
     assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
@@ -111,9 +111,13 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     )
     # The monitors ran once: no champion to compare with yet, and drift says what to run.
     checks = first.monitoring
-    assert checks.report.is_file() and (checks.customer_id, checks.zone) == ("C0000001", zone)
+    assert checks.report.is_file() and checks.samples.entities == {
+        "churn": "C0000001",
+        "upsell": "C0000001",
+        "eta": zone,
+    }
     assert all("mlops train" in str(r.error) for r in checks.drift)
-    again = quickstart.run(rt, customers=200, days=40, train_models=False)
+    again = quickstart.run(rt, size=200, days=40, train_models=False)
     # a second run starts from a fresh warehouse: nothing is skipped as already ingested
     assert all(r.points_skipped == 0 for r in again.ingestion)
     rt.close()

@@ -211,8 +211,8 @@ def test_kill_9_mid_write_leaves_previous_values_and_next_run_succeeds(seeded):
 def test_bulk_insert_keeps_empty_strings_and_nulls_apart(rt):
     import pandas as pd
 
+    from mlops.examples.marketplace.warehouse import create_tables, support_tickets
     from mlops.warehouse.bulk import insert_frame
-    from mlops.warehouse.schema import create_tables, support_tickets
 
     create_tables(rt.warehouse)
     frame = pd.DataFrame(

@@ -23,8 +23,8 @@ from sqlalchemy import select, text
 from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import monitor_results
 from mlops.errors import InputError
+from mlops.examples.marketplace import warehouse as wh
 from mlops.monitoring import accuracy, labelling
-from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
 

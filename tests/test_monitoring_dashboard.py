@@ -18,6 +18,7 @@ from sqlalchemy import insert, select
 
 from mlops.db.schema import ingestion_runs, prediction_log
 from mlops.errors import IngestionFailed, InputError
+from mlops.examples.marketplace.warehouse import customers, deliveries
 from mlops.monitoring import (
     chart_operations,
     dashboard,
@@ -30,7 +31,6 @@ from mlops.monitoring.panel import Panel, Window
 from mlops.store import ingest
 from mlops.store.historical import load_history
 from mlops.store.runs import start_run
-from mlops.warehouse.schema import customers, deliveries
 from tests.cli_support import invoke
 from tests.conftest import NOW, seed
 from tests.repo_support import JOBS

@@ -73,7 +73,7 @@ def registry_matching_live_values(
 
 def shift_order_amounts(rt, factor: float = 10.0) -> None:
     """Every order costs ``factor`` times as much in the warehouse: spend features move."""
-    from mlops.warehouse.schema import orders
+    from mlops.examples.marketplace.warehouse import orders
 
     with rt.warehouse.begin() as conn:
         conn.execute(orders.update().values(total_amount=orders.c.total_amount * factor))

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import monitor_results
 from mlops.errors import InputError
+from mlops.examples.marketplace import warehouse as wh
 from mlops.monitoring import guardrails
 from mlops.monitoring.guardrails import Arm, arm_counts, compare
 from mlops.runtime import Runtime
 from mlops.serving import arms, trips
-from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
 from tests.serving_support import a_customer, a_zone, make_service

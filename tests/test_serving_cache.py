@@ -13,10 +13,10 @@ from pydantic import SecretStr
 from sqlalchemy import delete, text
 
 from mlops.db.schema import feature_values
+from mlops.examples.marketplace import warehouse as wh
 from mlops.serving.endpoints import Unavailable
 from mlops.store import ingest
 from mlops.training import models, split_keys
-from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.serving_support import (
     BrokenBooster,

@@ -18,7 +18,7 @@ def _warehouse(rt, table):
 
 
 def with_history(rt) -> None:
-    from mlops.warehouse.seed import seed_warehouse
+    from mlops.examples.marketplace.seed import seed_warehouse
 
     seed(rt)
     # 110 days: churn rows need 30 days of future for their label, and the split a

@@ -17,7 +17,7 @@ from tests.store_tables import row_counts
 
 
 def with_eta_history(rt) -> None:
-    from mlops.warehouse.seed import seed_warehouse
+    from mlops.examples.marketplace.seed import seed_warehouse
 
     seed(rt)
     # Enough deliveries (a few thousand) for the ETA model to beat the SLA rule.

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
+from mlops.examples.marketplace.warehouse import TABLES, create_tables
 from mlops.specs.features import JobSpec
 from mlops.warehouse import views
 from mlops.warehouse.bulk import insert_frame
-from mlops.warehouse.schema import TABLES, create_tables
 from tests.reference_features import (
     DAY,
     HOUR,

@@ -14,9 +14,13 @@ import pytest
 from sqlalchemy import func, inspect, select
 
 from mlops.errors import InputError, ValidationFailed
-from mlops.warehouse import load_problems
+from mlops.examples.marketplace.warehouse import TABLES
+from mlops.warehouse import contract, load_problems
 from mlops.warehouse.load import load_directory
-from mlops.warehouse.schema import TABLES
+from tests.repo_support import REPO
+
+# The bundled example's contract: its tables, load order and allowed values.
+CONTRACT = contract.of(REPO)
 
 INJECTION = "Robert'); DROP TABLE customers;--"
 UNICODE_ID = "客户-ü-😀"
@@ -157,7 +161,7 @@ def sort_rows(rows: list[tuple]) -> list[tuple]:
 
 def load_good(rt) -> None:
     with tempfile.TemporaryDirectory() as folder:
-        load_directory(rt.warehouse, write_csvs(Path(folder) / "good", GOOD))
+        load_directory(rt.warehouse, CONTRACT, write_csvs(Path(folder) / "good", GOOD))
 
 
 @pytest.fixture
@@ -172,7 +176,7 @@ def loaded(rt, templates, request):
 
 
 def test_csv_directory_loads_and_round_trips(rt, tmp_path):
-    summary = load_directory(rt.warehouse, write_csvs(tmp_path / "in", GOOD))
+    summary = load_directory(rt.warehouse, CONTRACT, write_csvs(tmp_path / "in", GOOD))
 
     assert summary.rows == {name: len(rows) for name, rows in EXPECTED.items()}
     assert list(summary.rows) == list(TABLES)  # parents first
@@ -213,7 +217,7 @@ def test_parquet_and_gzip_files_load_with_their_types(rt, tmp_path):
     with gzip.open(directory / "offers.csv.gz", "wt", encoding="utf-8") as fh:
         fh.write("offer_id,category,discount_pct,price\nof-1,snacks,10,3.99\n")
 
-    summary = load_directory(rt.warehouse, directory)
+    summary = load_directory(rt.warehouse, CONTRACT, directory)
 
     assert summary.rows == {"offers": 1, "orders": 2, "offer_impressions": 2}
     assert summary.ignored_columns["orders"] == ("source",)
@@ -240,13 +244,15 @@ def test_header_only_file_loads_zero_rows_and_blank_lines_are_skipped(rt, tmp_pa
             "orders.csv": "\ufeff" + ORDERS_HEADER + ORDER_ROW + "\n,,,,,\n\r\n",  # BOM, blanks
         },
     )
-    summary = load_directory(rt.warehouse, directory)
+    summary = load_directory(rt.warehouse, CONTRACT, directory)
     assert summary.rows == {"offers": 0, "orders": 1}
 
 
 def test_replace_swaps_the_given_tables_only(rt, tmp_path, loaded):
     new = {"customers": {**GOOD["customers"], "customer_id": ["n-1", "n-2", "n-3", "n-4"]}}
-    summary = load_directory(rt.warehouse, write_csvs(tmp_path / "new", new), replace=True)
+    summary = load_directory(
+        rt.warehouse, CONTRACT, write_csvs(tmp_path / "new", new), replace=True
+    )
 
     assert summary.replace is True and summary.deleted == {"customers": 4}
     assert [row[0] for row in fetch(rt.warehouse, "customers")] == ["n-1", "n-2", "n-3", "n-4"]
@@ -258,6 +264,7 @@ def test_progress_reports_each_table_up_to_its_total(rt, tmp_path):
     calls: list[tuple[str, int, int]] = []
     load_directory(
         rt.warehouse,
+        CONTRACT,
         write_csvs(tmp_path / "in", GOOD),
         on_progress=lambda *call: calls.append(call),
     )
@@ -277,7 +284,7 @@ def test_primary_key_already_in_warehouse_rolls_back_every_table(rt, tmp_path, l
         },
     )
     with pytest.raises(InputError) as caught:
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
 
     assert not isinstance(caught.value, ValidationFailed)
     assert "orders" in caught.value.message and "nothing was written" in caught.value.message
@@ -298,7 +305,7 @@ def test_a_failure_mid_load_leaves_a_fresh_warehouse_without_tables(rt, tmp_path
 
     monkeypatch.setattr(bulk, "insert_frame", fail_on_orders)
     with pytest.raises(RuntimeError, match="connection lost"):
-        load_directory(rt.warehouse, write_csvs(tmp_path / "in", GOOD))
+        load_directory(rt.warehouse, CONTRACT, write_csvs(tmp_path / "in", GOOD))
     # customers were inserted before orders failed: they, and the CREATE TABLEs, rolled back
     assert not set(TABLES) & set(inspect(rt.warehouse).get_table_names())
 
@@ -306,7 +313,7 @@ def test_a_failure_mid_load_leaves_a_fresh_warehouse_without_tables(rt, tmp_path
 def test_failed_validation_creates_no_tables(rt, tmp_path):
     directory = write_files(tmp_path / "bad", {"orders.csv": ORDERS_HEADER + "o-1,c-1\n"})
     with pytest.raises(ValidationFailed):
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
     assert not set(TABLES) & set(inspect(rt.warehouse).get_table_names())
 
 
@@ -490,7 +497,7 @@ def test_bad_input_is_reported_and_nothing_is_written(rt, tmp_path, loaded, case
     directory = write_files(tmp_path / "bad", files)
 
     with pytest.raises(ValidationFailed) as caught:
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
 
     problems = caught.value.problems
     assert any(expected in problem for problem in problems), problems
@@ -509,7 +516,7 @@ def test_every_problem_is_collected_across_files(rt, tmp_path):
         },
     )
     with pytest.raises(ValidationFailed) as caught:
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
 
     assert caught.value.message == f"6 problems in {directory}; nothing was written"
     assert caught.value.problems == [
@@ -527,7 +534,7 @@ def test_many_bad_rows_are_summarized_and_the_list_is_capped(rt, tmp_path, monke
     rows = "".join(f"o-{n},c-1,bad-{n},completed,1,5\n" for n in range(1, 26))
     directory = write_files(tmp_path / "bad", {"orders.csv": ORDERS_HEADER + rows})
     with pytest.raises(ValidationFailed) as caught:
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
     problems = caught.value.problems
     assert caught.value.message.startswith("25 problems")
     assert len(problems) == 11
@@ -539,7 +546,7 @@ def test_many_bad_rows_are_summarized_and_the_list_is_capped(rt, tmp_path, monke
 
     monkeypatch.setattr(load_problems, "MAX_PROBLEMS", 4)
     with pytest.raises(ValidationFailed) as caught:
-        load_directory(rt.warehouse, directory)
+        load_directory(rt.warehouse, CONTRACT, directory)
     assert caught.value.problems[-1] == "... and 21 more problems"
     assert len(caught.value.problems) == 5
 
@@ -547,10 +554,10 @@ def test_many_bad_rows_are_summarized_and_the_list_is_capped(rt, tmp_path, monke
 def test_a_directory_without_table_files_says_what_is_expected(rt, tmp_path):
     write_files(tmp_path / "empty", {"README.md": "hello"})
     with pytest.raises(InputError, match="no table files") as caught:
-        load_directory(rt.warehouse, tmp_path / "empty")
+        load_directory(rt.warehouse, CONTRACT, tmp_path / "empty")
     assert "customers.csv" in caught.value.hint and ".parquet" in caught.value.hint
     with pytest.raises(InputError, match="not a directory"):
-        load_directory(rt.warehouse, tmp_path / "missing")
+        load_directory(rt.warehouse, CONTRACT, tmp_path / "missing")
 
 
 @pytest.mark.slow
@@ -570,6 +577,6 @@ def test_a_large_orders_file_loads(rt, tmp_path):
     )
     (tmp_path / "big").mkdir()
     frame.to_csv(tmp_path / "big" / "orders.csv", index=False)
-    summary = load_directory(rt.warehouse, tmp_path / "big")
+    summary = load_directory(rt.warehouse, CONTRACT, tmp_path / "big")
     assert summary.rows == {"orders": n}
     assert counts(rt.warehouse)["orders"] == n

@@ -11,7 +11,7 @@ from sqlalchemy import inspect
 
 from mlops.errors import ValidationFailed
 from mlops.warehouse.load import load_directory
-from tests.test_warehouse_load import counts, fetch
+from tests.test_warehouse_load import CONTRACT, counts, fetch
 
 HOSTILE = [
     "'; DROP TABLE support_tickets; --",
@@ -67,7 +67,7 @@ def test_hostile_and_unicode_cells_round_trip_byte_exact(rt, tmp_path):
     rows = [(f"t{n}-{v}", v, v) for n, v in enumerate(values)]
     rows += [(v, "c", "r") for v in values if v != "\\N"]  # "\\N" is t7-\\N's too
     rows.append(("\\N", "\\N", "\\N"))
-    load_directory(rt.warehouse, write_tickets(tmp_path / "in", rows))
+    load_directory(rt.warehouse, CONTRACT, write_tickets(tmp_path / "in", rows))
     got = stored(rt)
     assert len(got) == len(rows)
     for ticket, customer, reason in rows:
@@ -84,7 +84,7 @@ def test_cells_at_the_column_length_load_whatever_their_bytes(rt, tmp_path):
         ("😀" * 128, "𝕏" * 128, "é" * 64),
         ("e\u0301" * 64, "ب" * 128, "\u0301" * 64),
     ]
-    load_directory(rt.warehouse, write_tickets(tmp_path / "in", rows))
+    load_directory(rt.warehouse, CONTRACT, write_tickets(tmp_path / "in", rows))
     got = stored(rt)
     for ticket, customer, reason in rows:
         assert got[ticket] == (customer, reason)
@@ -107,11 +107,13 @@ HUGE = "x" * 1_000_000
     ids=["emoji-id", "rtl-customer", "accents", "combining", "huge-text", "huge-id", "sql"],
 )
 def test_over_long_cells_are_refused_by_file_row_and_column(rt, tmp_path, row, column, length):
-    load_directory(rt.warehouse, write_tickets(tmp_path / "good", [("t0", "c0", "ok")]))
+    load_directory(rt.warehouse, CONTRACT, write_tickets(tmp_path / "good", [("t0", "c0", "ok")]))
     before = counts(rt.warehouse)
     ok = ("t1", "c1", "fine")
     with pytest.raises(ValidationFailed) as caught:
-        load_directory(rt.warehouse, write_tickets(tmp_path / "bad", [ok, row]), replace=True)
+        load_directory(
+            rt.warehouse, CONTRACT, write_tickets(tmp_path / "bad", [ok, row]), replace=True
+        )
     (problem,) = caught.value.problems
     assert problem.startswith(f"support_tickets.csv row 2, column {column}: ")
     assert f"longer than {length} characters" in problem
@@ -129,6 +131,6 @@ def test_a_text_value_spelled_like_the_copy_null_marker_stays_text_next_to_real_
         "d2,,z1,k1,1.5,2025-02-01 10:05:00,2025-02-01 10:45:00,\n",
         encoding="utf-8",
     )
-    load_directory(rt.warehouse, directory)
+    load_directory(rt.warehouse, CONTRACT, directory)
     got = {row[0]: row[1] for row in fetch(rt.warehouse, "deliveries")}
     assert got == {"d1": "\\N", "d2": None}

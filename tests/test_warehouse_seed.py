@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import text
 
 from mlops.errors import InputError
-from mlops.warehouse import schema, seed
-from mlops.warehouse.seed import seed_warehouse
+from mlops.examples.marketplace import seed
+from mlops.examples.marketplace import warehouse as schema
+from mlops.examples.marketplace.seed import seed_warehouse
 
 END = datetime(2026, 3, 1)
 DAYS = 60

@@ -14,6 +14,8 @@ from mlops.runtime import Runtime
 from mlops.specs import sync as specs_sync
 from mlops.store import ingest
 from mlops.store.reset import clear_feature_data
+from mlops.warehouse import contract
+from mlops.warehouse.contract import Samples
 
 Stage = Callable[[str, int, int], None]
 
@@ -40,8 +42,7 @@ class Monitoring:
     ops: object  # ops.OpsCheck
     alerts_opened: int
     report: Path
-    customer_id: str  # a customer and a zone to try the endpoints with
-    zone: str
+    samples: Samples  # what to try the endpoints with (the repository's samples, if any)
 
 
 def check_embedded(settings) -> None:
@@ -57,19 +58,19 @@ def check_embedded(settings) -> None:
 def run(
     rt: Runtime,
     *,
-    customers: int = 5_000,
+    size: int = 5_000,
     days: int = 120,
     seed: int = 42,
     on_stage: Stage | None = None,
     train_models: bool = True,
     monitor: bool = True,
 ) -> QuickstartResult:
-    """Migrate, sync specs, seed the warehouse, backfill history, refresh every job, train,
-    register and promote the three models, then run the monitors once and write the HTML
-    report to ``<home>/report.html``."""
-    from mlops.warehouse.seed import seed_warehouse
+    """Migrate, sync specs, seed the warehouse with the repository's generator (``size``
+    entities), backfill history, refresh every job, train, register and promote every job's
+    model, then run the monitors once and write the HTML report to ``<home>/report.html``."""
     from mlops.warehouse.views import install_views
 
+    generate = contract.require_seed(rt.repo, "mlops quickstart")
     began = time.perf_counter()
     stage = on_stage or (lambda label, done, total: None)
     now = rt.clock.now()
@@ -80,9 +81,9 @@ def run(
     specs_sync.apply(rt.store, plan, now, jobs)
     # A fresh synthetic warehouse: snapshots of an earlier one must not be kept.
     clear_feature_data(rt.store)
-    summary = seed_warehouse(
+    summary = generate(
         rt.warehouse,
-        customers=customers,
+        size=size,
         days=days,
         seed=seed,
         end=now,
@@ -90,7 +91,7 @@ def run(
         on_progress=lambda label, done, total: stage(f"seeding {label}", done, total),
     )
     install_views(rt.warehouse, rt.repo, list(jobs.values()))
-    result = QuickstartResult(migrated, plan, summary.rows)
+    result = QuickstartResult(migrated, plan, dict(summary.rows))
     # Each job's history (the repository's quickstart.history) at its backfill spacing.
     for name, job in jobs.items():
         span, every = job.quickstart_history or DEFAULT_HISTORY, job.default_every
@@ -125,10 +126,7 @@ def run(
 def first_checks(rt: Runtime) -> Monitoring:
     """Every monitor once (accuracy and guardrails have no answers to judge yet, and say so),
     then the report."""
-    from sqlalchemy import func, select
-
     from mlops.monitoring import accuracy, drift, guardrails, ops, report
-    from mlops.warehouse.schema import customers, deliveries
 
     found = drift.check(rt)
     checked = ops.check(rt)
@@ -136,8 +134,7 @@ def first_checks(rt: Runtime) -> Monitoring:
     guardrails.check(rt)
     rt.settings.home.mkdir(parents=True, exist_ok=True)
     written = report.write_report(rt, rt.settings.home / "report.html")
-    with rt.warehouse.connect() as conn:
-        customer = conn.execute(select(func.min(customers.c.customer_id))).scalar_one()
-        zone = conn.execute(select(func.min(deliveries.c.zone))).scalar_one()
+    declared = contract.of(rt.repo)
+    samples = declared.samples(rt.warehouse) if declared and declared.samples else Samples()
     opened = sum(len(r.opened) for r in found) + len(checked.opened)
-    return Monitoring(found, checked, opened, written.path, customer, zone)
+    return Monitoring(found, checked, opened, written.path, samples)

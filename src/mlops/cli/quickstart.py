@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 import typer
 
 from mlops.cli.output import console, progress_bar
 from mlops.cli.runtime import runtime
+from mlops.warehouse.contract import Request
+
+if TYPE_CHECKING:
+    from mlops.repository import Repository
+    from mlops.specs.features import InputSpec
+    from mlops.warehouse.contract import Samples
 
 
 def quickstart(
     ctx: typer.Context,
-    customers: int = typer.Option(5_000, min=100, help="Size of the synthetic warehouse."),
+    size: int = typer.Option(
+        5_000,
+        min=100,
+        help="Size of the synthetic warehouse: entities the repository's generator makes.",
+    ),
     days: int = typer.Option(120, min=30, help="Days of synthetic history."),
     seed: int = typer.Option(42, help="Random seed of the synthetic warehouse."),
     force: bool = typer.Option(
@@ -30,7 +43,7 @@ def quickstart(
     if not force:
         qs.check_embedded(rt.settings)
     with progress_bar("quickstart") as bar:
-        result = qs.run(rt, customers=customers, days=days, seed=seed, on_stage=bar.stage)
+        result = qs.run(rt, size=size, days=days, seed=seed, on_stage=bar.stage)
     print_reports(result.ingestion)
     seeded = ", ".join(f"{n} {c:,}" for n, c in result.seeded.items())
     console.print(f"warehouse: {seeded}")
@@ -49,7 +62,7 @@ def quickstart(
         print_comparison(report, SHOWN[rt.repo.job(report.job).kind])
     print_summary(result.training)
     if result.monitoring:
-        print_next(rt.settings, result.monitoring, serving=serve)
+        print_next(rt.settings, rt.repo, result.monitoring.samples, serving=serve)
     if serve:
         from mlops.cli.serve import serve as serve_command
 
@@ -65,21 +78,43 @@ def print_monitoring(found) -> None:
     console.print(f"report: {found.report} (open it in a browser; the service has /dashboard)")
 
 
-def print_next(settings, found, *, serving: bool) -> None:
+def print_next(settings, repo: Repository, samples: Samples, *, serving: bool) -> None:
+    """The commands to try: the repository's own requests, then each job's generic route."""
     base = f"http://{settings.serve_host}:{settings.serve_port}"
-    json = "-H 'content-type: application/json' -d"
-    compose = (
-        f'{{"customer_id": "{found.customer_id}", '
-        '"cart": [{"category": "grocery", "quantity": 2, "unit_price": 4.5}]}'
-    )
-    eta = f'{{"zone": "{found.zone}", "distance_km": 3.2, "item_count": 2}}'
     console.print("next:" if not serving else "serving now; try:", style="bold")
     if not serving:
         console.print("  mlops serve            (or `mlops quickstart --serve` next time)")
-    for line in (
-        f"curl {base}/v1/customers/{found.customer_id}/dossier",
-        f"curl {base}/v1/orders/compose {json} '{compose}'",
-        f"curl {base}/v1/deliveries/eta {json} '{eta}'",
-        f"open {base}/docs and {base}/dashboard",
-    ):
+    lines = [curl(base, request) for request in samples.requests]
+    for job in repo.jobs.values():
+        body = {"entity_id": samples.entities.get(job.name, f"<{job.entity} id>")}
+        given = samples.inputs.get(job.name, {})
+        body["inputs"] = {
+            spec.name: given.get(spec.name, _placeholder(spec))
+            for spec in job.inputs
+            if spec.derive is None
+        }
+        route = Request("POST", f"/v1/jobs/{job.name}/predict", body)
+        lines.append(curl(base, route, explicit=True))
+    lines.append(f"open {base}/docs and {base}/dashboard")
+    for line in lines:
         console.print(f"  {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+def curl(base: str, request: Request, *, explicit: bool = False) -> str:
+    """The request as a curl command line: a JSON body if it has one, ``-X`` when its method
+    is not curl's default (GET, or POST with a body) or ``explicit``."""
+    default = "GET" if request.body is None else "POST"
+    method = f"-X {request.method} " if explicit or request.method != default else ""
+    line = f"curl {method}{base}{request.path}"
+    if request.body is None:
+        return line
+    body = json.dumps(request.body).replace("'", "'\\''")  # inside single quotes for the shell
+    return f"{line} -H 'content-type: application/json' -d '{body}'"
+
+
+def _placeholder(spec: InputSpec) -> object:
+    """An in-range value of the input's type, for a job whose repository gives no sample."""
+    if spec.dtype == "category":
+        return f"<{spec.name}>"
+    low = spec.min_value if spec.min_value is not None else 0
+    return int(low) if spec.dtype == "int" else float(low)

@@ -28,6 +28,7 @@ from mlops.repository.repo import Repository
 from mlops.repository.yaml_lines import Document, syntax_line
 from mlops.specs.features import FeatureSpec, InputSpec, JobSpec, LabelSpec
 from mlops.training.heuristics import Heuristic
+from mlops.warehouse import contract
 
 REPOSITORY_FILE = "repository.yaml"
 HEURISTICS_FILE = "heuristics.py"
@@ -91,9 +92,12 @@ def load(
         else:
             jobs = dict(sorted(jobs.items(), key=lambda kv: order.get(kv[0], len(order))))
     if head is not None:
-        for module in (head.serving, head.warehouse):
-            if module is not None:
-                import_module(path, module, problems)
+        if head.serving is not None:
+            import_module(path, head.serving, problems)
+        if head.warehouse is not None:
+            imported = import_module(path, head.warehouse, problems)
+            if imported is not None:
+                contract.check(imported, f"{head.warehouse}.py", problems)
     if problems or head is None:
         raise RepositoryInvalid(
             f"the feature repository at {path} has {len(problems)} problem"

@@ -23,7 +23,7 @@ from mlops.specs.features import JobSpec
 from mlops.store import compute, runs, writes
 from mlops.store.stats import FeatureStats, new_stats
 from mlops.store.validate import validate
-from mlops.warehouse.schema import require_tables
+from mlops.warehouse.contract import require_tables
 
 REFRESH, BACKFILL = "refresh", "backfill"
 
@@ -118,7 +118,7 @@ def _ingest(
     on_progress: Progress | None,
 ) -> IngestReport:
     migrate.require_current(rt.store)
-    require_tables(rt.warehouse)
+    require_tables(rt.warehouse, rt.repo)
     began = time.perf_counter()
     done = _ingested_points(rt, job, points)
     todo = [p for p in points if p not in done]

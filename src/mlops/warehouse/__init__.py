@@ -1,1 +1,1 @@
-"""The warehouse: raw tables, the synthetic generator, the loader and the feature views."""
+"""The warehouse: the repository's contract, the loader, bulk writes and the feature views."""

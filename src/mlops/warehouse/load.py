@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, Table
 
 from mlops.errors import InputError, ValidationFailed
+from mlops.warehouse.contract import Contract, analyze
 from mlops.warehouse.load_formats import read_csv, read_parquet
 from mlops.warehouse.load_problems import Problems
 from mlops.warehouse.load_validation import validate
 from mlops.warehouse.load_writing import write_tables
-from mlops.warehouse.schema import TABLES, analyze
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -49,20 +49,23 @@ class LoadSummary:
 
 def load_directory(
     engine: Engine,
+    contract: Contract,
     directory: Path,
     *,
     replace: bool = False,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> LoadSummary:
-    """Validate every ``<table>.csv|.csv.gz|.parquet`` in ``directory``, then write them in one
-    transaction; raise ValidationFailed (nothing written) or InputError (rolled back)."""
+    """Validate every ``<table>.csv|.csv.gz|.parquet`` in ``directory`` against the tables and
+    rules of ``contract``, then write them in one transaction; raise ValidationFailed (nothing
+    written) or InputError (rolled back)."""
+    tables = contract.tables
     directory = Path(directory)
     if not directory.is_dir():
         raise InputError(f"{directory} is not a directory", "give the folder holding the files")
     problems = Problems()
-    files = _find_files(directory, problems)
+    files = _find_files(directory, tables, problems)
     if not files and not problems.total:
-        expected = ", ".join(f"{name}.csv" for name in TABLES)
+        expected = ", ".join(f"{name}.csv" for name in tables)
         raise InputError(
             f"no table files in {directory}",
             f"expected one or more of {expected} (or .csv.gz, .parquet)",
@@ -70,7 +73,7 @@ def load_directory(
     frames: dict[str, pd.DataFrame] = {}
     ignored: dict[str, tuple[str, ...]] = {}
     for name, path in files.items():
-        result = _read_file(path, TABLES[name], problems)
+        result = _read_file(path, tables[name], contract, problems)
         if result is not None:
             frames[name], ignored[name] = result
     if problems.total:
@@ -80,9 +83,9 @@ def load_directory(
             problems.lines(),
             hint=f"fix the files and run again; {ROW_NUMBERS}",
         )
-    ordered = {name: frames[name] for name in TABLES if name in frames}
-    deleted = write_tables(engine, ordered, replace=replace, on_progress=on_progress)
-    analyze(engine)
+    ordered = {name: frames[name] for name in tables if name in frames}
+    deleted = write_tables(engine, contract, ordered, replace=replace, on_progress=on_progress)
+    analyze(engine, ordered)
     return LoadSummary(
         directory=directory,
         rows={name: len(frame) for name, frame in ordered.items()},
@@ -96,9 +99,11 @@ def load_directory(
 # --- finding the files ------------------------------------------------------------------------
 
 
-def _find_files(directory: Path, problems: Problems) -> dict[str, Path]:
+def _find_files(
+    directory: Path, tables: Mapping[str, Table], problems: Problems
+) -> dict[str, Path]:
     found: dict[str, list[Path]] = {}
-    known = ", ".join(TABLES)
+    known = ", ".join(tables)
     for entry in sorted(directory.iterdir()):
         if entry.name.startswith(".") or not entry.is_file():
             continue
@@ -106,15 +111,15 @@ def _find_files(directory: Path, problems: Problems) -> dict[str, Path]:
         suffix = next((s for s in SUFFIXES if lower.endswith(s)), None)
         if suffix is None:
             stem = lower.split(".", 1)[0]
-            if stem in TABLES:  # most likely meant as data: say so rather than skip it quietly
+            if stem in tables:  # most likely meant as data: say so rather than skip it quietly
                 problems.add(
                     f"{entry.name}: unsupported format; "
                     f"name it {stem}.csv, {stem}.csv.gz or {stem}.parquet"
                 )
             continue
         stem = lower[: -len(suffix)]
-        if stem not in TABLES:
-            close = difflib.get_close_matches(stem, TABLES, n=1)
+        if stem not in tables:
+            close = difflib.get_close_matches(stem, list(tables), n=1)
             guess = f" (did you mean {close[0]}{suffix}?)" if close else ""
             problems.add(f"{entry.name}: no raw table named {stem!r}{guess}; known tables: {known}")
             continue
@@ -133,7 +138,7 @@ def _find_files(directory: Path, problems: Problems) -> dict[str, Path]:
 
 
 def _read_file(
-    path: Path, table: Table, problems: Problems
+    path: Path, table: Table, contract: Contract, problems: Problems
 ) -> tuple[pd.DataFrame, tuple[str, ...]] | None:
     """The table's columns converted and validated, and the ignored extra columns; None if bad."""
     before = problems.total
@@ -149,5 +154,5 @@ def _read_file(
         for i, name in enumerate(header)
         if name not in table.columns
     )
-    frame = validate(path.name, table, raw, header, problems)
+    frame = validate(path.name, table, raw, header, problems, contract.allowed_values)
     return (frame, ignored) if problems.total == before else None

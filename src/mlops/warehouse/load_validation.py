@@ -5,6 +5,7 @@ found before anything is written."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, DateTime, Float, Integer, Numeric, Table
@@ -17,16 +18,20 @@ if TYPE_CHECKING:
 
 TRUE_WORDS = ("true", "t", "1", "yes")
 FALSE_WORDS = ("false", "f", "0", "no")
-ALLOWED_VALUES: dict[tuple[str, str], tuple[str, ...]] = {
-    ("orders", "status"): ("completed", "cancelled"),
-}
 INT32 = 2**31 - 1  # INTEGER is 4 bytes on PostgreSQL; SQLite would take more, so check here
 
 
 def validate(
-    file: str, table: Table, raw: pd.DataFrame, header: list[str], problems: Problems
+    file: str,
+    table: Table,
+    raw: pd.DataFrame,
+    header: list[str],
+    problems: Problems,
+    allowed_values: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """The table's columns converted for insert_frame; every problem found goes to ``problems``."""
+    """The table's columns converted for insert_frame; every problem found goes to ``problems``.
+    ``allowed_values`` (the contract's, by (table, column)) limits what a text column holds."""
+    allowed = allowed_values or {}
     import pandas as pd
 
     converted: dict[str, pd.Series] = {}
@@ -42,7 +47,7 @@ def validate(
         if name not in raw.columns:  # a Parquet column of an unsupported type, reported
             continue
         series = raw[name]
-        values, null, checks = _convert(series, column)
+        values, null, checks = _convert(series, column, allowed.get((table.name, name)))
         if values is None:
             stored = raw.attrs.get("parquet_types", {}).get(name, series.dtype)
             kind = kind_name(column)
@@ -86,7 +91,9 @@ def kind_name(column) -> str:
     return "text"
 
 
-def _convert(series: pd.Series, column) -> tuple[pd.Series | None, pd.Series, list]:
+def _convert(
+    series: pd.Series, column, allowed: Sequence[str] | None = None
+) -> tuple[pd.Series | None, pd.Series, list]:
     """(values ready to insert, null mask, [(bad mask, label)]); values None if the type is wrong.
 
     CSV columns arrive as strings; Parquet columns may already be typed."""
@@ -111,7 +118,7 @@ def _convert(series: pd.Series, column) -> tuple[pd.Series | None, pd.Series, li
         if not pd.api.types.is_integer_dtype(series):
             return None, null, []
         series = series.astype("str")  # integer ids stored as numbers: their decimal text
-    return _text(series, null, column)
+    return _text(series, null, column, allowed)
 
 
 def _arrow_cast(clean: pd.Series, to: pa.DataType) -> pd.Series | None:
@@ -209,7 +216,7 @@ def _numbers(series, clean, null, kind):
     return values, null, checks
 
 
-def _text(series, null, column):
+def _text(series, null, column, allowed: Sequence[str] | None):
     checks = []
     length = getattr(column.type, "length", None)
     if length:
@@ -220,7 +227,6 @@ def _text(series, null, column):
             "contains a NUL character (PostgreSQL cannot store it)",
         )
     )
-    allowed = ALLOWED_VALUES.get((column.table.name, column.name))
     if allowed:
         label = "not one of " + ", ".join(repr(v) for v in allowed)
         checks.append((~null & ~series.isin(allowed), label))

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
 from mlops.errors import InputError
-from mlops.warehouse.schema import TABLES, metadata
+from mlops.warehouse.contract import Contract
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 def write_tables(
     engine: Engine,
+    contract: Contract,
     frames: dict[str, pd.DataFrame],
     *,
     replace: bool,
@@ -36,10 +37,10 @@ def write_tables(
                 # pysqlite only opens its transaction at the first INSERT: begin it here so that
                 # the CREATE TABLE and DELETE statements roll back with the rows on failure.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
-            metadata.create_all(conn)
+            contract.metadata.create_all(conn)
             if replace:
                 for name in frames:
-                    deleted[name] = conn.execute(TABLES[name].delete()).rowcount
+                    deleted[name] = conn.execute(contract.tables[name].delete()).rowcount
             for name, frame in frames.items():
                 current = name
                 total, done = len(frame), 0
@@ -52,7 +53,7 @@ def write_tables(
                     if on_progress:
                         on_progress(name, done, total)
 
-                insert_frame(conn, TABLES[name], frame.reset_index(drop=True), advance)
+                insert_frame(conn, contract.tables[name], frame.reset_index(drop=True), advance)
     except Exception as exc:
         rejected = _rejected_by_database(exc) if current else None
         if rejected is None:

@@ -18,7 +18,8 @@ from mlops.db.connections import ThreadConnections
 from mlops.db.types import Timestamp
 from mlops.errors import brief
 from mlops.serving.memo import NotInMemory
-from mlops.warehouse import schema as wh
+
+from . import warehouse as wh
 
 
 @dataclass(frozen=True)

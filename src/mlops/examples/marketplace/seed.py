@@ -18,11 +18,13 @@ from sqlalchemy import Connection, Engine, text
 
 from mlops.clock import to_utc_naive
 from mlops.errors import InputError
-from mlops.warehouse import schema
 from mlops.warehouse.bulk import insert_frame
-from mlops.warehouse.seed_customers import Customers, simulate_day
-from mlops.warehouse.seed_frames import Buffer, Counters
-from mlops.warehouse.seed_world import (
+from mlops.warehouse.contract import analyze
+
+from . import warehouse as schema
+from .seed_customers import Customers, simulate_day
+from .seed_frames import Buffer, Counters
+from .seed_world import (
     DAY,
     PLANS,
     REGIONS,
@@ -65,9 +67,7 @@ def seed_warehouse(
     """Generate ``days`` of history before ``end`` (UTC) for ``customers`` customers, all or
     nothing; the same arguments give the same rows. Progress: ``("customers", done, total)``."""
     if customers < 1 or days < 1:
-        raise InputError(
-            "customers and days must be at least 1", "e.g. --customers 5000 --days 120"
-        )
+        raise InputError("customers and days must be at least 1", "e.g. --size 5000 --days 120")
     if seed < 0:
         raise InputError(f"seed must be >= 0, got {seed}", "use e.g. --seed 42")
     end = to_utc_naive(end)
@@ -93,7 +93,7 @@ def seed_warehouse(
             for name, frame in frames:
                 rows[name] += insert_frame(conn, name, frame)
             report(first + n)
-    schema.analyze(engine)
+    analyze(engine, schema.TABLES)
     return SeedSummary(rows, customers, days, seed, start, end)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlops.warehouse.seed_world import (
+from .seed_world import (
     CATEGORIES,
     DAY,
     HOUR_P,

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlops.warehouse.seed_customers import Day
-from mlops.warehouse.seed_world import OFFER_IDS, REASONS, ZONES, World
+from .seed_customers import Day
+from .seed_world import OFFER_IDS, REASONS, ZONES, World
 
 
 @dataclass
