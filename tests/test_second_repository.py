@@ -1,6 +1,7 @@
 """A second, tiny repository (tests/repos/library): its own warehouse tables with names and
-columns the marketplace never uses, one job the engine has no code for, end to end: specs,
-views, backfill, training and promotion, the generic route, and the fallback."""
+columns the marketplace never uses, one job the engine has no code for, end to end: the plan
+applied (specs, view, schedule, model), backfill, training and promotion, the generic route
+and the fallback."""
 
 from __future__ import annotations
 
@@ -13,12 +14,11 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
 from mlops.db import migrate
 from mlops.db.types import Timestamp
+from mlops.repository import apply, plan
 from mlops.runtime import Runtime
 from mlops.serving.service import Service
-from mlops.specs import sync as specs_sync
 from mlops.store import ingest
 from mlops.training.train import train
-from mlops.warehouse.views import install_views
 from tests.conftest import NOW
 
 LIBRARY = Path(__file__).parent / "repos" / "library"
@@ -27,7 +27,7 @@ DAYS = 150
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
 
-def _library_warehouse(engine, members: int = 400, seed: int = 7) -> None:
+def _library_warehouse(engine, members: int = 300, seed: int = 7) -> None:
     """Members who join over the period and borrow at a rate of their own that fades for some
     (those lapse): the label is learnable and the rule is a fair baseline."""
     meta = MetaData()
@@ -36,6 +36,7 @@ def _library_warehouse(engine, members: int = 400, seed: int = 7) -> None:
         meta,
         Column("member_no", String(16), primary_key=True),
         Column("joined", Timestamp),
+        Column("home_branch", String(16)),
     )
     loans = Table(
         "loans",
@@ -51,7 +52,8 @@ def _library_warehouse(engine, members: int = 400, seed: int = 7) -> None:
     for i in range(members):
         member = f"M{i:04d}"
         joined = start + timedelta(days=float(rng.uniform(0, DAYS / 3)))
-        people_rows.append({"member_no": member, "joined": joined})
+        branch = ("north", "south")[i % 2]
+        people_rows.append({"member_no": member, "joined": joined, "home_branch": branch})
         rate = rng.uniform(0.02, 0.4)  # loans a day
         fades_at = joined + timedelta(days=float(rng.uniform(10, DAYS * 1.5)))
         day = joined
@@ -70,11 +72,18 @@ def test_a_repository_with_its_own_tables_runs_end_to_end(settings, clock):
         assert rt.repo.names == ("lapse",)
         migrate.upgrade(rt.store)
         jobs = rt.repo.jobs
-        specs_sync.apply(rt.store, specs_sync.plan(rt.store, jobs), NOW, jobs)
         _library_warehouse(rt.warehouse)
-        install_views(rt.warehouse, rt.repo, list(jobs.values()))
+        planned = plan.compute(rt)
+        assert {(i.kind, i.action) for i in planned.items} == {
+            ("spec", "added"),
+            ("view", "added"),
+            ("schedule", "added"),
+            ("model", "added"),
+        }
+        apply.apply(rt, planned)
+        assert plan.compute(rt).empty
         backfilled = ingest.backfill(
-            rt, "lapse", start=NOW - timedelta(days=100), end=NOW, every=timedelta(days=1)
+            rt, "lapse", start=NOW - timedelta(days=70), end=NOW, every=timedelta(days=1)
         )
         assert backfilled.status == "succeeded", backfilled.error
         assert ingest.refresh(rt, "lapse").status == "succeeded"

@@ -1,7 +1,9 @@
--- label = 1 when a member who joined before as_of takes no loan in the 14 days after it.
+-- label = 1 when a member who joined before as_of takes no loan in the 14 days after it;
+-- with the member's home branch, the request-time input.
 SELECT
     g.as_of,
     m.member_no,
+    m.home_branch AS branch,
     CASE WHEN EXISTS (
         SELECT 1 FROM loans l
         WHERE l.borrower = m.member_no AND l.taken >= g.as_of AND l.taken < g.until_14d
