@@ -115,10 +115,25 @@ def _zone_speed(zone: Any, default: float, speeds: Mapping[str, float]) -> float
     return float(speed) if speed is not None and speed > 0 else default
 
 
-def spend_run_rate(spend_30d: Any, spend_90d: Any, *, recent_weight: float) -> Any:
-    """Next 30 days' spend: the last 30 days' spend blended with the 90-day monthly average
-    (``recent_weight`` on the recent month). A missing figure counts as no spend."""
-    recent, quarter = values(spend_30d), values(spend_90d)
-    recent = where(isnan(recent), 0.0, clip(recent, 0.0, math.inf))
-    monthly = where(isnan(quarter), 0.0, clip(quarter, 0.0, math.inf)) / 3.0
-    return out(recent_weight * recent + (1.0 - recent_weight) * monthly)
+def ticket_risk(
+    orders_30d: Any,
+    late_30d: Any,
+    cancelled_30d: Any,
+    tickets_90d: Any,
+    *,
+    base: float,
+    per_order: float,
+    per_late: float,
+    per_cancel: float,
+    per_ticket: float,
+) -> Any:
+    """Probability of a support ticket in the next 14 days: log-odds ``base`` plus a weight
+    per order, late delivery and cancellation of the last 30 days (each order is a chance to
+    be let down) and per ticket of the last 90 (who complained complains again). A missing
+    count counts as none."""
+    orders, late, cancelled, tickets = (
+        where(isnan(v), 0.0, clip(v, 0.0, 100.0))
+        for v in (values(orders_30d), values(late_30d), values(cancelled_30d), values(tickets_90d))
+    )
+    z = base + per_order * orders + per_late * late + per_cancel * cancelled
+    return out(clip(sigmoid(z + per_ticket * tickets), EPS, 1.0 - EPS))
