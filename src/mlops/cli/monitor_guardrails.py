@@ -25,7 +25,7 @@ def guardrails_command(
     from rich.table import Table
 
     from mlops.cli.output import console, parse_since
-    from mlops.monitoring import guardrails
+    from mlops.monitoring import guardrails, job_settings
 
     rt = ready(ctx)
     found = guardrails.check(rt, job, since=parse_since(since, rt.clock.now()))
@@ -69,7 +69,7 @@ def guardrails_command(
         highlight=False,
     )
     for g in found:
-        if g.decision == "breach" and not rt.settings.auto_fallback.get(g.job, False):
+        if g.decision == "breach" and not job_settings.auto_fallback(rt, g.job):
             console.print(f"  {g.job}: auto fallback off, the model still answers")
     if tripped:
         console.print(f"  {CLEAR_TRIPS}")
