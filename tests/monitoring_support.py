@@ -24,7 +24,7 @@ def log_predictions(rt, rows: list[dict], *, version: int = 3) -> None:
         writer.add(
             {
                 "request_id": f"r{i}",
-                "endpoint": ENDPOINTS[row["job"]],
+                "endpoint": ENDPOINTS.get(row["job"], row["job"]),
                 "subject_id": None,
                 "source": source,
                 "reason": None,
