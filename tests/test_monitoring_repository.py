@@ -17,7 +17,7 @@ from mlops.repository.scaffold import init
 from mlops.runtime import Runtime
 from mlops.warehouse import schema as wh
 from tests.conftest import NOW
-from tests.monitoring_support import delivery, load, log_predictions
+from tests.monitoring_support import delivery, load, log_predictions, order
 from tests.repo_support import JOBS
 
 
@@ -84,13 +84,67 @@ def test_invalid_outcome_and_guardrail_declarations_name_file_and_line(tmp_path)
     assert f"jobs/eta.yaml:{line}: guardrail: sql and column go together" in problems
 
 
-def test_a_snapshot_label_is_no_outcome_without_its_own_sql(tmp_path):
+def test_a_snapshot_outcome_takes_no_event_matching(tmp_path):
     root = _copy(tmp_path)
     churn = root / "jobs" / "churn.yaml"
     _edit(churn, "  sql: outcomes_churn\n", "")
     (problem,) = _problems(root)
     assert problem.startswith(f"jobs/churn.yaml:{_line_of(churn, 'outcome:')}: outcome: a snapshot")
-    assert "name an event SQL in outcome.sql" in problem
+    assert "name it in outcome.sql, or remove them" in problem
+
+
+def test_a_snapshot_job_without_an_outcome_is_labelled_by_its_scored_snapshot(tmp_path, migrated):
+    """Without outcomes_churn, churn's predictions get labels_churn's label of the snapshot they
+    were scored from: the label training gives that customer and as_of."""
+    root = _copy(tmp_path)
+    churn = root / "jobs" / "churn.yaml"
+    text = churn.read_text()
+    start, end = text.index("# Accuracy in production"), text.index("# A/B guardrail")
+    churn.write_text(text[:start] + text[end:])
+    (root / "sql" / "outcomes_churn.sql").unlink()
+    rt = Runtime(settings=migrated.settings.model_copy(update={"repo": root}), clock=migrated.clock)
+    try:
+        assert rt.repo.job("churn").outcome.kind == "snapshot"
+        wh.create_tables(rt.warehouse)
+        snap = NOW - timedelta(days=40)
+        load(
+            rt,
+            wh.customers,
+            [
+                {"customer_id": c, "signup_at": NOW - timedelta(days=400)}
+                | {"region": "north", "plan": "basic"}
+                for c in ("stays", "leaves", "asleep")
+            ],
+        )
+        load(
+            rt,
+            wh.orders,
+            [
+                order("o1", "stays", snap - timedelta(days=10)),
+                order("o2", "leaves", snap - timedelta(days=20)),
+                order("o3", "stays", snap + timedelta(days=3)),  # back within 30 days
+                order("o4", "asleep", snap - timedelta(days=200)),  # not active: no label
+            ],
+        )
+        at = {"features_computed_at": snap, "logged_at": snap + timedelta(hours=3)}
+        log_predictions(
+            rt,
+            [
+                {"job": "churn", "entity_id": "stays", "prediction": 0.2} | at,
+                {"job": "churn", "entity_id": "leaves", "prediction": 0.9} | at,
+                {"job": "churn", "entity_id": "asleep", "prediction": 0.5} | at,
+                # Scored without stored features: no snapshot, no label.
+                {"job": "churn", "entity_id": "leaves", "prediction": 0.4}
+                | {"logged_at": snap + timedelta(hours=4)},
+                # Its snapshot's 30 days have not passed: not due.
+                {"job": "churn", "entity_id": "stays", "prediction": 0.3}
+                | {"features_computed_at": NOW - timedelta(days=10), "logged_at": NOW},
+            ],
+        )
+        frame = labelling.labelled(rt, "churn")
+        assert dict(zip(frame.entity_id, frame.label, strict=True)) == {"stays": 0.0, "leaves": 1.0}
+    finally:
+        rt.close()
 
 
 def test_per_job_settings_override_the_declarations_and_must_name_jobs(tmp_path, migrated):

@@ -33,8 +33,13 @@ def guardrails_command(
     table = Table(
         title=f"A/B guardrails (one-sided, alpha {s.guardrail_alpha:g}, "
         f"at least {s.guardrail_min_sample:,} per arm)",
-        caption="difference = treatment - control; acceptance and retention: higher is "
-        "better; late share: lower is better",
+        caption="difference = treatment - control; "
+        + "; ".join(
+            dict.fromkeys(
+                f"{g.metric.name}: {'higher' if g.metric.higher_is_better else 'lower'} is better"
+                for g in found
+            )
+        ),
         box=box.SIMPLE_HEAD,
     )
     for name in ("job", "metric", "control (n)", "treatment (n)"):

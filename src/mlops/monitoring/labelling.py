@@ -13,6 +13,11 @@ own: ``event_time``, the entity key, ``label`` and the ``subject`` column when d
 - without ``within``: the row of the prediction's subject (its own event, e.g. a delivery),
   whenever it happened, once the SQL returns it (``:now`` says what has happened by now).
 
+A job whose label is a snapshot label and that names no outcome SQL gets its label SQL's label
+of the snapshot each prediction was scored from (``features_computed_at``), once the label's
+horizon past it has passed: the label training would have given that row. Predictions scored
+without stored features, or for entities outside the label's population, have no label.
+
 Predictions logged without a subject have no label when the outcome names a subject column.
 
 The prediction log lives in the store and the outcomes in the warehouse, which may be another
@@ -71,7 +76,10 @@ def labelled(
     preds = _predictions(rt, spec.name, rule, since, until, now)
     if preds.empty:
         return _empty()
-    frame = _match(preds, _outcomes(rt, spec, rule, preds, now), rule)
+    if rule.kind == "snapshot":
+        frame = _match_snapshots(rt, spec, preds)
+    else:
+        frame = _match(preds, _outcomes(rt, spec, rule, preds, now), rule)
     frame["job"] = spec.name
     frame = frame.sort_values(["logged_at", "prediction_id"], kind="stable")
     return frame[list(LABELLED_COLUMNS)].astype(_TYPED).reset_index(drop=True)
@@ -130,6 +138,7 @@ def _predictions(
         t.c.reason,
         t.c.arm,
         t.c.model_version,
+        t.c.features_computed_at,
     ).where(t.c.job == bindparam("job"))
     params: dict[str, Any] = {"job": job}
     if since is not None:
@@ -138,13 +147,18 @@ def _predictions(
     if until is not None:
         query = query.where(t.c.logged_at < bindparam("until"))
         params["until"] = until
-    if rule.within is not None:  # due once the window has closed
+    if rule.kind == "snapshot":  # due once the snapshot's label horizon has passed
+        query = query.where(t.c.features_computed_at <= bindparam("due"))
+        params["due"] = now - rule.settles
+    elif rule.within is not None:  # due once the window has closed
         query = query.where(t.c.logged_at <= bindparam("due"))
         params["due"] = now - rule.within
     if rule.subject is not None:
         query = query.where(t.c.subject_id.is_not(None))
     frame = _select_frame(rt, query, params)
     frame["logged_at"] = _timestamps(frame["logged_at"])
+    computed = frame["features_computed_at"]
+    frame["features_computed_at"] = _timestamps(computed.dropna()).reindex(computed.index)
     return frame
 
 
@@ -231,6 +245,33 @@ def _outcomes(
     import pandas as pd
 
     return pd.DataFrame(out)
+
+
+def _match_snapshots(rt: Runtime, job: JobSpec, preds: pd.DataFrame) -> pd.DataFrame:
+    """Each prediction with the label its snapshot (``features_computed_at``, the as_of of the
+    features it was scored from) has in the job's snapshot label SQL: what training would
+    have labelled that row. Entities outside the label's population have no label."""
+    import pandas as pd
+
+    from mlops.warehouse import views
+
+    points = [p.to_pydatetime() for p in sorted(preds["features_computed_at"].unique())]
+    with rt.warehouse.connect() as conn:
+        rows = views.run_over_grid(conn, rt.repo.sql(job.label.sql), points, rt.repo.windows)
+    missing = [c for c in ("as_of", job.entity_key, "label") if c not in rows.columns]
+    if missing:
+        raise NotReadyError(
+            f"sql/{job.label.sql}.sql does not return {', '.join(missing)}",
+            f"a snapshot label returns as_of, {job.entity_key} and label",
+        )
+    labels = pd.DataFrame(
+        {
+            "features_computed_at": _event_times(rows["as_of"]),
+            "entity_id": rows[job.entity_key].astype(str),
+            "label": rows["label"].astype("float64"),
+        }
+    ).drop_duplicates(["features_computed_at", "entity_id"])
+    return preds.merge(labels, on=["features_computed_at", "entity_id"], how="inner")
 
 
 def _match(preds: pd.DataFrame, outcomes: pd.DataFrame, rule: OutcomeSpec) -> pd.DataFrame:

@@ -107,9 +107,10 @@ class HeuristicDecl(Strict):
 class OutcomeDecl(Strict):
     """How the accuracy monitor meets a logged prediction with what happened. The rows come
     from an event SQL (``:start``, ``:end``, ``:now``; returning ``event_time``, the entity key
-    and ``label``): the job's event label unless ``sql`` names another."""
+    and ``label``): the job's event label unless ``sql`` names another. A snapshot label needs
+    no outcome: each prediction gets the label of the snapshot it was scored from."""
 
-    # sql/<sql>.sql; default the job's label SQL (which must then be an event label).
+    # sql/<sql>.sql; default the job's label SQL.
     sql: str | None = Field(None, pattern=SQL_NAME)
     # The SQL's column that the logged subject_id is (the offer shown, the delivery): rows are
     # matched on it too, and predictions logged without one have no label.

@@ -254,22 +254,25 @@ def _check_monitoring(
     outcome = decl.outcome
     if outcome is not None:
         sql_exists(("outcome", "sql"), outcome.sql)
-        if outcome.sql is None and decl.label.kind != "event":
+        snapshot = outcome.sql is None and decl.label.kind == "snapshot"
+        if snapshot and (outcome.within or outcome.subject or outcome.otherwise is not None):
             problem(
                 ("outcome",),
-                "a snapshot label cannot label a logged prediction (it is computed per as_of "
-                "point and population): name an event SQL in outcome.sql",
+                "a snapshot label labels each prediction by the snapshot it was scored from: "
+                "within, subject and otherwise are for an event SQL (name it in outcome.sql, "
+                "or remove them)",
             )
-        if outcome.within is None and outcome.subject is None:
+        if not snapshot and outcome.within is None and outcome.subject is None:
             problem(
                 ("outcome",),
                 "say how a prediction meets its outcome: within (the first row of the entity "
                 "after the prediction, e.g. within: 1d) or subject (the column the logged "
                 "subject id is)",
             )
-        if outcome.otherwise is not None and outcome.within is None:
+        if outcome.otherwise is not None and outcome.within is None and not snapshot:
             problem(
-                ("outcome", "otherwise"), "labels a prediction no row came for within: add within"
+                ("outcome", "otherwise"),
+                "labels a prediction no row came for within the window: add within",
             )
     guardrail = decl.guardrail
     if guardrail is not None:
@@ -281,7 +284,7 @@ def _check_monitoring(
             )
         if guardrail.unit == "subject" and (outcome is None or outcome.subject is None):
             problem(("guardrail", "unit"), "a subject unit needs outcome.subject: declare it")
-        if outcome is None and guardrail.sql is None:
+        if outcome is None and guardrail.sql is None and decl.label.kind == "event":
             problem(("guardrail",), "hits come from labelled predictions: declare outcome")
     return len(problems) == before
 
@@ -305,11 +308,15 @@ def _check_overrides(
 
 
 def _outcome(decl: JobFile) -> OutcomeSpec | None:
-    o = decl.outcome
+    """The declared outcome; a snapshot label is its own outcome unless another is declared."""
+    o, label = decl.outcome, decl.label
+    if (o is None or o.sql is None) and label.kind == "snapshot":
+        settles = (o.settles if o else None) or label.horizon
+        return OutcomeSpec(sql=label.sql, kind="snapshot", settles=settles)
     if o is None:
         return None
     return OutcomeSpec(
-        sql=o.sql or decl.label.sql,
+        sql=o.sql or label.sql,
         subject=o.subject,
         within=o.within,
         otherwise=o.otherwise,

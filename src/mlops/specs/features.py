@@ -78,13 +78,16 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class OutcomeSpec:
-    """How a logged prediction meets what happened (see ``monitoring/labelling.py``): rows of
-    ``sql`` (an event SQL), matched on the entity and ``subject`` column, the first in
-    ``[logged_at, logged_at + within)``, or the subject's own row when ``within`` is None;
-    ``otherwise`` labels a prediction no row came for; ``settles`` is how long after a
-    period until its labels are all in."""
+    """How a logged prediction meets what happened (see ``monitoring/labelling.py``).
+
+    ``event``: rows of ``sql`` (an event SQL), matched on the entity and ``subject`` column,
+    the first in ``[logged_at, logged_at + within)``, or the subject's own row when ``within``
+    is None; ``otherwise`` labels a prediction no row came for. ``snapshot``: the job's
+    snapshot label SQL, run over the snapshots the predictions were scored from. ``settles``
+    is how long after a period until its labels are all in."""
 
     sql: str
+    kind: LabelKind = "event"
     subject: str | None = None
     within: timedelta | None = None
     otherwise: float | None = None
