@@ -244,7 +244,8 @@ def _outcomes(
         out[_SUBJECT] = rows[rule.subject].astype(str)
     import pandas as pd
 
-    return pd.DataFrame(out)
+    # A row without a time cannot be placed in a window (and would stop merge_asof).
+    return pd.DataFrame(out).dropna(subset=[_AT])
 
 
 def _match_snapshots(rt: Runtime, job: JobSpec, preds: pd.DataFrame) -> pd.DataFrame:
