@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mlops.db.schema import fallback_trips
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, NotReadyError
 from mlops.monitoring import labelling
 from mlops.runtime import Runtime
 from mlops.serving.arms import CONTROL, TREATMENT
@@ -289,7 +289,16 @@ def sql_hits(rt: Runtime, spec: GuardrailSpec, labelled: pd.DataFrame) -> pd.Dat
         return labelled.assign(**{spec.column: False})
     with rt.warehouse.connect() as conn:
         sql = rt.repo.sql(spec.sql)
-        outcome = views.run_query_for_keys(conn, sql, {"now": rt.clock.now()}, keys)
+        # :now is there for the SQL that needs it (what has happened by now).
+        params = {"now": rt.clock.now()} if "now" in text(sql).compile().params else {}
+        outcome = views.run_query_for_keys(conn, sql, params, keys)
+    missing = [c for c in (spec.key_column, spec.column) if c not in outcome.columns]
+    if missing:
+        raise NotReadyError(
+            f"sql/{spec.sql}.sql does not return {', '.join(missing)}",
+            f"a guardrail SQL returns the unit's id ({spec.key_column}) and its 0/1 "
+            f"{spec.column} column for the ids in :keys",
+        )
     hits = dict(
         zip(
             outcome[spec.key_column].astype(str),
