@@ -27,6 +27,7 @@ key filter around the outcome SQL) and the two are joined in pandas.
 
 from __future__ import annotations
 
+import numbers
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +195,12 @@ def _event_times(values: pd.Series) -> pd.Series:
     """An outcome SQL's event_time: epoch seconds (numbers) or timestamps."""
     import pandas as pd
 
-    if pd.api.types.is_numeric_dtype(values):
+    known = values.dropna()
+    # PostgreSQL's numeric comes as Decimal objects, not a numeric dtype.
+    epoch = pd.api.types.is_numeric_dtype(values) or (
+        len(known) > 0 and isinstance(known.iloc[0], numbers.Number)
+    )
+    if epoch:
         return pd.to_datetime(values.astype("float64").round(), unit="s").astype("datetime64[ns]")
     return _timestamps(values)
 
