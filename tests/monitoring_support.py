@@ -24,7 +24,7 @@ def log_predictions(rt, rows: list[dict], *, version: int = 3) -> None:
         writer.add(
             {
                 "request_id": f"r{i}",
-                "endpoint": ENDPOINTS[row["job"]],
+                "endpoint": ENDPOINTS.get(row["job"], row["job"]),
                 "subject_id": None,
                 "source": source,
                 "reason": None,
@@ -39,9 +39,25 @@ def log_predictions(rt, rows: list[dict], *, version: int = 3) -> None:
 
 
 def load(rt, table, rows: list[dict]) -> None:
-    """Insert ``rows`` into the warehouse ``table``."""
+    """Insert ``rows`` into the warehouse ``table``; offer impressions bring the offers they
+    show when the warehouse has none of that id (an impression always shows a known offer, and
+    the upsell label SQL, the accuracy monitor's outcome, joins them)."""
+    from sqlalchemy import select
+
+    from mlops.warehouse import schema as wh
+
     with rt.warehouse.begin() as conn:
+        if table is wh.offer_impressions:
+            known = set(conn.execute(select(wh.offers.c.offer_id)).scalars())
+            new = sorted({r["offer_id"] for r in rows} - known)
+            if new:
+                insert_frame(conn, wh.offers, pd.DataFrame([offer(o) for o in new]))
         insert_frame(conn, table, pd.DataFrame(rows))
+
+
+def offer(oid: str) -> dict:
+    """A warehouse offer row."""
+    return {"offer_id": oid, "category": "snacks", "discount_pct": 10.0, "price": 5.0}
 
 
 def order(oid: str, customer: str, at: datetime, status: str = "completed") -> dict:

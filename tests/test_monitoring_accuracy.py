@@ -465,19 +465,19 @@ def test_command_rejects_bad_input_with_exit_2(cli, args, message):
 
 
 def test_sql_files_bind_many_keys_in_chunks(world):
-    """The outcome queries split long key lists (more keys than one chunk)."""
+    """The outcome queries, wrapped in the engine's key filter, split long key lists (more keys
+    than one chunk)."""
     from mlops.warehouse import views
 
     t = NOW - DAY
     load(world, wh.orders, [order(f"o{i}", f"c{i}", t) for i in range(25)])
+    sql = labelling.keyed(world.repo.sql("outcomes_churn"), "customer_id")
     with world.warehouse.connect() as conn:
         params = {"start": t, "end": NOW}
         keys = [f"c{i}" for i in range(30)]
-        frame = views.run_query_for_keys(
-            conn, world.repo.sql("outcomes_churn"), params, keys, chunk=7
-        )
+        frame = views.run_query_for_keys(conn, sql, params, keys, chunk=7)
         assert sorted(frame.customer_id) == sorted(f"c{i}" for i in range(25))
-        none = views.run_query_for_keys(conn, world.repo.sql("outcomes_churn"), params, [])
-        assert none.empty and list(none.columns) == ["customer_id", "placed_epoch"]
+        none = views.run_query_for_keys(conn, sql, params, [])
+        assert none.empty and list(none.columns) == ["customer_id", "event_time", "label"]
         count = conn.execute(text("SELECT COUNT(*) FROM orders")).scalar()
     assert count == 25

@@ -363,7 +363,7 @@ def test_churn_scores_are_sampled_past_a_limit(seeded, monkeypatch):
         ).scalars()
         sampled = sum(1 for i in ids if i % step == 0)
     assert f"a 1-in-{step} sample of {len(in_window):,} churn predictions" in panel.notes
-    for kind in panel_distributions.COHORTS:
+    for kind in ("plan", "region"):  # the columns of the example's sql/cohorts_churn.sql
         scores = panel.frames["scores"]
         assert scores.loc[scores["cohort_kind"] == kind, "predictions"].sum() == sampled
 
@@ -528,7 +528,7 @@ def test_eta_residuals_binning():
             "label": [12.0, 20.0, 25.0, 400.0, 45.0],
         }
     )
-    out = panel_monitors.eta_residuals(frame, window)
+    out = panel_monitors.residuals(frame, window)
     hist = out["histogram"]
     # -360 lies beyond the 99th percentile of |residual|: counted in the outermost bin.
     model = hist[hist["source"] == "model"]
@@ -537,7 +537,7 @@ def test_eta_residuals_binning():
     day = pd.Timestamp(NOW - timedelta(days=1)).floor("D")
     assert over.loc[(day, "model"), "mean_residual"] == pytest.approx((-2 + 0 + 5 - 360) / 4)
     assert over.loc[(day, "model"), "mae"] == pytest.approx((2 + 0 + 5 + 360) / 4)
-    empty = panel_monitors.eta_residuals(frame.iloc[:0], window)
+    empty = panel_monitors.residuals(frame.iloc[:0], window)
     assert all(f.empty for f in empty.values())
 
 

@@ -178,7 +178,9 @@ def test_shifted_values_alert_trip_and_serving_answers_from_the_heuristic(
 
 def test_no_trip_when_automatic_fallback_is_off(serving_rt, trained_home, tmp_path, clock):
     rt = registry_matching_live_values(serving_rt, trained_home, tmp_path, jobs=("churn",))
-    off = Runtime(settings=rt.settings.model_copy(update={"auto_fallback": {}}), clock=clock)
+    off = Runtime(
+        settings=rt.settings.model_copy(update={"auto_fallback": {"churn": False}}), clock=clock
+    )
     try:
         shift_order_amounts(serving_rt)
         clock.advance(timedelta(hours=1))

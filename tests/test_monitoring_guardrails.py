@@ -26,7 +26,11 @@ from mlops.runtime import Runtime
 from mlops.serving import arms, trips
 from tests.conftest import NOW
 from tests.monitoring_support import cli_on, delivery, impression, load, log_predictions, order
+from tests.repo_support import JOBS
 from tests.serving_support import a_customer, a_zone, make_service
+
+# The example's declared guardrails, by job.
+GUARDRAILS = {name: job.guardrail for name, job in JOBS.items()}
 
 ALPHA = 0.05
 SEEDS = 400
@@ -77,7 +81,7 @@ def judge(control: Arm, treatment: Arm, *, margin=0.01, min_sample=500, higher=T
 def trip_rate(job, n, control, treatment, *, margin, seeds=SEEDS, min_sample=500):
     """The share of ``seeds`` simulated experiments (``n`` units per arm with the given true
     rates) that the test calls a breach, and every decision."""
-    higher = guardrails.METRICS[job].higher_is_better
+    higher = GUARDRAILS[job].higher_is_better
     decisions = []
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
@@ -194,7 +198,7 @@ def test_simulated_units_are_counted_per_arm(job):
     expected = frame.assign(
         hit=frame["late"] if job == "eta" else frame["label"] == (job != "churn")
     )
-    counts = arm_counts(job, frame)
+    counts = arm_counts(GUARDRAILS[job], frame)
     for arm in (arms.CONTROL, arms.TREATMENT):
         mine = expected[expected["arm"] == arm]
         assert counts[arm] == Arm(int(mine["hit"].sum()), 3000)
@@ -228,13 +232,13 @@ def test_units_one_per_entity_with_suspended_and_armless_answers_left_out():
             _row(7, "f", t, 1.0, reason="features_stale"),  # the treatment's own fallback
         ]
     )
-    counts = arm_counts("upsell", frame)
+    counts = arm_counts(GUARDRAILS["upsell"], frame)
     assert counts == {c: Arm(1, 1), t: Arm(1, 2)}
 
 
 def test_churn_counts_retention_among_high_risk_flags_only():
     c, t = arms.CONTROL, arms.TREATMENT
-    floor = guardrails.high_risk_floor()
+    floor = GUARDRAILS["churn"].min_prediction
     assert floor == 0.6  # the dossier's bands: low < 0.3 <= medium < 0.6 <= high
     frame = pd.DataFrame(
         [
@@ -245,7 +249,7 @@ def test_churn_counts_retention_among_high_risk_flags_only():
             _row(5, "d", t, 0.0, prediction=0.7, days=45),  # ... flagged later: counted
         ]
     )
-    assert arm_counts("churn", frame) == {c: Arm(1, 2), t: Arm(1, 1)}
+    assert arm_counts(GUARDRAILS["churn"], frame) == {c: Arm(1, 2), t: Arm(1, 1)}
 
 
 def test_eta_counts_late_deliveries_once_each():
@@ -258,7 +262,7 @@ def test_eta_counts_late_deliveries_once_each():
             _row(4, "Z2", t, 30.0, subject="D3"),
         ]
     ).assign(late=[True, False, True, False])
-    assert arm_counts("eta", frame) == {c: Arm(1, 1), t: Arm(1, 2)}
+    assert arm_counts(GUARDRAILS["eta"], frame) == {c: Arm(1, 1), t: Arm(1, 2)}
 
 
 def test_an_unknown_job_is_refused(migrated):

@@ -34,7 +34,12 @@ class Runtime:
         from mlops import repository
 
         s = self.settings
-        return repository.load(s.repo or repository.bundled(), heuristic_params=s.heuristic_params)
+        overrides = {name: getattr(s, name) for name in repository.JOB_OVERRIDES}
+        return repository.load(
+            s.repo or repository.bundled(),
+            heuristic_params=s.heuristic_params,
+            job_overrides=overrides,
+        )
 
     @cached_property
     def store(self) -> Engine:

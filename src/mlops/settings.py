@@ -55,8 +55,8 @@ class Settings(BaseSettings):
     )
     heuristic_params: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
-        description='Per job, values that override its heuristic\'s params, e.g. {"eta": '
-        '{"speed_kmh": 12.5}} (JSON).',
+        description="Per job, values that override its heuristic's params (JSON), e.g. "
+        '{"<job>": {"<param>": 12.5}}.',
     )
 
     # Serving.
@@ -82,9 +82,9 @@ class Settings(BaseSettings):
     )
     slo_ms: dict[str, float] = Field(
         default_factory=dict,
-        description="Latency SLO per endpoint, overriding the endpoint's own (predict: 50; "
-        'the bundled example\'s dossier and compose 50, its eta 30), e.g. {"predict": 40} '
-        "(JSON); a model path is cut off at twice it.",
+        description="Latency SLO per endpoint in ms, overriding the endpoint's own (predict: 50; "
+        'a repository\'s endpoints declare theirs), e.g. {"predict": 40} (JSON); a model path '
+        "is cut off at twice it.",
     )
     circuit_overruns: int = Field(
         5, ge=1, description="Consecutive model-path overruns or errors that open the circuit."
@@ -116,7 +116,10 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Lifetime of feature rows in the shared Redis cache."
     )
     control_poll_seconds: float = Field(
-        2.0, gt=0, description="How often a replica re-reads flags, trips and active offers."
+        2.0,
+        gt=0,
+        description="How often a replica re-reads flags, trips and what the repository's "
+        "endpoints hold.",
     )
     registry_poll_seconds: float = Field(
         30.0, gt=0, description="How often a replica asks the registry for new champions."
@@ -145,33 +148,36 @@ class Settings(BaseSettings):
 
     # Monitoring.
     auto_fallback: dict[str, bool] = Field(
-        default_factory=lambda: {"churn": True, "upsell": True, "eta": True},
-        description="Per job: a drift alert or guardrail breach trips the job to its heuristic "
-        "until an engineer clears it (mlops flags clear-trips <job>) (JSON).",
+        default_factory=dict,
+        description="Per job, overrides its declared auto_fallback (default on): a drift alert "
+        "or guardrail breach trips the job to its heuristic until an engineer clears it "
+        '(mlops flags clear-trips <job>), e.g. {"<job>": false} (JSON).',
     )
     drift_min_sample: int = Field(
         100, ge=1, description="Fewest live values a KS or chi-square test is judged on."
     )
     accuracy_floor: dict[str, float] = Field(
-        default_factory=lambda: {"churn": 0.70, "upsell": 0.65, "eta": 8.0},
-        description="Per job, the alert line: churn and upsell ROC-AUC below it, ETA MAE "
-        "(minutes) above it (JSON).",
+        default_factory=dict,
+        description="Per job, overrides its declared accuracy_floor, the alert line: ROC-AUC "
+        "below it for a binary job, MAE above it for a regression job (JSON).",
     )
     accuracy_min_sample: int = Field(
         200, ge=1, description="Fewest labelled predictions an accuracy alert is judged on."
     )
     ab_treatment_share: dict[str, float] = Field(
-        default_factory=lambda: {"churn": 1.0, "upsell": 1.0, "eta": 1.0},
-        description="Per job, the share of entities in the treatment arm (model); the rest "
-        "get the heuristic as the control arm (JSON; 1.0 = no experiment).",
+        default_factory=dict,
+        description="Per job, overrides its declared ab_treatment_share (default 1.0, no "
+        "experiment): the share of entities in the treatment arm (model); the rest get the "
+        "heuristic as the control arm (JSON).",
     )
     ab_salt: str = Field(
         "mlops-ab-1", description="Salt of the arm assignment; change it to reshuffle arms."
     )
     guardrail_margin: dict[str, float] = Field(
-        default_factory=lambda: {"churn": 0.02, "upsell": 0.01, "eta": 0.02},
-        description="Per job, how far (absolute) the treatment's guardrail metric may regress "
-        "from the control's before a significant difference trips the fallback (JSON).",
+        default_factory=dict,
+        description="Per job, overrides its guardrail's declared margin: how far (absolute) "
+        "the treatment's guardrail metric may regress from the control's before a significant "
+        "difference trips the fallback (JSON).",
     )
     guardrail_alpha: float = Field(
         0.05, gt=0, lt=1, description="Significance level of the guardrail test (one-sided)."

@@ -22,13 +22,14 @@ def accuracy_command(
     metrics per period for model and heuristic answers apart; writes them to
     ml_monitor_results and raises (once) an alert when the model falls past the floor."""
     from mlops.cli.output import console, parse_since
-    from mlops.monitoring import accuracy
+    from mlops.monitoring import accuracy, job_settings
 
     rt = ready(ctx)
     found = accuracy.report(rt, job, since=parse_since(since, rt.clock.now()), by=by)
 
     for name in found.jobs:
-        console.print(_accuracy_table(found, name, rt.settings.accuracy_floor.get(name)))
+        floor = job_settings.accuracy_floor(rt, name)
+        console.print(_accuracy_table(found, name, rt.repo.job(name).task, floor))
     parts = []
     for name in found.jobs:
         latest = found.latest(name)
@@ -47,23 +48,28 @@ def accuracy_command(
     print_opened(found.opened)
 
 
+# The metrics shown per task (the report has them all).
 _ACCURACY_SHOWN = {
-    "churn": {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "positive_rate": "rate"},
-    "eta": {"mae": "MAE", "p90_abs_error": "p90 err", "within_10min": "<=10 min", "bias": "bias"},
+    "binary": {"roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "brier": "Brier", "positive_rate": "rate"},
+    "regression": {
+        "mae": "MAE",
+        "p90_abs_error": "p90 err",
+        "within_10min": "<=10 min",
+        "bias": "bias",
+    },
 }
-_ACCURACY_SHOWN["upsell"] = _ACCURACY_SHOWN["churn"]
 
 
-def _accuracy_table(found, job: str, floor: float | None):
+def _accuracy_table(found, job: str, task: str, floor: float | None):
     from rich import box
     from rich.table import Table
 
     rows = found.frame[found.frame["job"] == job]
-    line = "ceiling" if job == "eta" else "floor"
+    line = "ceiling" if task == "regression" else "floor"
     title = f"{job} accuracy by {found.by} since {found.since:%Y-%m-%d}"
     if rows.empty:
         return f"{title}: no labelled predictions"
-    shown = _ACCURACY_SHOWN[job]
+    shown = _ACCURACY_SHOWN[task]
     table = Table(
         title=title + ("" if floor is None else f" ({line} {floor:g})"),
         caption=None if rows["complete"].all() else "* labels still arriving",

@@ -72,6 +72,7 @@ def _drift_table(result):
 
 def _drift_summary(rt, checked) -> None:
     from mlops.cli.output import console
+    from mlops.monitoring import job_settings
 
     alerting = {r.job: r for r in checked if r.alerting}
     if not alerting:
@@ -87,7 +88,7 @@ def _drift_summary(rt, checked) -> None:
     for job, result in alerting.items():
         if result.trip is not None:
             trips.append(f"{job} tripped now")
-        elif rt.settings.auto_fallback.get(job, False):
+        elif job_settings.auto_fallback(rt, job):
             trips.append(f"{job} already tripped")
         else:
             trips.append(f"{job} not tripped (auto fallback off: the model still answers)")

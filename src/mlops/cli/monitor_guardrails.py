@@ -25,7 +25,7 @@ def guardrails_command(
     from rich.table import Table
 
     from mlops.cli.output import console, parse_since
-    from mlops.monitoring import guardrails
+    from mlops.monitoring import guardrails, job_settings
 
     rt = ready(ctx)
     found = guardrails.check(rt, job, since=parse_since(since, rt.clock.now()))
@@ -33,8 +33,13 @@ def guardrails_command(
     table = Table(
         title=f"A/B guardrails (one-sided, alpha {s.guardrail_alpha:g}, "
         f"at least {s.guardrail_min_sample:,} per arm)",
-        caption="difference = treatment - control; acceptance and retention: higher is "
-        "better; late share: lower is better",
+        caption="difference = treatment - control; "
+        + "; ".join(
+            dict.fromkeys(
+                f"{g.metric.name}: {'higher' if g.metric.higher_is_better else 'lower'} is better"
+                for g in found
+            )
+        ),
         box=box.SIMPLE_HEAD,
     )
     for name in ("job", "metric", "control (n)", "treatment (n)"):
@@ -69,7 +74,7 @@ def guardrails_command(
         highlight=False,
     )
     for g in found:
-        if g.decision == "breach" and not rt.settings.auto_fallback.get(g.job, False):
+        if g.decision == "breach" and not job_settings.auto_fallback(rt, g.job):
             console.print(f"  {g.job}: auto fallback off, the model still answers")
     if tripped:
         console.print(f"  {CLEAR_TRIPS}")

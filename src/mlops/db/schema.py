@@ -173,7 +173,8 @@ prediction_log = Table(
     Column("endpoint", String(32), nullable=False),
     Column("job", String(32), nullable=False),
     Column("entity_id", String(128), nullable=False),
-    # What the prediction is about beyond the entity: the offer (upsell), the delivery (ETA).
+    # What the prediction is about beyond the entity (e.g. an offer proposed, an order to
+    # deliver): the subject a job's outcome is matched on.
     Column("subject_id", String(128)),
     Column("prediction", Float, nullable=False),
     Column("source", String(16), nullable=False),

@@ -14,22 +14,25 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from mlops.errors import InputError
-from mlops.monitoring.labelling import LABEL_DELAY, job_names, labelled, require_past
+from mlops.monitoring.labelling import job_names, label_delay, labelled, require_past
 from mlops.runtime import Runtime
+from mlops.specs.features import Task
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.monitoring.alerts import Alert
 
-DEFAULT_WINDOW = timedelta(days=90)  # covers two months of due churn labels
+DEFAULT_WINDOW = timedelta(days=90)  # covers two months of labels due a month later
 PERIODS = {"day": timedelta(days=1), "week": timedelta(days=7)}
-STATISTIC = {"churn": "roc_auc", "upsell": "roc_auc", "eta": "mae"}
-METRICS = {
-    "churn": ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_predicted"),
-    "upsell": ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_predicted"),
-    "eta": ("mae", "median_abs_error", "p90_abs_error", "within_10min", "bias"),
+# Per task: the statistic the alert line is set on, and every metric reported.
+STATISTIC: dict[Task, str] = {"binary": "roc_auc", "regression": "mae"}
+METRICS: dict[Task, tuple[str, ...]] = {
+    "binary": ("roc_auc", "pr_auc", "log_loss", "brier", "positive_rate", "mean_predicted"),
+    "regression": ("mae", "median_abs_error", "p90_abs_error", "within_10min", "bias"),
 }
+# Whether a higher statistic is worse (the alert line is a ceiling rather than a floor).
+HIGHER_IS_WORSE: dict[Task, bool] = {"binary": False, "regression": True}
 ALERT_SUBJECT = "model"
 REPORT_COLUMNS = (
     "job",
@@ -83,6 +86,8 @@ def report(
     import pandas as pd
 
     jobs = job_names(rt, job)
+    if job in (None, "all"):  # every job that says how its predictions meet their outcomes
+        jobs = [name for name in jobs if rt.repo.job(name).outcome is not None]
     if by not in PERIODS:
         raise InputError(f"cannot read --by {by!r}", "write --by day or --by week")
     now = rt.clock.now()
@@ -92,13 +97,16 @@ def report(
     rows: list[dict[str, Any]] = []
     for name in jobs:
         rows.extend(_score(rt, name, labelled(rt, name, since=start), by, now))
-    metric_columns = list(dict.fromkeys(m for name in jobs for m in METRICS[name]))
+    tasks = [rt.repo.job(name).task for name in jobs]
+    metric_columns = list(dict.fromkeys(m for task in tasks for m in METRICS[task]))
     frame = pd.DataFrame(rows, columns=[*REPORT_COLUMNS, *metric_columns])
     result = AccuracyReport(checked_at=now, since=start, by=by, jobs=jobs, frame=frame)
     if record:
         from mlops.monitoring import results
 
-        result.written = results.write(rt, [_result_row(row, by, now) for row in rows])
+        result.written = results.write(
+            rt, [_result_row(row, by, now, METRICS[rt.repo.job(row["job"]).task]) for row in rows]
+        )
         for name in jobs:
             result.opened.extend(_alert(rt, name, result.latest(name)))
     return result
@@ -119,13 +127,16 @@ def _period_start(values: pd.Series, by: str) -> pd.Series:
 def _score(
     rt: Runtime, job: str, frame: pd.DataFrame, by: str, now: datetime
 ) -> list[dict[str, Any]]:
+    from mlops.monitoring import job_settings
     from mlops.training import metrics
 
     if frame.empty:
         return []
-    compute = metrics.regression if job == "eta" else metrics.classification
-    statistic = STATISTIC[job]
-    floor = rt.settings.accuracy_floor.get(job)
+    spec = rt.repo.job(job)
+    compute = metrics.regression if spec.task == "regression" else metrics.classification
+    statistic, names = STATISTIC[spec.task], METRICS[spec.task]
+    floor = job_settings.accuracy_floor(rt, job)
+    higher_is_worse, delay = HIGHER_IS_WORSE[spec.task], label_delay(spec)
     frame = frame.assign(period_start=_period_start(frame["logged_at"], by))
     rows = []
     for (start, source), group in frame.groupby(["period_start", "source"], sort=True):
@@ -139,15 +150,17 @@ def _score(
                 "period": _period_label(start, by),
                 "period_start": start.to_pydatetime(),
                 "period_end": end.to_pydatetime(),
-                "complete": end.to_pydatetime() + LABEL_DELAY[job] <= now,
+                "complete": end.to_pydatetime() + delay <= now,
                 "source": source,
                 "n": len(group),
                 "statistic": statistic,
                 "value": value,
                 "threshold": floor,
-                "status": _status(job, len(group), value, floor, rt.settings.accuracy_min_sample),
+                "status": _status(
+                    higher_is_worse, len(group), value, floor, rt.settings.accuracy_min_sample
+                ),
                 "model_version": int(versions.mode().iloc[0]) if len(versions) else None,
-                **{m: scores[m] for m in METRICS[job]},
+                **{m: scores[m] for m in names},
             }
         )
     return rows
@@ -160,16 +173,20 @@ def _period_label(start: pd.Timestamp, by: str) -> str:
     return f"{start:%Y-%m-%d}"
 
 
-def _status(job: str, n: int, value: float, floor: float | None, min_sample: int) -> str:
+def _status(
+    higher_is_worse: bool, n: int, value: float, floor: float | None, min_sample: int
+) -> str:
     if n < min_sample or not math.isfinite(value):
         return "insufficient"
     if floor is None:
         return "ok"
-    worse = value > floor if job == "eta" else value < floor
+    worse = value > floor if higher_is_worse else value < floor
     return "alert" if worse else "ok"
 
 
-def _result_row(row: dict[str, Any], by: str, now: datetime) -> dict[str, Any]:
+def _result_row(
+    row: dict[str, Any], by: str, now: datetime, names: tuple[str, ...]
+) -> dict[str, Any]:
     """An ``ml_monitor_results`` row: feature is ``<by>:<period start>:<source>``, e.g.
     ``day:2026-05-01:model`` or ``week:2026-04-27:heuristic``; detail holds every metric."""
     value = row["value"]
@@ -178,7 +195,7 @@ def _result_row(row: dict[str, Any], by: str, now: datetime) -> dict[str, Any]:
         "start": row["period_start"].isoformat(),
         "end": row["period_end"].isoformat(),
         "complete": bool(row["complete"]),
-        "metrics": {m: _finite(row[m]) for m in METRICS[row["job"]]},
+        "metrics": {m: _finite(row[m]) for m in names},
     }
     return {
         "checked_at": now,
@@ -208,8 +225,9 @@ def _alert(rt: Runtime, job: str, latest: dict[str, Any] | None) -> list[Alert]:
         return []
     firing = {}
     if latest["status"] == "alert":
-        name = "MAE" if job == "eta" else "ROC-AUC"
-        side = "above the ceiling" if job == "eta" else "below the floor"
+        task = rt.repo.job(job).task
+        name = {"binary": "ROC-AUC", "regression": "MAE"}[task]
+        side = "above the ceiling" if HIGHER_IS_WORSE[task] else "below the floor"
         firing[ALERT_SUBJECT] = (
             f"{job} model {name} {latest['value']:.3f} {side} {latest['threshold']:g} "
             f"on {latest['period']} ({latest['n']} labelled predictions)"

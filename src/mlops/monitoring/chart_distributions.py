@@ -1,5 +1,6 @@
 """Charts of the distribution panels: feature snapshots against the champion's reference,
-one subplot per job and feature, and the mean churn score per cohort over time."""
+one subplot per job and feature, and the mean score per cohort over time, one subplot per job
+and cohort kind."""
 
 from __future__ import annotations
 
@@ -79,19 +80,22 @@ def features_chart(panel: Panel, window: Window) -> go.Figure:
 
 def cohorts_chart(panel: Panel, window: Window) -> go.Figure:
     scores = panel.frames["scores"]
-    kinds = list(dict.fromkeys(scores["cohort_kind"]))
+    if "job" not in scores.columns:  # one job's frame, as cohort_scores makes it
+        scores = scores.assign(job="")
+    charts = list(dict.fromkeys(zip(scores["job"], scores["cohort_kind"], strict=True)))
+    titles = [f"{job} by {kind}" if job else f"by {kind}" for job, kind in charts]
     fig = make_subplots(
-        rows=1, cols=len(kinds), subplot_titles=[f"by {k}" for k in kinds], horizontal_spacing=0.1
+        rows=1, cols=max(len(charts), 1), subplot_titles=titles, horizontal_spacing=0.1
     )
     palette = qualitative.Plotly
-    for c, kind in enumerate(kinds, start=1):
-        part = scores[scores["cohort_kind"] == kind]
+    for c, (job, kind) in enumerate(charts, start=1):
+        part = scores[(scores["job"] == job) & (scores["cohort_kind"] == kind)]
         for i, (cohort, rows) in enumerate(part.groupby("cohort", sort=True)):
             fig.add_scatter(
                 x=rows["bucket"],
                 y=rows["mean_score"],
                 mode="lines+markers",
-                name=f"{kind}: {cohort}",
+                name=f"{job} {kind}: {cohort}".strip(),
                 line={"color": palette[i % len(palette)], "dash": "solid" if c == 1 else "dot"},
                 customdata=rows[["predictions"]],
                 hovertemplate=f"{html.escape(str(cohort))}<br>%{{x|%Y-%m-%d %H:%M}}"
@@ -99,7 +103,9 @@ def cohorts_chart(panel: Panel, window: Window) -> go.Figure:
                 row=1,
                 col=c,
             )
-        fig.update_yaxes(title_text="mean churn probability" if c == 1 else None, row=1, col=c)
+        first = c == 1 or charts[c - 2][0] != job
+        title = f"mean {job} score".replace("  ", " ") if first else None
+        fig.update_yaxes(title_text=title, row=1, col=c)
         fig.update_xaxes(title_text=TIME_AXIS, row=1, col=c)
     fig.update_yaxes(rangemode="tozero")
     return apply_layout(fig, 380)

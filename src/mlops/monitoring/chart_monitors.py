@@ -1,5 +1,5 @@
 """Charts of what the monitors found: the drift status heatmap, accuracy per period against
-its alert floor, and the ETA residuals' distribution and trend."""
+its alert line, and each regression job's residuals: distribution and trend."""
 
 from __future__ import annotations
 
@@ -121,55 +121,63 @@ def accuracy_chart(panel: Panel, window: Window) -> go.Figure:
 
 def residuals_chart(panel: Panel, window: Window) -> go.Figure:
     hist, over = panel.frames["histogram"], panel.frames["over_time"]
+    if "job" not in hist.columns:  # one job's frames, as ``residuals`` makes them
+        hist, over = hist.assign(job=""), over.assign(job="")
+    jobs = list(dict.fromkeys(hist["job"])) or [""]
+    titles = [f"{job} {what}".strip() for job in jobs for what in ("distribution", "over time")]
     fig = make_subplots(
-        rows=1,
+        rows=len(jobs),
         cols=2,
-        subplot_titles=("distribution", "over time"),
+        subplot_titles=titles,
         column_widths=[0.5, 0.5],
         horizontal_spacing=0.14,
     )
-    for source, rows in hist.groupby("source", sort=True):
-        colour = SOURCE_COLOURS.get(source)
-        fig.add_bar(
-            x=(rows["left"] + rows["right"]) / 2,
-            y=rows["count"],
-            width=(rows["right"] - rows["left"]),
-            name=source,
-            legendgroup=source,
-            marker={"color": colour, "opacity": 0.6},
-            hovertemplate=f"{source}<br>%{{x:.1f}} min<br>%{{y}} deliveries<extra></extra>",
-            row=1,
-            col=1,
-        )
-    for source, rows in over.groupby("source", sort=True):
-        colour = SOURCE_COLOURS.get(source)
-        fig.add_scatter(
-            x=rows["bucket"],
-            y=rows["mean_residual"],
-            mode="lines+markers",
-            name=f"{source} mean",
-            legendgroup=source,
-            showlegend=False,
-            line={"color": colour},
-            hovertemplate=f"{source} mean residual<br>%{{y:.2f}} min<extra></extra>",
-            row=1,
-            col=2,
-        )
-        fig.add_scatter(
-            x=rows["bucket"],
-            y=rows["mae"],
-            mode="lines",
-            name=f"{source} MAE",
-            legendgroup=source,
-            showlegend=False,
-            line={"color": colour, "dash": "dot"},
-            hovertemplate=f"{source} MAE<br>%{{y:.2f}} min<extra></extra>",
-            row=1,
-            col=2,
-        )
-    fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=1, col=1)
-    fig.update_xaxes(title_text="predicted - actual (minutes)", row=1, col=1)
-    fig.update_yaxes(title_text="deliveries", row=1, col=1)
-    fig.update_xaxes(title_text=TIME_AXIS, row=1, col=2)
-    fig.update_yaxes(title_text="minutes (solid: mean, dotted: MAE)", row=1, col=2)
-    return apply_layout(fig, 360, barmode="overlay")
+    shown: set[str] = set()
+    for r, job in enumerate(jobs, start=1):
+        for source, rows in hist[hist["job"] == job].groupby("source", sort=True):
+            colour = SOURCE_COLOURS.get(source)
+            fig.add_bar(
+                x=(rows["left"] + rows["right"]) / 2,
+                y=rows["count"],
+                width=(rows["right"] - rows["left"]),
+                name=source,
+                legendgroup=source,
+                showlegend=source not in shown,
+                marker={"color": colour, "opacity": 0.6},
+                hovertemplate=f"{source}<br>%{{x:.2f}}<br>%{{y}} predictions<extra></extra>",
+                row=r,
+                col=1,
+            )
+            shown.add(source)
+        for source, rows in over[over["job"] == job].groupby("source", sort=True):
+            colour = SOURCE_COLOURS.get(source)
+            fig.add_scatter(
+                x=rows["bucket"],
+                y=rows["mean_residual"],
+                mode="lines+markers",
+                name=f"{source} mean",
+                legendgroup=source,
+                showlegend=False,
+                line={"color": colour},
+                hovertemplate=f"{source} mean residual<br>%{{y:.2f}}<extra></extra>",
+                row=r,
+                col=2,
+            )
+            fig.add_scatter(
+                x=rows["bucket"],
+                y=rows["mae"],
+                mode="lines",
+                name=f"{source} MAE",
+                legendgroup=source,
+                showlegend=False,
+                line={"color": colour, "dash": "dot"},
+                hovertemplate=f"{source} MAE<br>%{{y:.2f}}<extra></extra>",
+                row=r,
+                col=2,
+            )
+        fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=r, col=1)
+        fig.update_xaxes(title_text="predicted - actual", row=r, col=1)
+        fig.update_yaxes(title_text="predictions", row=r, col=1)
+        fig.update_xaxes(title_text=TIME_AXIS, row=r, col=2)
+        fig.update_yaxes(title_text="solid: mean, dotted: MAE", row=r, col=2)
+    return apply_layout(fig, 360 * len(jobs), barmode="overlay")

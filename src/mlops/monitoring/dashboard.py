@@ -1,8 +1,8 @@
-"""What the monitoring dashboard shows, read from the store (plus the warehouse's customer
-cohorts and the champions' reference distributions): one ``Panel`` of small frames per chart,
-aggregated in the database where the rows are many. A panel with nothing to show yet carries a
-note instead of failing, and a panel that cannot be read carries the error; ``report`` draws
-them."""
+"""What the monitoring dashboard shows, read from the store (plus the cohorts the jobs declare,
+from the warehouse, and the champions' reference distributions): one ``Panel`` of small frames
+per chart, aggregated in the database where the rows are many. A panel with nothing to show
+yet carries a note instead of failing, and a panel that cannot be read carries the error;
+``report`` draws them."""
 
 from __future__ import annotations
 
@@ -80,8 +80,9 @@ PANELS: list[PanelSpec] = [
     ),
     PanelSpec(
         "cohorts",
-        "Average churn score by cohort",
-        "Mean churn probability served (model and heuristic answers) per plan and per region.",
+        "Average score by cohort",
+        "Per job that declares cohorts, the mean score served (model and heuristic answers) per "
+        "cohort of each kind.",
         read_cohorts,
     ),
     PanelSpec(
@@ -93,14 +94,14 @@ PANELS: list[PanelSpec] = [
     PanelSpec(
         "accuracy",
         "Accuracy: model vs heuristic",
-        "Per period, the metric the alert floor (dotted) is set on: ROC-AUC, ETA MAE in minutes; "
+        "Per period, the metric the alert line (dotted) is set on: ROC-AUC, MAE of a regression; "
         "hollow markers: labels not all due yet, or too few to judge.",
         read_accuracy,
     ),
     PanelSpec(
         "residuals",
-        "ETA residuals",
-        "Predicted minus actual delivery minutes (positive: the promise was too long).",
+        "Residuals of regression jobs",
+        "Predicted minus actual values (positive: the prediction was too high).",
         read_residuals,
     ),
     PanelSpec(

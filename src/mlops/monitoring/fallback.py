@@ -16,9 +16,11 @@ EVENT = "mlops.fallback.tripped"
 
 
 def trip(rt: Runtime, job: str, kind: str, detail: str) -> Trip | None:
-    """Record a trip when the job's ``auto_fallback`` setting is on and none of this kind is in
-    force; returns the new trip (None when nothing was recorded)."""
-    if not rt.settings.auto_fallback.get(job, False):
+    """Record a trip when the job's ``auto_fallback`` is on (declared, or its setting) and none
+    of this kind is in force; returns the new trip (None when nothing was recorded)."""
+    from mlops.monitoring import job_settings
+
+    if not job_settings.auto_fallback(rt, job):
         log.info("auto fallback off; no trip", extra={"job": job, "kind": kind})
         return None
     if any(t.kind == kind for t in trips.active(rt.store).get(job, ())):

@@ -3,22 +3,19 @@ heuristic) on the job's business metric? A one-sided two-proportion z-test for
 non-inferiority decides; a significant regression beyond the agreed margin raises a guardrail
 alert and trips the job's fallback (``monitoring.fallback``) where automatic fallback is on.
 
-The metrics (one 0/1 outcome per unit, units taken from ``labelling.labelled``):
+Each job declares its metric (``guardrail:`` in its job file, a ``GuardrailSpec``): a 0/1
+outcome per unit whose share is better higher or lower. A unit is a hit when its labelled
+prediction's label is ``hit_label`` (e.g. an offer accepted: 1; a customer retained: 0), or,
+when the guardrail names an SQL, when that SQL's ``column`` is 1 for the unit's id (e.g. a
+delivery later than the promise the customer was given, read from the warehouse, since the
+logged prediction is the model's mean and not the promise). ``min_prediction`` keeps only
+predictions at or above it (e.g. entities flagged high risk: each arm flags by its own scores,
+so this compares what happens to the entities each arm singles out, as agreed; it is not a
+like-for-like comparison of the same entities).
 
-- upsell, ``acceptance_rate`` (higher is better): whether the customer accepted the first
-  offer shown to them in the window.
-- churn, ``retention_flagged`` (higher is better): whether a customer flagged high risk (the
-  dossier's "high" band) was retained (no churn label) after their first high-risk flag.
-  Each arm flags by its own scores, so this compares what happens to the customers each arm
-  singles out, as agreed; it is not a like-for-like comparison of the same customers.
-- eta, ``late_share`` (lower is better): whether the delivery arrived after its promise. The
-  logged prediction is the model's mean minutes (what accuracy scores), not the promise, so
-  the promise is the delivery's ``promised_at`` in the warehouse (the promise the customer
-  was given, which the product service sets from our ``promise_at``); late is
-  ``delivered_at > promised_at``, the feature views' definition.
-
-One unit per randomised entity (the customer; for ETA the delivery): its first labelled
-prediction in the window, so outcomes are independent draws, as the test assumes. Answers
+One unit per randomised entity (or the logged subject, ``unit: subject``): its first labelled
+prediction in the window at or above ``min_prediction``, so outcomes are independent draws, as
+the test assumes. Answers
 given while the experiment was suspended for both arms alike (kill switch, drift or guardrail
 trip) are left out of both arms, and so are answers logged without an arm. The window starts
 at the job's last cleared guardrail trip (an engineer's reset starts a new experiment), or
@@ -33,12 +30,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from mlops.db.schema import fallback_trips
+from mlops.errors import ConfigError, NotReadyError
 from mlops.monitoring import labelling
 from mlops.runtime import Runtime
 from mlops.serving.arms import CONTROL, TREATMENT
+from mlops.specs.features import GuardrailSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -61,12 +60,9 @@ class Metric:
     higher_is_better: bool
 
 
-METRICS = {
-    "churn": Metric("retention_flagged", "retention of customers flagged high risk", True),
-    "upsell": Metric("acceptance_rate", "acceptance of the first offer shown", True),
-    "eta": Metric("late_share", "deliveries later than the promise", False),
-}
-JOBS = tuple(METRICS)
+def metric_of(spec: GuardrailSpec) -> Metric:
+    """The declared guardrail's metric."""
+    return Metric(spec.metric, spec.description, spec.higher_is_better)
 
 
 @dataclass(frozen=True)
@@ -173,29 +169,27 @@ def compare(
     )
 
 
-def units(job: str, labelled: pd.DataFrame) -> pd.DataFrame:
-    """One row per unit (columns ``arm``, ``hit``) from ``labelling.labelled`` rows; ETA rows
-    need a boolean ``late`` column besides (see ``late_deliveries``)."""
+def units(spec: GuardrailSpec, labelled: pd.DataFrame) -> pd.DataFrame:
+    """One row per unit (columns ``arm``, ``hit``) from ``labelling.labelled`` rows; with a
+    guardrail SQL the rows need its hit ``column`` besides (see ``sql_hits``)."""
     import pandas as pd
 
     frame = labelled[labelled["arm"].isin((TREATMENT, CONTROL))]
     frame = frame[~frame["reason"].isin(SUSPENDED)]
-    if job == "churn":
-        frame = frame[frame["prediction"] >= high_risk_floor()]
-    key = ["subject_id"] if job == "eta" else ["entity_id"]
+    if spec.min_prediction is not None:
+        frame = frame[frame["prediction"] >= spec.min_prediction]
+    key = ["subject_id"] if spec.unit == "subject" else ["entity_id"]
     frame = frame.sort_values(["logged_at", "prediction_id"], kind="stable").drop_duplicates(key)
-    if job == "churn":
-        hit = frame["label"] == 0  # retained
-    elif job == "upsell":
-        hit = frame["label"] == 1  # accepted
+    if spec.column is not None:
+        hit = frame[spec.column].astype(bool)
     else:
-        hit = frame["late"].astype(bool)
+        hit = frame["label"] == spec.hit_label
     return pd.DataFrame({"arm": frame["arm"].to_numpy(), "hit": hit.to_numpy(dtype=bool)})
 
 
-def arm_counts(job: str, labelled: pd.DataFrame) -> dict[str, Arm]:
+def arm_counts(spec: GuardrailSpec, labelled: pd.DataFrame) -> dict[str, Arm]:
     """Each arm's hits and units (see ``units``)."""
-    found = units(job, labelled)
+    found = units(spec, labelled)
     counts = found.groupby("arm")["hit"].agg(["sum", "count"])
     return {
         arm: Arm(int(counts.at[arm, "sum"]), int(counts.at[arm, "count"]))
@@ -203,13 +197,6 @@ def arm_counts(job: str, labelled: pd.DataFrame) -> dict[str, Arm]:
         else Arm(0, 0)
         for arm in (CONTROL, TREATMENT)
     }
-
-
-def high_risk_floor() -> float:
-    """The lowest churn probability the dossier calls "high" (its band table's bound)."""
-    from mlops.examples.marketplace.answers import CHURN_BANDS
-
-    return next(upper for upper, band in CHURN_BANDS if band == "medium")
 
 
 # --- the check ---------------------------------------------------------------------------
@@ -238,22 +225,29 @@ def check(
 ) -> list[Guardrail]:
     """Compare the arms of ``job`` (every job when None or "all"). With ``record``, writes
     ``ml_monitor_results`` rows (monitor "guardrail"), raises or resolves the guardrail
-    alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on)."""
+    alert, and on a breach trips the job's fallback (when its ``auto_fallback`` is on). With
+    every job, those that declare no guardrail are left out; a job named that declares none
+    is a ConfigError."""
+    from mlops.monitoring import job_settings
+
     jobs = labelling.job_names(rt, job)
     labelling.require_past(since, rt.clock.now())
+    if job in (None, "all"):
+        jobs = [name for name in jobs if rt.repo.job(name).guardrail is not None]
     s = rt.settings
     found = []
     for name in jobs:
+        spec = guardrail_of(rt, name)
         start = _window_start(rt, name, since)
         labelled = labelling.labelled(rt, name, since=start)
-        if name == "eta":
-            labelled = late_deliveries(rt, labelled)
-        counts = arm_counts(name, labelled)
-        metric = METRICS[name]
+        if spec.sql is not None:
+            labelled = sql_hits(rt, spec, labelled)
+        counts = arm_counts(spec, labelled)
+        metric = metric_of(spec)
         comparison = compare(
             counts[CONTROL],
             counts[TREATMENT],
-            margin=s.guardrail_margin.get(name, 0.0),
+            margin=job_settings.guardrail_margin(rt, name),
             alpha=s.guardrail_alpha,
             min_sample=s.guardrail_min_sample,
             higher_is_better=metric.higher_is_better,
@@ -272,19 +266,48 @@ def check(
     return found
 
 
-def late_deliveries(rt: Runtime, labelled: pd.DataFrame) -> pd.DataFrame:
-    """ETA's labelled rows with ``late``: delivered after the warehouse's ``promised_at``."""
+def guardrail_of(rt: Runtime, job: str) -> GuardrailSpec:
+    """The job's declared guardrail, or a ConfigError saying how to declare one."""
+    spec = rt.repo.job(job).guardrail
+    if spec is None:
+        raise ConfigError(
+            f"job {job!r} declares no guardrail",
+            f"add a guardrail: section to jobs/{job}.yaml (metric, description, better), "
+            "or leave the job out of the A/B check",
+        )
+    return spec
+
+
+def sql_hits(rt: Runtime, spec: GuardrailSpec, labelled: pd.DataFrame) -> pd.DataFrame:
+    """The labelled rows whose unit the guardrail SQL returns, with its hit ``column``."""
     from mlops.warehouse import views
 
-    keys = labelled["subject_id"].dropna().unique().tolist()
+    by = "subject_id" if spec.unit == "subject" else "entity_id"
+    assert spec.sql is not None and spec.column is not None
+    keys = labelled[by].dropna().unique().tolist()
     if not keys:
-        return labelled.assign(late=False)
+        return labelled.assign(**{spec.column: False})
     with rt.warehouse.connect() as conn:
-        sql = rt.repo.sql("guardrail_eta")
-        outcome = views.run_query_for_keys(conn, sql, {"now": rt.clock.now()}, keys)
-    late = dict(zip(outcome["delivery_id"], outcome["late"].astype(bool), strict=True))
-    frame = labelled[labelled["subject_id"].isin(late)]
-    return frame.assign(late=frame["subject_id"].map(late).astype(bool))
+        sql = rt.repo.sql(spec.sql)
+        # :now is there for the SQL that needs it (what has happened by now).
+        params = {"now": rt.clock.now()} if "now" in text(sql).compile().params else {}
+        outcome = views.run_query_for_keys(conn, sql, params, keys)
+    missing = [c for c in (spec.key_column, spec.column) if c not in outcome.columns]
+    if missing:
+        raise NotReadyError(
+            f"sql/{spec.sql}.sql does not return {', '.join(missing)}",
+            f"a guardrail SQL returns the unit's id ({spec.key_column}) and its 0/1 "
+            f"{spec.column} column for the ids in :keys",
+        )
+    hits = dict(
+        zip(
+            outcome[spec.key_column].astype(str),
+            outcome[spec.column].astype(bool),
+            strict=True,
+        )
+    )
+    frame = labelled[labelled[by].isin(hits)]
+    return frame.assign(**{spec.column: frame[by].map(hits).astype(bool)})
 
 
 def describe(result: Guardrail) -> str:

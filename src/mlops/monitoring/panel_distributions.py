@@ -1,6 +1,7 @@
 """The dashboard's distribution panels: key features of the ingested snapshots against the
-champion's training reference, and the churn score served per customer cohort. Both read
-large tables (feature history chunks, the prediction log), so they sample and memoise."""
+champion's training reference, and the score served per cohort of each job that declares its
+cohorts. Both read large tables (feature history chunks, the prediction log), so they sample
+and memoise."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 from sqlalchemy import Engine, func, select
 
 from mlops.db.schema import feature_history, feature_snapshots, prediction_log
+from mlops.errors import NotReadyError
 from mlops.monitoring.panel import Panel, Window
 from mlops.monitoring.panel_sql import read_frame
 from mlops.runtime import Runtime
@@ -18,13 +20,12 @@ from mlops.serving.memo import Memo
 from mlops.specs.features import JobSpec
 
 QUANTILES = (0.1, 0.5, 0.9)
-COHORTS = ("plan", "region")
 # Cohorts beyond the largest few are pooled as "other": more lines than this are unreadable.
 MAX_COHORTS = 8
-# Churn predictions read for the cohort chart at most (a sample when there are more).
+# Predictions of a job read for the cohort chart at most (a sample when there are more).
 COHORT_SAMPLE = 100_000
-# Snapshots charted per job: spread over the window when there are more (ETA has one every
-# 5 minutes, churn one a day of every customer).
+# Snapshots charted per job: spread over the window when there are more (a job may have one
+# every 5 minutes, or one a day of millions of entities).
 MAX_SNAPSHOTS = 40
 
 
@@ -59,7 +60,7 @@ def read_features(rt: Runtime, window: Window, panel: Panel) -> None:
 
 def _live_stats(engine: Engine, job: JobSpec, names: tuple[str, ...], window: Window):
     """Statistics of up to MAX_SNAPSHOTS snapshots spread over the window, read a history
-    chunk at a time (a month of daily churn snapshots is millions of rows)."""
+    chunk at a time (a month of daily snapshots of every entity is millions of rows)."""
     snap = feature_snapshots
     with engine.connect() as conn:
         points = conn.execute(
@@ -170,58 +171,74 @@ def _reference_frame(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["feature", "mean", "p10", "p50", "p90", "job"])
 
 
-# --- churn score by cohort ---------------------------------------------------------------------
+# --- score by cohort ------------------------------------------------------------------------
 
 
 def read_cohorts(rt: Runtime, window: Window, panel: Panel) -> None:
+    """The mean score served per bucket and cohort of every job that declares cohorts."""
+    parts = []
+    for job in rt.repo.jobs.values():
+        if job.cohorts is not None:
+            parts.append(_job_cohorts(rt, job, window, panel))
+    if not parts:
+        panel.notes.append("no job declares cohorts (cohorts: in its job file)")
+    scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_SCORE_COLUMNS)
+    panel.frames = {"scores": scores}
+
+
+def _job_cohorts(rt: Runtime, job: JobSpec, window: Window, panel: Panel) -> pd.DataFrame:
+    from mlops.warehouse import views
+
     lg = prediction_log
-    churn = (lg.c.job == "churn", lg.c.logged_at >= window.start, lg.c.logged_at <= window.end)
+    logged = (lg.c.job == job.name, lg.c.logged_at >= window.start, lg.c.logged_at <= window.end)
     with rt.store.connect() as conn:
-        total = conn.execute(select(func.count()).where(*churn)).scalar_one()
+        total = conn.execute(select(func.count()).where(*logged)).scalar_one()
     if not total:
-        panel.notes.append("no churn predictions logged in the window")
-        panel.frames = {"scores": pd.DataFrame(columns=_SCORE_COLUMNS)}
-        return
+        panel.notes.append(f"no {job.name} predictions logged in the window")
+        return pd.DataFrame(columns=_SCORE_COLUMNS)
     # A month of scores is millions of rows; a systematic sample by id (the log's order) keeps
     # hundreds per cohort and day.
     step = -(-total // COHORT_SAMPLE)
-    stmt = select(lg.c.logged_at, lg.c.entity_id, lg.c.prediction).where(*churn)
+    stmt = select(lg.c.logged_at, lg.c.entity_id, lg.c.prediction).where(*logged)
     if step > 1:
         stmt = stmt.where(lg.c.prediction_id % step == 0)
-        panel.notes.append(f"a 1-in-{step} sample of {total:,} churn predictions")
+        panel.notes.append(f"a 1-in-{step} sample of {total:,} {job.name} predictions")
     predictions = read_frame(rt.store, stmt, times=("logged_at",))
-    # The warehouse may be another database: its small customer -> cohort map is joined here.
-    from mlops.warehouse.schema import customers
+    # The warehouse may be another database: its small entity -> cohort map is joined here.
+    with rt.warehouse.connect() as conn:
+        cohort_map = views.run_query(conn, rt.repo.sql(job.cohorts), {})
+    if job.entity_key not in cohort_map.columns:
+        raise NotReadyError(
+            f"sql/{job.cohorts}.sql does not return {job.entity_key}",
+            f"a cohorts SQL returns {job.entity_key} and one column per cohort kind",
+        )
+    cohort_map = cohort_map.rename(columns={job.entity_key: "entity_id"})
+    cohort_map["entity_id"] = cohort_map["entity_id"].astype(str)
+    return cohort_scores(predictions, cohort_map, window).assign(job=job.name)
 
-    cohort_map = read_frame(
-        rt.warehouse, select(customers.c.customer_id, *map(customers.c.get, COHORTS))
-    )
-    panel.frames = {"scores": cohort_scores(predictions, cohort_map, window)}
 
-
-_SCORE_COLUMNS = ["cohort_kind", "cohort", "bucket", "mean_score", "predictions"]
+_SCORE_COLUMNS = ["job", "cohort_kind", "cohort", "bucket", "mean_score", "predictions"]
 
 
 def cohort_scores(
     predictions: pd.DataFrame, cohort_map: pd.DataFrame, window: Window
 ) -> pd.DataFrame:
-    """Mean churn score per bucket and cohort (plan, region) of logged predictions (logged_at,
-    entity_id, prediction). Customers the warehouse does not know are 'unknown'; beyond the
-    largest cohorts, 'other'."""
+    """Mean score per bucket and cohort (each column of ``cohort_map`` but ``entity_id``) of
+    logged predictions (logged_at, entity_id, prediction). Entities the map does not know are
+    'unknown'; beyond the largest cohorts, 'other'."""
+    columns = [c for c in _SCORE_COLUMNS if c != "job"]
     if predictions.empty:
-        return pd.DataFrame(columns=_SCORE_COLUMNS)
-    joined = predictions.merge(
-        cohort_map.rename(columns={"customer_id": "entity_id"}), on="entity_id", how="left"
-    )
+        return pd.DataFrame(columns=columns)
+    joined = predictions.merge(cohort_map, on="entity_id", how="left")
     bucket = joined["logged_at"].dt.floor(window.freq).rename("bucket")
     out = []
-    for kind in COHORTS:
+    for kind in [c for c in cohort_map.columns if c != "entity_id"]:
         cohort = joined[kind].fillna("unknown").astype(str)
         sizes = cohort.value_counts()
         if len(sizes) > MAX_COHORTS + 1:
             cohort = cohort.where(cohort.isin(sizes.index[:MAX_COHORTS]), "other")
         grouped = joined["prediction"].groupby([cohort.rename("cohort"), bucket])
         part = grouped.agg(mean_score="mean", predictions="size").reset_index()
-        out.append(part.assign(cohort_kind=kind)[_SCORE_COLUMNS])
+        out.append(part.assign(cohort_kind=kind)[columns])
     frame = pd.concat(out, ignore_index=True)
     return frame.sort_values(["cohort_kind", "cohort", "bucket"], ignore_index=True)

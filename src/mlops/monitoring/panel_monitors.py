@@ -1,6 +1,7 @@
 """The dashboard's panels on what the monitors found: drift status per feature, accuracy of
-model against heuristic per period, and ETA residuals, read from the monitors' own results
-(and the accuracy monitor's join of answers with outcomes) rather than recomputed."""
+model against heuristic per period, and the residuals of every regression job, read from the
+monitors' own results (and the accuracy monitor's join of answers with outcomes) rather than
+recomputed."""
 
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ def read_drift(rt: Runtime, window: Window, panel: Panel) -> None:
 _DRIFT_COLUMNS = ["job", "feature", "checked_at", "rank", "status", "psi", "sample_size"]
 
 
-# --- accuracy and ETA residuals --------------------------------------------------------------
+# --- accuracy and residuals of regression jobs ----------------------------------------------
 
 
 def read_accuracy(rt: Runtime, window: Window, panel: Panel) -> None:
@@ -150,15 +151,29 @@ def _complete(detail) -> bool:
 def read_residuals(rt: Runtime, window: Window, panel: Panel) -> None:
     from mlops.monitoring import labelling
 
-    # The accuracy monitor's own join of ETA answers with delivered outcomes.
-    labelled = labelling.labelled(rt, "eta", since=window.start)
-    if labelled.empty:
-        panel.notes.append("no ETA predictions with a delivered outcome in the window yet")
-    panel.frames = eta_residuals(labelled, window)
+    parts: dict[str, list[pd.DataFrame]] = {"histogram": [], "over_time": []}
+    for job in rt.repo.jobs.values():
+        if job.task != "regression" or job.outcome is None:
+            continue
+        # The accuracy monitor's own join of answers with their outcomes.
+        labelled = labelling.labelled(rt, job.name, since=window.start)
+        if labelled.empty:
+            panel.notes.append(f"no {job.name} predictions with an outcome in the window yet")
+        for key, frame in residuals(labelled, window).items():
+            parts[key].append(frame.assign(job=job.name))
+    if not parts["histogram"]:
+        panel.notes.append("no regression job declares an outcome")
+    empty = residuals(pd.DataFrame(columns=["logged_at", "source", "prediction", "label"]), window)
+    panel.frames = {
+        key: pd.concat(frames, ignore_index=True)
+        if frames
+        else empty[key].assign(job=pd.Series(dtype=object))
+        for key, frames in parts.items()
+    }
 
 
-def eta_residuals(labelled: pd.DataFrame, window: Window) -> dict[str, pd.DataFrame]:
-    """Predicted minus actual minutes, binned per source (model, heuristic) and per bucket."""
+def residuals(labelled: pd.DataFrame, window: Window) -> dict[str, pd.DataFrame]:
+    """Predicted minus actual, binned per source (model, heuristic) and per bucket."""
     frame = labelled.dropna(subset=["prediction", "label"])
     residual = frame["prediction"].astype(float) - frame["label"].astype(float)
     if residual.empty:

@@ -104,6 +104,47 @@ class HeuristicDecl(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
+class OutcomeDecl(Strict):
+    """How the accuracy monitor meets a logged prediction with what happened. The rows come
+    from an event SQL (``:start``, ``:end``, ``:now``; returning ``event_time``, the entity key
+    and ``label``): the job's event label unless ``sql`` names another. A snapshot label needs
+    no outcome: each prediction gets the label of the snapshot it was scored from."""
+
+    # sql/<sql>.sql; default the job's label SQL.
+    sql: str | None = Field(None, pattern=SQL_NAME)
+    # The SQL's column that the logged subject_id is (the offer shown, the delivery): rows are
+    # matched on it too, and predictions logged without one have no label.
+    subject: Column | None = None
+    # The first row of the prediction's entity (and subject) in [logged_at, logged_at + within)
+    # is its outcome, known once the window has closed. Without it, the subject's own row,
+    # whenever it happened (the subject is then the event's id).
+    within: Positive | None = None
+    # The label when no row comes within the window (e.g. 1, churned, when no order comes);
+    # without it such a prediction has no label.
+    otherwise: float | None = None
+    # How long after a period until all its labels are in (default: within).
+    settles: Positive | None = None
+
+
+class GuardrailDecl(Strict):
+    """The A/B guardrail: a 0/1 outcome per randomised unit, compared between the arms."""
+
+    metric: Column  # its name in results and alerts, e.g. acceptance_rate
+    description: str = Field(min_length=1)
+    better: Literal["higher", "lower"]  # which way the share of hits is better
+    margin: float = Field(0.0, ge=0, le=1)  # how far the treatment may regress (absolute)
+    # The unit randomised and counted once: the entity, or the logged subject (outcome.subject).
+    unit: Literal["entity", "subject"] = "entity"
+    # Only predictions at or above this count (e.g. entities flagged high risk).
+    min_prediction: float | None = None
+    # A unit is a hit when its label is this (labelled predictions), unless sql is given.
+    hit_label: float = 1.0
+    # sql/<sql>.sql, run with :keys (the units' ids) and :now: returns the unit's id column and
+    # `column`, 1 for a hit; units it does not return are left out.
+    sql: str | None = Field(None, pattern=SQL_NAME)
+    column: Column | None = None
+
+
 class ModelDecl(Strict):
     params: dict[str, Any] = Field(default_factory=dict)  # LightGBM parameters
 
@@ -134,6 +175,16 @@ class JobFile(Strict):
     quickstart: QuickstartDecl | None = None
     # The features the dashboard charts (default: the first three).
     key_features: list[Column] = Field(default_factory=list, max_length=6)
+    # sql/<cohorts>.sql: the entity key and one column per cohort kind (e.g. plan, region);
+    # the dashboard charts the mean score served per cohort (binary jobs).
+    cohorts: str | None = Field(None, pattern=SQL_NAME)
+    outcome: OutcomeDecl | None = None
+    guardrail: GuardrailDecl | None = None
+    # Monitoring defaults of the job; the MLOPS_* setting of the same name overrides them.
+    auto_fallback: bool = True  # a drift alert or guardrail breach trips the heuristic
+    # The accuracy alert line: binary ROC-AUC below it, regression MAE above it.
+    accuracy_floor: float | None = None
+    ab_treatment_share: float = Field(1.0, ge=0, le=1)  # 1.0: no experiment
     features: list[Feature] = Field(min_length=1)
 
 

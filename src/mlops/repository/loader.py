@@ -26,11 +26,20 @@ from mlops.repository.declarations import (
 from mlops.repository.python import at, forget, import_module
 from mlops.repository.repo import Repository
 from mlops.repository.yaml_lines import Document, syntax_line
-from mlops.specs.features import FeatureSpec, InputSpec, JobSpec, LabelSpec
+from mlops.specs.features import (
+    FeatureSpec,
+    GuardrailSpec,
+    InputSpec,
+    JobSpec,
+    LabelSpec,
+    OutcomeSpec,
+)
 from mlops.training.heuristics import Heuristic
 from mlops.warehouse import contract
 
 REPOSITORY_FILE = "repository.yaml"
+# Settings that override a job's declared monitoring default, per job (JSON objects by job).
+JOB_OVERRIDES = ("auto_fallback", "accuracy_floor", "ab_treatment_share", "guardrail_margin")
 HEURISTICS_FILE = "heuristics.py"
 
 
@@ -43,10 +52,15 @@ class RepositoryInvalid(ValidationFailed):
 
 
 def load(
-    path: Path, *, heuristic_params: Mapping[str, Mapping[str, Any]] | None = None
+    path: Path,
+    *,
+    heuristic_params: Mapping[str, Mapping[str, Any]] | None = None,
+    job_overrides: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Repository:
     """The repository at ``path``; ``heuristic_params`` override its jobs' heuristic params
-    (per job). Raises ``RepositoryInvalid`` listing every problem."""
+    (per job); ``job_overrides`` are the per-job monitoring settings (JOB_OVERRIDES, each a
+    mapping of job to value), checked to name jobs of the repository. Raises
+    ``RepositoryInvalid`` listing every problem."""
     path = Path(path).expanduser()
     if not (path / REPOSITORY_FILE).is_file():
         raise ConfigError(
@@ -60,9 +74,10 @@ def load(
     if not files:
         problems.append("jobs/: no job is declared: add a jobs/<job>.yaml (see `mlops init`)")
     declared: list[tuple[str, JobFile]] = []
+    docs: dict[str, Document] = {}
     for file in files:
         rel = f"jobs/{file.name}"
-        job = _read(path, rel, JobFile, problems)
+        job = _read(path, rel, JobFile, problems, docs)
         if job is not None:
             declared.append((rel, job))
     heuristics = _heuristics(path, problems) if declared else None
@@ -70,6 +85,7 @@ def load(
     overrides = heuristic_params or {}
     for rel, decl in declared:
         found = _check(path, rel, decl, heuristics, jobs, problems)
+        found = _check_monitoring(path, rel, decl, docs[rel], problems) and found
         if found and heuristics is not None:
             jobs[decl.name] = _job(decl, heuristics, overrides.get(decl.name, {}))
     unknown = sorted(set(overrides) - {d.name for _, d in declared})
@@ -78,6 +94,8 @@ def load(
             f"MLOPS_HEURISTIC_PARAMS names no job of the repository: {', '.join(unknown)} "
             f"(fix the setting; jobs: {', '.join(d.name for _, d in declared)})"
         )
+    if declared:
+        _check_overrides(job_overrides or {}, [d.name for _, d in declared], problems)
     if head is not None and head.jobs is not None:
         order = {name: i for i, name in enumerate(head.jobs)}
         stems = [f.stem for f in files]
@@ -121,8 +139,15 @@ def load(
     )
 
 
-def _read(path: Path, rel: str, model: type[BaseModel], problems: list[str]) -> Any:
-    """The file validated as ``model``, or None with its problems added."""
+def _read(
+    path: Path,
+    rel: str,
+    model: type[BaseModel],
+    problems: list[str],
+    docs: dict[str, Document] | None = None,
+) -> Any:
+    """The file validated as ``model``, or None with its problems added; its parsed YAML goes
+    to ``docs`` (for the line of a later check)."""
     try:
         doc = Document((path / rel).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -133,6 +158,8 @@ def _read(path: Path, rel: str, model: type[BaseModel], problems: list[str]) -> 
         what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         problems.append(f"{rel}{at(line)}: not valid YAML: {what} (fix the syntax there)")
         return None
+    if docs is not None:
+        docs[rel] = doc
     if not isinstance(doc.data, dict):
         problems.append(f"{rel}: must be a mapping of keys to values (key: value per line)")
         return None
@@ -213,6 +240,113 @@ def _check(
     return len(problems) == before
 
 
+def _check_monitoring(
+    path: Path, rel: str, decl: JobFile, doc: Document, problems: list[str]
+) -> bool:
+    """The outcome, guardrail and cohorts declarations against the job and its SQL files;
+    True when they are sound. Each problem names the line of the key it is about."""
+    before = len(problems)
+
+    def problem(loc: tuple, message: str) -> None:
+        problems.append(f"{rel}{at(doc.line(loc))}: {'.'.join(loc)}: {message}")
+
+    def sql_exists(loc: tuple, name: str | None) -> None:
+        if name is not None and not (path / "sql" / f"{name}.sql").is_file():
+            problem(loc, f"there is no sql/{name}.sql: add it or fix the name")
+
+    sql_exists(("cohorts",), decl.cohorts)
+    outcome = decl.outcome
+    if outcome is not None:
+        sql_exists(("outcome", "sql"), outcome.sql)
+        snapshot = outcome.sql is None and decl.label.kind == "snapshot"
+        if snapshot and (outcome.within or outcome.subject or outcome.otherwise is not None):
+            problem(
+                ("outcome",),
+                "a snapshot label labels each prediction by the snapshot it was scored from: "
+                "within, subject and otherwise are for an event SQL (name it in outcome.sql, "
+                "or remove them)",
+            )
+        if not snapshot and outcome.within is None and outcome.subject is None:
+            problem(
+                ("outcome",),
+                "say how a prediction meets its outcome: within (the first row of the entity "
+                "after the prediction, e.g. within: 1d) or subject (the column the logged "
+                "subject id is)",
+            )
+        if outcome.otherwise is not None and outcome.within is None and not snapshot:
+            problem(
+                ("outcome", "otherwise"),
+                "labels a prediction no row came for within the window: add within",
+            )
+    guardrail = decl.guardrail
+    if guardrail is not None:
+        sql_exists(("guardrail", "sql"), guardrail.sql)
+        if (guardrail.sql is None) != (guardrail.column is None):
+            problem(
+                ("guardrail",),
+                "sql and column go together: the SQL returns the unit's id and the 0/1 column",
+            )
+        if guardrail.unit == "subject" and (outcome is None or outcome.subject is None):
+            problem(("guardrail", "unit"), "a subject unit needs outcome.subject: declare it")
+        if outcome is None and guardrail.sql is None and decl.label.kind == "event":
+            problem(("guardrail",), "hits come from labelled predictions: declare outcome")
+    return len(problems) == before
+
+
+def _check_overrides(
+    overrides: Mapping[str, Mapping[str, Any]], names: list[str], problems: list[str]
+) -> None:
+    for setting, values in overrides.items():
+        unknown = sorted(set(values) - set(names))
+        if unknown:
+            problems.append(
+                f"MLOPS_{setting.upper()} names no job of the repository: {', '.join(unknown)} "
+                f"(fix the setting; jobs: {', '.join(names)})"
+            )
+    shares = overrides.get("ab_treatment_share", {})
+    for job, share in shares.items():
+        if not 0 <= share <= 1:
+            problems.append(
+                f"MLOPS_AB_TREATMENT_SHARE: {job} is {share:g}: give a share from 0 to 1"
+            )
+
+
+def _outcome(decl: JobFile) -> OutcomeSpec | None:
+    """The declared outcome; a snapshot label is its own outcome unless another is declared."""
+    o, label = decl.outcome, decl.label
+    if (o is None or o.sql is None) and label.kind == "snapshot":
+        settles = (o.settles if o else None) or label.horizon
+        return OutcomeSpec(sql=label.sql, kind="snapshot", settles=settles)
+    if o is None:
+        return None
+    return OutcomeSpec(
+        sql=o.sql or label.sql,
+        subject=o.subject,
+        within=o.within,
+        otherwise=o.otherwise,
+        settles=o.settles or o.within or timedelta(0),
+    )
+
+
+def _guardrail(decl: JobFile) -> GuardrailSpec | None:
+    g = decl.guardrail
+    if g is None:
+        return None
+    subject = decl.outcome.subject if decl.outcome else None
+    return GuardrailSpec(
+        metric=g.metric,
+        description=g.description,
+        higher_is_better=g.better == "higher",
+        margin=g.margin,
+        unit=g.unit,
+        min_prediction=g.min_prediction,
+        hit_label=g.hit_label,
+        sql=g.sql,
+        column=g.column,
+        key_column=(subject or decl.key) if g.unit == "subject" else decl.key,
+    )
+
+
 def _job(decl: JobFile, heuristics: ModuleType | None, override: Mapping[str, Any]) -> JobSpec:
     features = tuple(
         FeatureSpec(
@@ -276,6 +410,12 @@ def _job(decl: JobFile, heuristics: ModuleType | None, override: Mapping[str, An
         description=decl.description,
         owner=decl.owner,
         key_features=tuple(decl.key_features),
+        cohorts=decl.cohorts,
+        outcome=_outcome(decl),
+        guardrail=_guardrail(decl),
+        auto_fallback=decl.auto_fallback,
+        accuracy_floor=decl.accuracy_floor,
+        ab_treatment_share=decl.ab_treatment_share,
     )
     return replace(spec, heuristic=heuristic)
 

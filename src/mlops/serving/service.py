@@ -297,7 +297,9 @@ class Service:
     def arm(self, job: str, unit: str) -> str:
         """The A/B arm of ``unit`` for the job (``treatment`` when there is no experiment)."""
         s = self.settings
-        return arms.assign(s.ab_treatment_share.get(job, 1.0), s.ab_salt, job, unit)
+        return arms.assign(
+            s.ab_treatment_share.get(job, self.jobs[job].ab_treatment_share), s.ab_salt, job, unit
+        )
 
     def _precheck(self, job: str, arm: str = arms.TREATMENT) -> Reason | None:
         controls = self.controls

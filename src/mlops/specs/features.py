@@ -77,6 +77,41 @@ class LabelSpec:
 
 
 @dataclass(frozen=True)
+class OutcomeSpec:
+    """How a logged prediction meets what happened (see ``monitoring/labelling.py``).
+
+    ``event``: rows of ``sql`` (an event SQL), matched on the entity and ``subject`` column,
+    the first in ``[logged_at, logged_at + within)``, or the subject's own row when ``within``
+    is None; ``otherwise`` labels a prediction no row came for. ``snapshot``: the job's
+    snapshot label SQL, run over the snapshots the predictions were scored from. ``settles``
+    is how long after a period until its labels are all in."""
+
+    sql: str
+    kind: LabelKind = "event"
+    subject: str | None = None
+    within: timedelta | None = None
+    otherwise: float | None = None
+    settles: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class GuardrailSpec:
+    """The A/B guardrail metric: the share of units that are hits (see
+    ``monitoring/guardrails.py``)."""
+
+    metric: str
+    description: str
+    higher_is_better: bool
+    margin: float = 0.0
+    unit: Literal["entity", "subject"] = "entity"
+    min_prediction: float | None = None
+    hit_label: float = 1.0
+    sql: str | None = None
+    column: str | None = None  # the sql's hit column; the unit's id is key_column
+    key_column: str = ""
+
+
+@dataclass(frozen=True)
 class JobSpec:
     name: str
     view: str
@@ -103,6 +138,14 @@ class JobSpec:
     owner: str = ""
     # The features the dashboard charts: the ones a person reading the job looks at first.
     key_features: tuple[str, ...] = ()
+    # Monitoring: the cohorts SQL the dashboard charts scores by, how predictions get their
+    # outcome, the guardrail, and defaults the MLOPS_* settings override per job.
+    cohorts: str | None = None
+    outcome: OutcomeSpec | None = None
+    guardrail: GuardrailSpec | None = None
+    auto_fallback: bool = True
+    accuracy_floor: float | None = None
+    ab_treatment_share: float = 1.0
 
     @property
     def dashboard_features(self) -> tuple[str, ...]:

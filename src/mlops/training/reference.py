@@ -25,7 +25,7 @@ POPULATION_ROWS = 1_000
 def population(engine: Engine, job: JobSpec, end: datetime) -> pd.DataFrame:
     """The stored features of every entity as serving saw them at the end of the training
     window. Training rows are not that population (a label may cover only part of the
-    entities, e.g. customers active in the last 90 days), and drift compares what serving
+    entities, e.g. those active in the last 90 days), and drift compares what serving
     sees now with what it saw then."""
     from mlops.store.historical import load_snapshots
 

@@ -1,11 +1,12 @@
--- Accuracy monitor, churn outcomes: the completed orders of the customers given (keys) placed
--- from start (inclusive) to end (exclusive). A churn prediction is labelled 1 when none of
--- its customer's orders falls in the 30 days from its logged_at (see monitoring/accuracy.py).
+-- Accuracy monitor, churn outcomes: every completed order placed from start (inclusive) to end
+-- (exclusive), labelled 0 (not churned). A churn prediction's outcome is its customer's first
+-- order within 30 days; none is a churn (jobs/churn.yaml, outcome). The engine reads the
+-- orders of the predictions' customers only (a key filter around this query).
 -- Times as epoch seconds: cheaper to move and parse than text for a million orders.
 SELECT
     o.customer_id,
-    unixepoch(o.placed_at) AS placed_epoch
+    unixepoch(o.placed_at) AS event_time,
+    0 AS label
 FROM orders o
-WHERE o.customer_id IN :keys
-  AND o.status = 'completed'
+WHERE o.status = 'completed'
   AND o.placed_at >= :start AND o.placed_at < :end
