@@ -44,7 +44,7 @@ def load(rt, table, rows: list[dict]) -> None:
     the upsell label SQL, the accuracy monitor's outcome, joins them)."""
     from sqlalchemy import select
 
-    from mlops.warehouse import schema as wh
+    from mlops.examples.marketplace import warehouse as wh
 
     with rt.warehouse.begin() as conn:
         if table is wh.offer_impressions:

@@ -12,10 +12,10 @@ import pytest
 
 from mlops import repository
 from mlops.errors import ConfigError
+from mlops.examples.marketplace import warehouse as wh
 from mlops.monitoring import accuracy, guardrails, job_settings, labelling
 from mlops.repository.scaffold import init
 from mlops.runtime import Runtime
-from mlops.warehouse import schema as wh
 from tests.conftest import NOW
 from tests.monitoring_support import delivery, load, log_predictions, order
 from tests.repo_support import JOBS

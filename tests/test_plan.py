@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 from mlops.clock import FrozenClock
 from mlops.db.schema import feature_specs, repository_objects
 from mlops.errors import ConfigError, InputError, NotReadyError
+from mlops.examples.marketplace.warehouse import create_tables
 from mlops.repository import apply as repo_apply
 from mlops.repository import plan as repo_plan
 from mlops.repository import registered
@@ -22,7 +23,6 @@ from mlops.repository.scaffold import init
 from mlops.repository.state import job_states
 from mlops.runtime import Runtime
 from mlops.scheduling.tasks import build
-from mlops.warehouse.schema import create_tables
 from tests.cli_support import invoke
 from tests.conftest import NOW
 
