@@ -31,7 +31,7 @@ def trained_home(tmp_path_factory):
         report.promotion for report in result.training
     ]
     # Unchanged data against the new champions' references: no drift.
-    assert [r.status for r in result.monitoring.drift] == ["ok"] * 3, [
+    assert [r.status for r in result.monitoring.drift] == ["ok"] * len(result.training), [
         [(f.feature, f.status) for f in r.features if f.status != "ok"]
         for r in result.monitoring.drift
     ]
@@ -91,7 +91,8 @@ def service(serving_rt):
     svc.close()
 
 
-def _first_entity(rt, job: str) -> str:
+def an_entity(rt, job: str) -> str:
+    """The first entity (by id) with stored features of ``job``."""
     from sqlalchemy import select
 
     from mlops.db.schema import feature_values as fv
@@ -104,12 +105,12 @@ def _first_entity(rt, job: str) -> str:
 
 def a_customer(rt) -> str:
     """A customer that has stored churn and upsell features."""
-    return _first_entity(rt, "upsell")
+    return an_entity(rt, "upsell")
 
 
 def a_zone(rt) -> str:
     """A zone that has stored ETA features."""
-    return _first_entity(rt, "eta")
+    return an_entity(rt, "eta")
 
 
 class SlowBooster:

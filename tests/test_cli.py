@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.cli_support import invoke
+from tests.repo_support import JOBS
 
 
 @pytest.fixture
@@ -39,7 +40,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     )
     assert code == 0 and "backfill" in out and "append-only" in out
     code, out, _ = cli("ingest", "all")
-    assert code == 0 and out.count("refresh ok") == 3
+    assert code == 0 and out.count("refresh ok") == len(JOBS)
     from mlops.db.engine import make_engine
 
     engine = make_engine(settings.store_url)
@@ -102,7 +103,7 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     first = quickstart.run(
         rt, size=200, days=40, on_stage=lambda s, d, t: stages.append(s), train_models=False
     )
-    assert [r.job for r in first.ingestion] == ["churn", "upsell", "eta"] * 2
+    assert [r.job for r in first.ingestion] == list(JOBS) * 2
     assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
     assert any(s.startswith("backfilling eta") for s in stages)
     zone = "Z01"

@@ -259,7 +259,7 @@ def test_ingestion_runs_match_the_table(refreshed):
             strict=True,
         )
     )
-    assert got == want and len(want) == 6
+    assert got == want and len(want) == 3 + len(JOBS)  # churn's three runs, then each job
     assert {s for _, _, s, *_ in want} == {"succeeded", "failed"}
     # The chart: one marker per run in the duration row and in the rows-written row, in the
     # job's column and the status's colour.

@@ -155,7 +155,7 @@ def test_per_job_settings_override_the_declarations_and_must_name_jobs(tmp_path,
     )
     assert problems == [
         "MLOPS_ACCURACY_FLOOR names no job of the repository: fraud (fix the setting; jobs: "
-        "churn, eta, upsell)",
+        "churn, eta, ticket, upsell)",
         "MLOPS_AB_TREATMENT_SHARE: eta is 1.5: give a share from 0 to 1",
     ]
     update = {"accuracy_floor": {"eta": 5.0}, "auto_fallback": {"upsell": False}}
@@ -181,8 +181,8 @@ def _renamed(tmp_path: Path) -> Path:
     _edit(root / "jobs" / "delivery_minutes.yaml", "name: eta", "name: delivery_minutes")
     _edit(
         root / "repository.yaml",
-        "jobs: [churn, upsell, eta]",
-        "jobs: [churn, upsell, delivery_minutes]",
+        "jobs: [churn, upsell, eta, ticket]",
+        "jobs: [churn, upsell, delivery_minutes, ticket]",
     )
     (root / "sql" / "labels_eta.sql").rename(root / "sql" / "labels_delivery.sql")
     _edit(root / "jobs" / "delivery_minutes.yaml", "sql: labels_eta", "sql: labels_delivery")
@@ -236,7 +236,7 @@ def test_a_job_of_a_new_name_is_labelled_and_scored_from_its_label_sql(tmp_path,
         assert dict(zip(frame.subject_id, frame.label, strict=True)) == {"d0": 1800.0, "d1": 2400.0}
         assert set(frame.job) == {job}
         found = accuracy.report(rt, since=NOW - timedelta(days=5))
-        assert found.jobs == ["churn", "upsell", job]
+        assert found.jobs == ["churn", "upsell", job, "ticket"]
         (row,) = found.frame[found.frame.job == job].to_dict("records")
         assert (row["statistic"], row["value"], row["n"]) == ("mae", 300.0, 2)
         assert row["threshold"] == 100.0 and row["status"] == "alert"
@@ -258,7 +258,7 @@ def test_a_job_without_outcome_or_guardrail_is_left_out_of_all_and_refused_by_na
     rt = Runtime(settings=migrated.settings.model_copy(update={"repo": root}), clock=migrated.clock)
     try:
         wh.create_tables(rt.warehouse)
-        assert accuracy.report(rt, record=False).jobs == ["churn", "eta"]
+        assert accuracy.report(rt, record=False).jobs == ["churn", "eta", "ticket"]
         assert [g.job for g in guardrails.check(rt, record=False)] == ["churn", "eta"]
         with pytest.raises(ConfigError, match="declares no outcome"):
             labelling.labelled(rt, "upsell")

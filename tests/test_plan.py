@@ -25,6 +25,7 @@ from mlops.runtime import Runtime
 from mlops.scheduling.tasks import build
 from tests.cli_support import invoke
 from tests.conftest import NOW
+from tests.repo_support import JOBS
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -101,15 +102,15 @@ def test_an_empty_store_plans_everything_added_and_apply_twice_changes_nothing(f
     tasks = len(build(rt.settings, rt.repo).tasks)
     assert {k: len(plan.of(k, "added")) for k in repo_plan.KINDS} == {
         "spec": features,
-        "view": 3,
+        "view": len(JOBS),
         "schedule": tasks,
-        "model": 3,
+        "model": len(JOBS),
     }
-    assert len(plan.items) == features + 3 + tasks + 3 and not plan.retrain
+    assert len(plan.items) == features + 2 * len(JOBS) + tasks and not plan.retrain
     assert plan.of("model")[0].note == "no registered model yet: `mlops train churn`"
     done = repo_apply.apply(rt, plan)
-    assert done.summary().startswith(f"applied specs {features} added; views 3 added")
-    views = ["ml_churn_features", "ml_upsell_features", "ml_eta_features"]
+    assert done.summary().startswith(f"applied specs {features} added; views {len(JOBS)} added")
+    views = [job.view for job in JOBS.values()]
     assert done.views_installed == ([] if rt.warehouse.dialect.name == "sqlite" else views)
     rows = _rows(rt)
     assert rows[("schedule", "ingest:churn")]["job"] == "churn"
@@ -119,7 +120,7 @@ def test_an_empty_store_plans_everything_added_and_apply_twice_changes_nothing(f
     assert again.empty and again.items == []
     assert (
         again.summary() == f"no changes: the repository 'marketplace' is applied "
-        f"({features + 3 + tasks + 3} objects)"
+        f"({features + 2 * len(JOBS) + tasks} objects)"
     )
     assert repo_apply.apply(rt, again).summary().startswith("nothing to apply")
     assert _rows(rt) == rows
@@ -193,7 +194,11 @@ def test_a_removed_job_is_retired_everywhere_and_its_registered_model_is_kept(
     _register(rt.settings, "upsell", mlflow_template, tmp_path)
     repo_apply.apply(rt, repo_plan.compute(rt))
     (repo_path / "jobs" / "upsell.yaml").unlink()
-    _edit(repo_path / "repository.yaml", "jobs: [churn, upsell, eta]", "jobs: [churn, eta]")
+    _edit(
+        repo_path / "repository.yaml",
+        "jobs: [churn, upsell, eta, ticket]",
+        "jobs: [churn, eta, ticket]",
+    )
     rt = fresh()
     plan = repo_plan.compute(rt)
     assert {i.action for i in plan.items} == {"retired"}
@@ -217,7 +222,11 @@ def test_a_removed_job_is_retired_everywhere_and_its_registered_model_is_kept(
     assert repo_plan.compute(fresh()).empty
     # Declared again: everything comes back, the tag is cleared, the champion never moved.
     shutil.copy(fresh(repo=None).repo.path / "jobs" / "upsell.yaml", repo_path / "jobs")
-    _edit(repo_path / "repository.yaml", "jobs: [churn, eta]", "jobs: [churn, upsell, eta]")
+    _edit(
+        repo_path / "repository.yaml",
+        "jobs: [churn, eta, ticket]",
+        "jobs: [churn, upsell, eta, ticket]",
+    )
     rt = fresh()
     plan = repo_plan.compute(rt)
     (model,) = plan.of("model")
@@ -294,11 +303,12 @@ def test_the_cli_plans_applies_and_fails_with_the_fix(migrated, repo_path, capsy
     repo = ("--repo", str(repo_path))
     code, out, _ = invoke(capsys, *repo, "plan", flat=True)
     assert code == 0 and "+ spec churn.orders_30d added" in out, out
-    assert "schedules 14 added; models 3 added apply it with `mlops apply`" in out
+    tasks = len(build(migrated.settings, migrated.repo).tasks)
+    assert f"schedules {tasks} added; models {len(JOBS)} added apply it with `mlops apply`" in out
     code, out, _ = invoke(capsys, *repo, "apply", "--dry-run", flat=True)
     assert code == 0 and "dry run: nothing written" in out
     code, out, _ = invoke(capsys, *repo, "plan", flat=True)
-    assert "views 3 added" in out  # the dry run wrote nothing
+    assert f"views {len(JOBS)} added" in out  # the dry run wrote nothing
     code, out, _ = invoke(capsys, *repo, "apply", flat=True)
     assert code == 0 and "applied specs" in out and "undo: revert the change" in out
     _edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
@@ -412,8 +422,8 @@ def test_a_registry_failure_clearing_the_retired_tag_leaves_the_job_retired(
     _edit(fraud, "name: eta", "name: fraud")
     _edit(
         repo_path / "repository.yaml",
-        "jobs: [churn, upsell, eta]",
-        "jobs: [churn, upsell, eta, fraud]",
+        "jobs: [churn, upsell, eta, ticket]",
+        "jobs: [churn, upsell, eta, ticket, fraud]",
     )
     rt = fresh()
     plan = repo_plan.compute(rt)

@@ -34,6 +34,8 @@ EXPECTED = {
     "train:churn": "0 3 1 * *",
     "train:upsell": "0 4 1 * *",
     "train:eta": "0 5 * * 1",
+    "ingest:ticket": "30 2 * * *",
+    "train:ticket": "30 3 1 * *",
     "monitor:accuracy": "30 6 * * *",
     "monitor:guardrails": "15 * * * *",
 }
@@ -147,7 +149,7 @@ def test_schedule_list_shows_the_next_three_runs_of_each_task(invoke):
         assert cron in lines[row]
     assert "└ monitor:drift:eta" in result.output and "then, always" in result.output
     assert "mlops ingest eta --scheduled-for SLOT" in result.output
-    assert "14 tasks: 8 on a cron, 6 after another; environment production" in result.output
+    assert "18 tasks: 10 on a cron, 8 after another; environment production" in result.output
 
 
 def croniter_next(cron: str, count: int) -> list[datetime]:
@@ -178,14 +180,14 @@ def test_export_airflow_writes_the_dag_module(invoke, tmp_path):
     result = invoke("schedule", "export", "--airflow", str(tmp_path / "dags"))
     assert result.exit_code == 0, result.output
     path = tmp_path / "dags" / "mlops_schedule.py"
-    assert path.is_file() and "wrote" in result.output and "8 DAGs" in result.output
+    assert path.is_file() and "wrote" in result.output and "10 DAGs" in result.output
     assert not list((tmp_path / "dags").glob("*.tmp"))
 
 
 def test_export_crontab_prints_lines(invoke):
     result = invoke("schedule", "export", "--crontab")
     assert result.exit_code == 0
-    assert sum(1 for line in result.output.splitlines() if "flock -n" in line) == 8
+    assert sum(1 for line in result.output.splitlines() if "flock -n" in line) == 10
 
 
 def test_help_texts_explain_the_commands():

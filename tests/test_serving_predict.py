@@ -12,7 +12,7 @@ from mlops.errors import ConfigError, InputError
 from mlops.serving.app import create_app
 from mlops.training import heuristics
 from tests.conftest import NOW
-from tests.serving_support import ServerThread, a_customer, a_zone, make_service
+from tests.serving_support import ServerThread, a_customer, a_zone, an_entity, make_service
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 
@@ -120,3 +120,24 @@ def test_a_serving_module_without_extend_is_a_config_error(settings, clock, tmp_
             Service(rt)
     finally:
         rt.close()
+
+
+def test_the_fourth_job_is_served_and_labelled_with_no_code_of_its_own(serving_rt):
+    """``ticket`` is declared in the example only (YAML, SQL, a heuristic): the generic route
+    serves its champion, and its logged answers are labelled from its label SQL."""
+    from mlops.monitoring import labelling
+
+    svc = make_service(serving_rt)
+    try:
+        customer = an_entity(serving_rt, "ticket")
+        answer = svc.predict("ticket", customer)
+        assert answer.source == "model" and answer.model_version == 1 and 0 < answer.value < 1
+        svc.log.flush()
+    finally:
+        svc.close()
+    serving_rt.clock.set(NOW + timedelta(days=13))  # the label's 14 days have not passed
+    assert labelling.labelled(serving_rt, "ticket").empty
+    serving_rt.clock.set(NOW + timedelta(days=15))
+    frame = labelling.labelled(serving_rt, "ticket")
+    assert list(frame.entity_id) == [customer] and frame.label.iloc[0] in (0, 1)
+    assert frame.prediction.iloc[0] == pytest.approx(answer.value)

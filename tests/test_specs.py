@@ -12,7 +12,7 @@ from tests.repo_support import JOBS, REPO
 
 
 def test_every_job_has_enough_fully_described_features():
-    minimum = {"churn": 8, "upsell": 6, "eta": 6}
+    minimum = {"churn": 8, "upsell": 6, "eta": 6, "ticket": 6}
     for name, job in JOBS.items():
         assert len(job.features) >= minimum[name]
         assert len(set(job.feature_names)) == len(job.features)
@@ -29,7 +29,7 @@ def test_ttls_and_schedules_follow_the_design():
     assert REPO.job("upsell").ttl == timedelta(hours=12)
     assert REPO.job("eta").ttl == timedelta(minutes=15)
     assert REPO.job("eta").refresh_cron == "*/5 * * * *"
-    assert [j.name for j in REPO.resolve("all")] == ["churn", "upsell", "eta"]
+    assert [j.name for j in REPO.resolve("all")] == ["churn", "upsell", "eta", "ticket"]
 
 
 def test_unknown_job_error_lists_the_choices():
