@@ -47,7 +47,7 @@ def test_the_whole_flow_from_the_command_line(cli, settings):
     with engine.connect() as conn:
         jobs = conn.execute(text("SELECT DISTINCT job FROM ml_feature_values")).scalars().all()
     engine.dispose()
-    assert sorted(jobs) == ["churn", "eta", "upsell"]
+    assert sorted(jobs) == sorted(JOBS)
 
 
 @pytest.mark.parametrize(

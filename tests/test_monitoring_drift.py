@@ -25,7 +25,7 @@ from mlops.serving import trips
 from mlops.store import ingest
 from tests.cli_support import invoke
 from tests.conftest import NOW
-from tests.repo_support import REPO
+from tests.repo_support import JOBS, REPO
 from tests.serving_support import a_customer, make_service, mlflow_copy
 
 
@@ -251,7 +251,7 @@ def test_champion_reference_from_the_registry_and_too_few_values(serving_rt):
         results = {r.job: r for r in drift.check(strict)}
     finally:
         strict.close()
-    assert set(results) == {"churn", "upsell", "eta"}
+    assert set(results) == set(JOBS)
     for job, result in results.items():
         assert result.error is None
         assert result.model_version == tracking_versions.champion_version(serving_rt.settings, job)

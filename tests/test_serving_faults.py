@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
 from tests.fault_support import HangingBooster, RedisServer, TcpProxy
+from tests.repo_support import JOBS
 from tests.serving_support import a_customer, a_zone, make_service, mlflow_copy, wait_until
 
 ENDPOINTS = ("dossier.churn", "dossier.upsell", "compose", "eta")
@@ -225,7 +226,7 @@ def test_registry_unreadable_at_start_then_readable(serving_rt, trained_home, tm
         assert any(d.startswith("eta: registry unreadable") for d in ready["degraded"])
 
         path.write_bytes(good)
-        assert len(svc.reload_models()) == 3  # the next poll loads every champion
+        assert len(svc.reload_models()) == len(JOBS)  # the next poll loads every champion
         assert provenance(svc, customer, zone) == MODEL
         assert svc.readiness()["problems"] == {} and svc.readiness()["degraded"] == []
     finally:
@@ -249,7 +250,7 @@ def test_registry_unreadable_during_a_poll_keeps_the_champions(
         assert svc.reload_models() == []  # nothing unloaded
         assert provenance(svc, customer, zone) == MODEL
         ready = svc.readiness()
-        assert ready["ready"] and ready["champions"] == {"churn": 1, "upsell": 1, "eta": 1}
+        assert ready["ready"] and ready["champions"] == dict.fromkeys(JOBS, 1)
         assert ready["problems"]["eta"].startswith("registry unreadable")
         assert any(
             d.startswith("eta: registry unreadable") and "serving v1" in d

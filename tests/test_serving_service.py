@@ -405,7 +405,7 @@ def test_readiness_and_metrics(service, serving_rt):
         "ready": True,
         "database": "ok",
         "mode": "models",
-        "champions": {"churn": 1, "upsell": 1, "eta": 1},
+        "champions": {"churn": 1, "upsell": 1, "eta": 1, "ticket": 1},
         "problems": {},
         "redis": "off",
         "degraded": [],
