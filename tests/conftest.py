@@ -146,7 +146,7 @@ def seed_and_refresh(rt) -> None:
     from mlops.store import ingest
 
     seed(rt)
-    for job in ("churn", "upsell", "eta"):
+    for job in rt.repo.names:
         ingest.refresh(rt, job)
 
 

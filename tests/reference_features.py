@@ -335,7 +335,42 @@ def eta_at(r: dict, t: datetime) -> list[dict]:
     return rows
 
 
-REFERENCE = {"churn": churn_at, "upsell": upsell_at, "eta": eta_at}
+def ticket_at(r: dict, t: datetime) -> list[dict]:
+    since_30d, since_90d = t - 30 * DAY, t - 90 * DAY
+    plans = {c["customer_id"]: c["plan"] for c in r["customers"]}
+    orders = {o["order_id"]: o for o in r["orders"]}
+    placed: dict[str, list[dict]] = {}
+    for o in r["orders"]:
+        if since_90d <= o["placed_at"] < t:
+            placed.setdefault(o["customer_id"], []).append(o)
+    late: dict[str, int] = {}
+    for d in r["deliveries"]:
+        o = orders.get(d["order_id"])
+        at = d["delivered_at"]
+        if o is not None and at is not None and since_30d <= at < t and at > d["promised_at"]:
+            late[o["customer_id"]] = late.get(o["customer_id"], 0) + 1
+    rows = []
+    for customer, mine in placed.items():
+        tickets = [k["opened_at"] for k in r["support_tickets"] if k["customer_id"] == customer]
+        before = [at for at in tickets if at < t]
+        recent = [o for o in mine if o["placed_at"] >= since_30d]
+        rows.append(
+            {
+                "as_of": t,
+                "entity_id": customer,
+                "orders_30d": sum(1 for o in recent if o["status"] == "completed"),
+                "cancelled_30d": sum(1 for o in recent if o["status"] == "cancelled"),
+                "late_30d": late.get(customer, 0),
+                "tickets_30d": sum(1 for at in before if at >= since_30d),
+                "tickets_90d": sum(1 for at in before if at >= since_90d),
+                "days_since_last_ticket": _days_between(max(before), t) if before else None,
+                "plan": plans[customer],
+            }
+        )
+    return rows
+
+
+REFERENCE = {"churn": churn_at, "upsell": upsell_at, "eta": eta_at, "ticket": ticket_at}
 
 
 def reference(job: str, w: dict, as_of_points: Sequence[datetime]) -> pd.DataFrame:

@@ -31,7 +31,7 @@ from mlops.training import (
     tracking_artifacts,
     tracking_versions,
 )
-from tests.repo_support import REPO
+from tests.repo_support import JOBS, REPO
 
 FEATURES = ["recency", "orders", "plan"]
 REFERENCE = {"recency": {"kind": "numeric", "null_share": 0.0, "bins": [0, 5, 10]}}
@@ -400,7 +400,7 @@ def test_champion_stack_skips_undone_promotions():
 
 
 def test_list_models_shows_versions_aliases_and_metrics(ml, tmp_path):
-    assert registry.list_models(ml) == {"churn": [], "upsell": [], "eta": []}
+    assert registry.list_models(ml) == {job: [] for job in JOBS}
     _log(ml, tmp_path, score=0.80, heuristic=0.70)
     registry.promote(ml, "churn", actor="alice")
     _log(ml, tmp_path, score=0.82, heuristic=0.70, champion=0.80, champion_version=1, seed=1)
