@@ -39,14 +39,22 @@ class WarehouseFault(Exception):
 def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
     if not points:
         return
-    per_point = max(1, _entity_count(rt, job, points[-1]))
-    size = max(1, rt.settings.backfill_chunk_rows // per_point)
-    chunks = [points[i : i + size] for i in range(0, len(points), size)]
 
     def compute(chunk: list[datetime]) -> pd.DataFrame:
         with rt.warehouse.connect() as conn:
             return views.compute(conn, rt.repo, job, chunk)
 
+    per_point = _online_count(rt, job)
+    if not per_point:
+        # Before the first ingestion: the first point is computed alone and its rows size the
+        # chunks (counting the view's rows first would run it once more, a whole refresh).
+        first = compute(points[:1])
+        yield points[:1], first
+        points, per_point = points[1:], max(1, len(first))
+        if not points:
+            return
+    size = max(1, rt.settings.backfill_chunk_rows // per_point)
+    chunks = [points[i : i + size] for i in range(0, len(points), size)]
     default = 1 if rt.warehouse.dialect.name == "sqlite" else 2
     workers = min(rt.settings.ingest_workers or default, len(chunks))
     if workers <= 1:
@@ -62,15 +70,8 @@ def _computed_chunks(rt: Runtime, job: JobSpec, points: list[datetime]):
             yield chunk, frame
 
 
-def _entity_count(rt: Runtime, job: JobSpec, as_of: datetime) -> int:
-    """Rows the view gives per point: the job's online entities, or (before its first
-    ingestion) the view's rows at the newest point, counted in the warehouse."""
+def _online_count(rt: Runtime, job: JobSpec) -> int:
+    """The job's online entities: the rows the view gives per point, once it was ingested."""
     t = feature_values
     with rt.store.connect() as conn:
-        online = conn.execute(select(func.count()).where(t.c.job == job.name)).scalar()
-    if online:
-        return int(online)
-    with rt.warehouse.connect() as conn:
-        sql = f"SELECT COUNT(*) AS n FROM ({rt.repo.sql(job.view)}) AS v"
-        counted = views.run_over_grid(conn, sql, [as_of], rt.repo.windows)
-    return int(counted["n"].iloc[0])
+        return int(conn.execute(select(func.count()).where(t.c.job == job.name)).scalar() or 0)
