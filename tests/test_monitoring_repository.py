@@ -14,21 +14,10 @@ from mlops import repository
 from mlops.errors import ConfigError
 from mlops.examples.marketplace import warehouse as wh
 from mlops.monitoring import accuracy, guardrails, job_settings, labelling
-from mlops.repository.scaffold import init
 from mlops.runtime import Runtime
 from tests.conftest import NOW
 from tests.monitoring_support import delivery, load, log_predictions, order
-from tests.repo_support import JOBS
-
-
-def _copy(tmp_path: Path) -> Path:
-    return init(tmp_path / "repo").path
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
+from tests.repo_support import JOBS, copy_example, edit
 
 
 def _line_of(path: Path, text: str) -> int:
@@ -56,14 +45,14 @@ def test_the_example_declares_todays_monitoring_figures():
 
 
 def test_invalid_outcome_and_guardrail_declarations_name_file_and_line(tmp_path):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     churn, upsell, eta = (root / "jobs" / f"{n}.yaml" for n in ("churn", "upsell", "eta"))
-    _edit(eta, "  column: late\n", "")
-    _edit(churn, "  hit_label: 0 # retained", "  hit_label: 0 # retained\n  unit: subject")
-    _edit(upsell, "  subject: offer_id\n  within: 24h\n", "  otherwise: 0\n")
-    _edit(churn, "  sql: outcomes_churn", "  sql: outcomes_lost")
-    _edit(churn, "cohorts: cohorts_churn", "cohorts: cohorts_missing")
-    _edit(eta, "  better: lower", "  better: smaller")
+    edit(eta, "  column: late\n", "")
+    edit(churn, "  hit_label: 0 # retained", "  hit_label: 0 # retained\n  unit: subject")
+    edit(upsell, "  subject: offer_id\n  within: 24h\n", "  otherwise: 0\n")
+    edit(churn, "  sql: outcomes_churn", "  sql: outcomes_lost")
+    edit(churn, "cohorts: cohorts_churn", "cohorts: cohorts_missing")
+    edit(eta, "  better: lower", "  better: smaller")
     problems = "\n".join(_problems(root))
     assert f"jobs/eta.yaml:{_line_of(eta, 'better: smaller')}: guardrail.better" in problems
     assert (
@@ -78,16 +67,16 @@ def test_invalid_outcome_and_guardrail_declarations_name_file_and_line(tmp_path)
     assert f"jobs/upsell.yaml:{_line_of(upsell, 'otherwise: 0')}: outcome.otherwise" in problems
     assert f"jobs/upsell.yaml:{_line_of(upsell, 'outcome:')}: outcome: say how" in problems
     # eta's file did not validate (better), so its cross-file checks wait for the fix.
-    _edit(eta, "  better: smaller", "  better: lower")
+    edit(eta, "  better: smaller", "  better: lower")
     problems = "\n".join(_problems(root))
     line = _line_of(eta, "guardrail:")
     assert f"jobs/eta.yaml:{line}: guardrail: sql and column go together" in problems
 
 
 def test_a_snapshot_outcome_takes_no_event_matching(tmp_path):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     churn = root / "jobs" / "churn.yaml"
-    _edit(churn, "  sql: outcomes_churn\n", "")
+    edit(churn, "  sql: outcomes_churn\n", "")
     (problem,) = _problems(root)
     assert problem.startswith(f"jobs/churn.yaml:{_line_of(churn, 'outcome:')}: outcome: a snapshot")
     assert "name it in outcome.sql, or remove them" in problem
@@ -96,7 +85,7 @@ def test_a_snapshot_outcome_takes_no_event_matching(tmp_path):
 def test_a_snapshot_job_without_an_outcome_is_labelled_by_its_scored_snapshot(tmp_path, migrated):
     """Without outcomes_churn, churn's predictions get labels_churn's label of the snapshot they
     were scored from: the label training gives that customer and as_of."""
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     churn = root / "jobs" / "churn.yaml"
     text = churn.read_text()
     start, end = text.index("# Accuracy in production"), text.index("# A/B guardrail")
@@ -148,7 +137,7 @@ def test_a_snapshot_job_without_an_outcome_is_labelled_by_its_scored_snapshot(tm
 
 
 def test_per_job_settings_override_the_declarations_and_must_name_jobs(tmp_path, migrated):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     problems = _problems(
         root,
         job_overrides={"accuracy_floor": {"fraud": 0.8}, "ab_treatment_share": {"eta": 1.5}},
@@ -176,18 +165,18 @@ def test_per_job_settings_override_the_declarations_and_must_name_jobs(tmp_path,
 
 def _renamed(tmp_path: Path) -> Path:
     """The example with eta renamed to delivery_minutes, its label SQL in seconds instead."""
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     (root / "jobs" / "eta.yaml").rename(root / "jobs" / "delivery_minutes.yaml")
-    _edit(root / "jobs" / "delivery_minutes.yaml", "name: eta", "name: delivery_minutes")
-    _edit(
+    edit(root / "jobs" / "delivery_minutes.yaml", "name: eta", "name: delivery_minutes")
+    edit(
         root / "repository.yaml",
         "jobs: [churn, upsell, eta, ticket]",
         "jobs: [churn, upsell, delivery_minutes, ticket]",
     )
     (root / "sql" / "labels_eta.sql").rename(root / "sql" / "labels_delivery.sql")
-    _edit(root / "jobs" / "delivery_minutes.yaml", "sql: labels_eta", "sql: labels_delivery")
+    edit(root / "jobs" / "delivery_minutes.yaml", "sql: labels_eta", "sql: labels_delivery")
     # Seconds, not minutes: the labels seen below can only come from this file.
-    _edit(root / "sql" / "labels_delivery.sql", "/ 60.0 AS label", "/ 1.0 AS label")
+    edit(root / "sql" / "labels_delivery.sql", "/ 60.0 AS label", "/ 1.0 AS label")
     return root
 
 
@@ -250,7 +239,7 @@ def test_a_job_of_a_new_name_is_labelled_and_scored_from_its_label_sql(tmp_path,
 def test_a_job_without_outcome_or_guardrail_is_left_out_of_all_and_refused_by_name(
     tmp_path, migrated
 ):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     upsell = root / "jobs" / "upsell.yaml"
     text = upsell.read_text()
     start, end = text.index("# Accuracy in production"), text.index("accuracy_floor:")

@@ -25,13 +25,7 @@ from mlops.runtime import Runtime
 from mlops.scheduling.tasks import build
 from tests.cli_support import invoke
 from tests.conftest import NOW
-from tests.repo_support import JOBS
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
+from tests.repo_support import JOBS, edit
 
 
 def _runtime(settings, path: Path, now: datetime = NOW, **changes) -> Runtime:
@@ -129,8 +123,8 @@ def test_an_empty_store_plans_everything_added_and_apply_twice_changes_nothing(f
 def test_a_range_a_view_sql_and_a_cron_edit_are_each_shown_precisely(fresh, repo_path):
     rt = fresh()
     repo_apply.apply(rt, repo_plan.compute(rt))
-    _edit(repo_path / "jobs" / "churn.yaml", "range: [0, 3650]", "range: [0, 4000]")
-    _edit(repo_path / "jobs" / "upsell.yaml", 'refresh: "0 */6 * * *"', 'refresh: "30 */6 * * *"')
+    edit(repo_path / "jobs" / "churn.yaml", "range: [0, 3650]", "range: [0, 4000]")
+    edit(repo_path / "jobs" / "upsell.yaml", 'refresh: "0 */6 * * *"', 'refresh: "30 */6 * * *"')
     sql = repo_path / "sql" / "ml_eta_features.sql"
     sql.write_text(sql.read_text() + "-- zones of the new city\n")
     rt = fresh()
@@ -172,7 +166,7 @@ def test_a_feature_added_or_retyped_flags_a_retrain(fresh, repo_path):
     rt = fresh()
     repo_apply.apply(rt, repo_plan.compute(rt))
     churn = repo_path / "jobs" / "churn.yaml"
-    _edit(churn, "  - name: orders_30d\n    dtype: int", "  - name: orders_30d\n    dtype: float")
+    edit(churn, "  - name: orders_30d\n    dtype: int", "  - name: orders_30d\n    dtype: float")
     churn.write_text(
         churn.read_text()
         + "  - name: refunds_90d\n    dtype: int\n    description: Refunds in 90 days.\n"
@@ -194,7 +188,7 @@ def test_a_removed_job_is_retired_everywhere_and_its_registered_model_is_kept(
     _register(rt.settings, "upsell", mlflow_template, tmp_path)
     repo_apply.apply(rt, repo_plan.compute(rt))
     (repo_path / "jobs" / "upsell.yaml").unlink()
-    _edit(
+    edit(
         repo_path / "repository.yaml",
         "jobs: [churn, upsell, eta, ticket]",
         "jobs: [churn, eta, ticket]",
@@ -222,7 +216,7 @@ def test_a_removed_job_is_retired_everywhere_and_its_registered_model_is_kept(
     assert repo_plan.compute(fresh()).empty
     # Declared again: everything comes back, the tag is cleared, the champion never moved.
     shutil.copy(fresh(repo=None).repo.path / "jobs" / "upsell.yaml", repo_path / "jobs")
-    _edit(
+    edit(
         repo_path / "repository.yaml",
         "jobs: [churn, eta, ticket]",
         "jobs: [churn, upsell, eta, ticket]",
@@ -311,7 +305,7 @@ def test_the_cli_plans_applies_and_fails_with_the_fix(migrated, repo_path, capsy
     assert f"views {len(JOBS)} added" in out  # the dry run wrote nothing
     code, out, _ = invoke(capsys, *repo, "apply", flat=True)
     assert code == 0 and "applied specs" in out and "undo: revert the change" in out
-    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
+    edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
     code, out, _ = invoke(capsys, *repo, "plan", flat=True)
     assert "~ spec eta.deliveries_1h ttl_seconds: 900 -> 1200" in out
     code, out, _ = invoke(capsys, *repo, "apply", flat=True)
@@ -320,11 +314,11 @@ def test_the_cli_plans_applies_and_fails_with_the_fix(migrated, repo_path, capsy
     assert code == 0 and out == "nothing to apply: the repository 'marketplace' is applied"
     code, out, _ = invoke(capsys, *repo, "plan", flat=True)
     assert out.startswith("no changes: the repository 'marketplace' is applied")
-    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 20m", "ttl: soon")
+    edit(repo_path / "jobs" / "eta.yaml", "ttl: 20m", "ttl: soon")
     code, _, err = invoke(capsys, *repo, "plan", flat=True)
     assert code == 2 and "jobs/eta.yaml:" in err and "cannot read duration 'soon'" in err
     monkeypatch.setenv("MLOPS_DATABASE_URL", f"sqlite:///{repo_path / 'empty.db'}")
-    _edit(repo_path / "jobs" / "eta.yaml", "ttl: soon", "ttl: 20m")
+    edit(repo_path / "jobs" / "eta.yaml", "ttl: soon", "ttl: 20m")
     code, _, err = invoke(capsys, *repo, "apply", flat=True)
     assert code == 2 and "fix: run `mlops db migrate`" in err
 
@@ -347,8 +341,8 @@ def test_jobs_show_whether_they_are_applied_and_a_champion_older_than_its_defini
     repo_apply.apply(rt, repo_plan.compute(rt))
     rt = fresh()
     assert {s.applied for s in job_states(rt, repo_plan.compute(rt)).values()} == {"applied"}
-    _edit(repo_path / "jobs" / "churn.yaml", "num_leaves: 7", "num_leaves: 15")
-    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
+    edit(repo_path / "jobs" / "churn.yaml", "num_leaves: 7", "num_leaves: 15")
+    edit(repo_path / "jobs" / "eta.yaml", "ttl: 15m", "ttl: 20m")
     # Applied later than the champion was registered (the registry keeps real time).
     later = datetime(2099, 1, 1)
     rt = fresh(later)
@@ -368,7 +362,7 @@ def test_jobs_show_whether_they_are_applied_and_a_champion_older_than_its_defini
     assert "repository: applied (the store matches the declaration)" in out
     code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "list", flat=True)
     assert code == 0 and "applied - - v1 (retrain)" in out, out
-    _edit(repo_path / "jobs" / "eta.yaml", "ttl: 20m", "ttl: 25m")
+    edit(repo_path / "jobs" / "eta.yaml", "ttl: 20m", "ttl: 25m")
     code, out, _ = invoke(capsys, "--repo", str(repo_path), "jobs", "describe", "eta", flat=True)
     assert "repository: 8 change(s) not applied: see `mlops plan`, then `mlops apply`" in out
 
@@ -419,8 +413,8 @@ def test_a_registry_failure_clearing_the_retired_tag_leaves_the_job_retired(
     repo_apply.apply(rt, repo_plan.compute(rt))  # fraud is tagged retired
     fraud = repo_path / "jobs" / "fraud.yaml"
     shutil.copy(repo_path / "jobs" / "eta.yaml", fraud)
-    _edit(fraud, "name: eta", "name: fraud")
-    _edit(
+    edit(fraud, "name: eta", "name: fraud")
+    edit(
         repo_path / "repository.yaml",
         "jobs: [churn, upsell, eta, ticket]",
         "jobs: [churn, upsell, eta, ticket, fraud]",

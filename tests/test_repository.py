@@ -13,7 +13,7 @@ from mlops import repository
 from mlops.errors import ConfigError, InputError
 from mlops.repository.scaffold import init
 from tests.cli_support import invoke
-from tests.repo_support import REPO
+from tests.repo_support import REPO, copy_example, edit
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "mlops"
 
@@ -37,30 +37,20 @@ def test_the_bundled_example_declares_the_runbook_jobs():
     assert "as_of_grid" in REPO.sql(churn.view)
 
 
-def _copy(tmp_path: Path) -> Path:
-    return init(tmp_path / "repo").path
-
-
-def _edit(path: Path, old: str, new: str) -> None:
-    text = path.read_text()
-    assert old in text, old
-    path.write_text(text.replace(old, new, 1))
-
-
 def _line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if text in line)
 
 
 def test_every_problem_is_reported_with_its_file_line_and_fix(tmp_path):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     churn, eta = root / "jobs" / "churn.yaml", root / "jobs" / "eta.yaml"
-    _edit(churn, "ttl: 36h", "ttl: 36 hours")
-    _edit(churn, "    dtype: int\n", "    dtype: integer\n")
-    _edit(churn, "backfill_every: 1d", "backfill_every: 1d\nbackfil_evry: 2d")
-    _edit(churn, "function: churn_risk", "function: churn_risky")
-    _edit(eta, "view: ml_eta_features", "view: ml_eta_featurez")
-    _edit(eta, "inputs: [distance_km, zone]", "inputs: [distance_km, zone, speed]")
-    _edit(root / "jobs" / "upsell.yaml", "ttl: 12h", "ttl: [12h")
+    edit(churn, "ttl: 36h", "ttl: 36 hours")
+    edit(churn, "    dtype: int\n", "    dtype: integer\n")
+    edit(churn, "backfill_every: 1d", "backfill_every: 1d\nbackfil_evry: 2d")
+    edit(churn, "function: churn_risk", "function: churn_risky")
+    edit(eta, "view: ml_eta_features", "view: ml_eta_featurez")
+    edit(eta, "inputs: [distance_km, zone]", "inputs: [distance_km, zone, speed]")
+    edit(root / "jobs" / "upsell.yaml", "ttl: 12h", "ttl: [12h")
     with pytest.raises(repository.RepositoryInvalid) as caught:
         repository.load(root)
     problems = caught.value.problems
@@ -77,11 +67,11 @@ def test_every_problem_is_reported_with_its_file_line_and_fix(tmp_path):
 
 
 def test_a_heuristic_that_does_not_exist_or_does_not_import_is_named(tmp_path):
-    root = _copy(tmp_path)
-    _edit(root / "jobs" / "churn.yaml", "function: churn_risk", "function: churn_risky")
+    root = copy_example(tmp_path)
+    edit(root / "jobs" / "churn.yaml", "function: churn_risk", "function: churn_risky")
     with pytest.raises(repository.RepositoryInvalid, match="'churn_risky' is not a function"):
         repository.load(root)
-    _edit(root / "heuristics.py", "EPS = 1e-4", "EPS = 1 / 0")
+    edit(root / "heuristics.py", "EPS = 1e-4", "EPS = 1 / 0")
     with pytest.raises(repository.RepositoryInvalid) as caught:
         repository.load(root)
     line = _line_of(root / "heuristics.py", "EPS = 1 / 0")
@@ -92,11 +82,11 @@ def test_a_heuristic_that_does_not_exist_or_does_not_import_is_named(tmp_path):
 
 
 def test_cross_checks_names_files_and_ranges(tmp_path):
-    root = _copy(tmp_path)
+    root = copy_example(tmp_path)
     (root / "jobs" / "eta.yaml").rename(root / "jobs" / "delivery.yaml")
-    _edit(root / "jobs" / "churn.yaml", "range: [0, 3]", "range: [3, 0]")
-    _edit(root / "jobs" / "churn.yaml", "kind: snapshot", "kind: snapshot\n  horizon: 0d")
-    _edit(root / "jobs" / "churn.yaml", "  horizon: 30d # the label looks 30 days past as_of\n", "")
+    edit(root / "jobs" / "churn.yaml", "range: [0, 3]", "range: [3, 0]")
+    edit(root / "jobs" / "churn.yaml", "kind: snapshot", "kind: snapshot\n  horizon: 0d")
+    edit(root / "jobs" / "churn.yaml", "  horizon: 30d # the label looks 30 days past as_of\n", "")
     with pytest.raises(repository.RepositoryInvalid) as caught:
         repository.load(root)
     text = "\n".join(caught.value.problems)
@@ -125,10 +115,10 @@ def test_the_cli_inits_lists_and_takes_repo_from_the_flag(tmp_path, capsys, monk
     monkeypatch.setenv("MLOPS_HOME", str(tmp_path / "home"))
     code, out, _ = invoke(capsys, "init", str(tmp_path / "mine"), flat=True)
     assert code == 0 and "jobs: churn, upsell, eta" in out
-    _edit(tmp_path / "mine" / "repository.yaml", "name: marketplace", "name: mine")
+    edit(tmp_path / "mine" / "repository.yaml", "name: marketplace", "name: mine")
     code, out, _ = invoke(capsys, "--repo", str(tmp_path / "mine"), "jobs", "list", flat=True)
     assert code == 0 and "4 job(s) in 'mine'" in out
-    _edit(tmp_path / "mine" / "jobs" / "churn.yaml", "ttl: 36h", "ttl: soon")
+    edit(tmp_path / "mine" / "jobs" / "churn.yaml", "ttl: 36h", "ttl: soon")
     code, _, err = invoke(capsys, "--repo", str(tmp_path / "mine"), "jobs", "list", flat=True)
     assert code == 2 and "jobs/churn.yaml:" in err and "cannot read duration 'soon'" in err
     code, _, err = invoke(capsys, "init", str(tmp_path / "mine"), flat=True)
