@@ -1,18 +1,29 @@
 """``train`` end to end on a small synthetic warehouse: dry run, registry, load back."""
 
+import ast
+import importlib.metadata
+import importlib.util
+import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+import mlops
 from mlops.store import ingest
 from mlops.training import datasets, models, tracking_artifacts, tracking_versions
 from mlops.training.reference import population as reference_population
 from mlops.training.train import train
 from tests.conftest import NOW, seed
 from tests.repo_support import REPO
+from tests.serving_support import free_port, wait_until
 from tests.store_tables import row_counts
 
 
@@ -104,3 +115,108 @@ def test_reference_population_is_the_newest_snapshots_of_every_entity(seeded):
     assert per_snapshot.sum() >= POPULATION_ROWS > per_snapshot.sum() - per_snapshot.iloc[0]
     assert per_snapshot.index.max() == NOW - timedelta(days=1)
     assert reference_population(seeded.store, churn, NOW - timedelta(days=90)).empty
+
+
+def _third_party_imports(source: str, seen: set[str]) -> set[str]:
+    """Top-level packages ``source`` imports, following ``mlops`` modules (at any depth,
+    function-level imports included) into their own source files."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+            names += [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            if top != "mlops":
+                found.add(top)
+                continue
+            if name in seen:
+                continue
+            seen.add(name)
+            try:
+                spec = importlib.util.find_spec(name)
+            except ModuleNotFoundError:  # ``from mlops.x import a_function``
+                continue
+            if spec is not None and spec.origin and spec.origin.endswith(".py"):
+                found |= _third_party_imports(Path(spec.origin).read_text(), seen)
+    return {name for name in found if name not in sys.stdlib_module_names} | {"mlops"}
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_mlflow_run_is_named_typed_and_its_model_serves_on_its_own(registry_history):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from mlops.training import tracking
+
+    history = registry_history
+    report = train(history, "eta", promote=False)
+    client = MlflowClient(history.settings.mlflow_uri)
+    experiment = client.get_experiment_by_name("mlops-eta")
+    # Without the kind tag MLflow's UI opens the experiment as a GenAI one.
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    run = client.get_run(client.get_model_version("eta", str(report.version)).run_id)
+    start, end = report.window
+    assert run.info.run_name == f"eta {start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}"
+    (used,) = run.inputs.dataset_inputs
+    ts = datasets.build(history, "eta")
+    assert used.dataset.name == "eta-training-set"
+    assert (
+        used.dataset.digest
+        == ts.fingerprint()[:36]
+        == run.data.tags["training_set_fingerprint"][:36]
+    )
+    assert used.dataset.source_type == "mlops_feature_store"
+    source = json.loads(used.dataset.source)
+    assert source["job"] == "eta" and source["label_sql"] == "sql/labels_eta.sql"
+    assert source["store"] == history.settings.store_url
+    assert json.loads(used.dataset.profile)["num_rows"] == len(ts.frame)
+    assert {tag.key: tag.value for tag in used.tags}["mlflow.data.context"] == "training"
+
+    # The logged model names every package its entry point imports, mlops included.
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/eta/{report.version}"))
+    requirements = (folder / "requirements.txt").read_text().split()
+    named = {re.split(r"[=<>~!@ ]", line)[0].lower() for line in requirements}
+    distributions = importlib.metadata.packages_distributions()
+    imported = _third_party_imports(tracking._PYFUNC_CODE, set())
+    # A module shipped by several distributions (mlflow: mlflow, mlflow-skinny...) is named
+    # by the one of its own name.
+    needed = {
+        name if name in distributions.get(name, [name]) else distributions[name][0].lower()
+        for name in imported
+    }
+    assert needed <= named, f"requirements.txt lacks {needed - named}"
+    assert f"mlops=={mlops.__version__}" in requirements
+
+    # ... and `mlflow models serve` answers from it as mlops does.
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": history.settings.mlflow_uri}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/eta/{report.version}",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        _train_rows, valid = ts.split()
+        rows = valid[ts.features].head(20)
+        body = {"dataframe_split": json.loads(rows.to_json(orient="split", date_format="iso"))}
+
+        def answer():
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            try:
+                return httpx.post(f"http://127.0.0.1:{port}/invocations", json=body, timeout=5)
+            except httpx.TransportError:
+                return None
+
+        response = wait_until(answer, timeout=60, step=0.25)
+        assert response.status_code == 200, response.text
+        model, _version = tracking_artifacts.load_native(history.settings, "eta", "challenger")
+        expected = models.predict(model, models.encode(model, rows))
+        assert np.allclose(response.json()["predictions"], expected)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

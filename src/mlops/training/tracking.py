@@ -25,16 +25,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from mlops.settings import Settings
+    from mlops.training.tracking_dataset import TrainingData
 
 # Run artifact holding the per-feature reference distributions (pass it in ``artifacts``).
 REFERENCE_ARTIFACT = "reference_distributions.json"
 # Run tag naming the champion version the training run re-evaluated on its validation rows.
 CHAMPION_VERSION_TAG = "champion_version"
 JOB_TAG = "mlops.job"
+# The tag MLflow's UI reads to open an experiment as model training; without it, an experiment
+# whose runs log models from code opens in the GenAI view.
+KIND_TAG, KIND = "mlflow.experimentKind", "custom_model_development"
 # The logged model's name inside the run, and the pyfunc artifact key of our native files.
 MODEL_NAME = "model"
 NATIVE_KEY = "model"
-PIP_PACKAGES = ("lightgbm", "pandas", "numpy")
+# What the pyfunc entry point and the mlops modules it loads import (MLflow adds itself).
+PIP_PACKAGES = ("mlops", "lightgbm", "pandas", "numpy")
 
 # The pyfunc entry point, logged as "model from code" so the MLflow model holds no pickle.
 # It needs mlops installed where it is loaded (mlflow models serve, batch scoring).
@@ -94,7 +99,9 @@ def experiment(settings: Settings, job: str) -> str:
     if found is None:
         try:
             return client.create_experiment(
-                name, artifact_location=_artifact_location(settings, job), tags={JOB_TAG: job}
+                name,
+                artifact_location=_artifact_location(settings, job),
+                tags={JOB_TAG: job, KIND_TAG: KIND},
             )
         except MlflowException as exc:  # created meanwhile by another process
             if not tracking_client.exists(exc):
@@ -102,6 +109,8 @@ def experiment(settings: Settings, job: str) -> str:
             found = client.get_experiment_by_name(name)
     if found.lifecycle_stage == "deleted":
         client.restore_experiment(found.experiment_id)
+    if found.tags.get(KIND_TAG) != KIND:  # created by an earlier release
+        client.set_experiment_tag(found.experiment_id, KIND_TAG, KIND)
     return found.experiment_id
 
 
@@ -150,12 +159,14 @@ def log_training_run(
     artifacts: dict[str, Path | dict | list] | None = None,
     champion_version: int | None = None,
     run_name: str | None = None,
+    training_data: TrainingData | None = None,
 ) -> RunInfo:
     """Log one training run, register its model under ``job`` and point ``challenger`` at it.
 
     Dict artifacts become ``<key>`` (``.json`` added if missing) at the run's root; paths are
     logged under ``<key>/``.
-    ``champion_version`` names the champion whose ``champion_<metric>`` values were logged.
+    ``champion_version`` names the champion whose ``champion_<metric>`` values were logged;
+    ``training_data`` is logged as the run's training dataset.
     """
     mlflow = tracking_client.import_mlflow()
     from mlflow.models import infer_signature
@@ -183,6 +194,10 @@ def log_training_run(
         code.write_text(_PYFUNC_CODE)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=run_tags) as run:
             run_id = run.info.run_id
+            if training_data is not None:
+                from mlops.training.tracking_dataset import dataset
+
+                mlflow.log_input(dataset(job, training_data), context="training")
             if params:
                 mlflow.log_params({key: _text(value) for key, value in params.items()})
             for key, value in (artifacts or {}).items():

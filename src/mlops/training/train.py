@@ -128,6 +128,7 @@ def _log(
     rt, job: JobSpec, ts, model, report: TrainReport, valid: pd.DataFrame, champion: int | None
 ) -> int:
     from mlops.training import tracking
+    from mlops.training.tracking_dataset import TrainingData
 
     spec_versions = specs_sync.spec_versions(rt.store, job.name)
     metric_values = {
@@ -139,6 +140,7 @@ def _log(
         "rows_valid": report.rows_valid,
         "rows_dropped_without_features": ts.dropped_without_features,
     }
+    fingerprint = ts.fingerprint()
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = Path(tmp) / "model"
         models.save(model, model_dir)
@@ -153,10 +155,20 @@ def _log(
                 "training_window_start": str(ts.start),
                 "training_window_end": str(ts.end),
                 "validation_start": str(valid["event_time"].min()),
-                "training_set_fingerprint": ts.fingerprint(),
+                "training_set_fingerprint": fingerprint,
                 "features": ",".join(f"{n}@v{spec_versions.get(n, 0)}" for n in ts.features),
             },
             champion_version=champion,
+            run_name=f"{job.name} {ts.start:%Y-%m-%d %H:%M}..{ts.end:%Y-%m-%d %H:%M}",
+            training_data=TrainingData(
+                frame=ts.frame,
+                target=datasets.LABEL,
+                digest=fingerprint,
+                store_url=rt.settings.store_url,
+                label_sql=f"sql/{job.label.sql}.sql" if job.label else "",
+                window_start=str(ts.start),
+                window_end=str(ts.end),
+            ),
             artifacts={
                 "reference_distributions.json": reference(rt, job, ts),
                 "calibration.json": {"table": report.calibration},
