@@ -73,8 +73,8 @@ def ingest(
         if dry_run:
             print_feature_stats(report)
     print_reports(reports)
-    for _, exc in failures:
-        print_error(exc)
+    for _, failure in failures:
+        print_error(failure)
     if dry_run:
         console.print("dry run: nothing was written.")
     elif backfill and reports:

@@ -30,7 +30,7 @@ def drift_command(
     found = drift.check(rt, job, window=period)
     checked = [r for r in found if r.error is None]
     if not checked:
-        first = found[0].error
+        first = next(r.error for r in found if r.error is not None)
         if len(found) == 1:
             raise first
         raise NotReadyError("no job has a champion to compare with", first.hint)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 from rich import box
+from rich.status import Status
 from rich.table import Table
 
 from mlops.cli.output import console, err_console
@@ -42,7 +45,7 @@ def train(
                 spec.name,
                 dry_run=dry_run,
                 promote=not no_promote,
-                on_stage=lambda label, name=spec.name: status.update(f"{name}: {label}"),
+                on_stage=_stages(status, spec.name),
             )
         reports.append(report)
         print_comparison(report, SHOWN[spec.kind])
@@ -88,3 +91,12 @@ def print_summary(reports) -> None:
 
 def _fmt(value) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def _stages(status: Status, job: str) -> Callable[[str], None]:
+    """Shows each stage of ``job``'s training on the spinner line."""
+
+    def show(label: str) -> None:
+        status.update(f"{job}: {label}")
+
+    return show

@@ -24,7 +24,7 @@ class Prepared:
             raise ValueError("statements with expanding IN parameters cannot be prepared")
         self.sql = str(compiled)
         self.defaults = dict(compiled.params)  # literal values written in the statement
-        self.order = list(compiled.positiontup) if compiled.positional else None
+        self.order = list(compiled.positiontup or ()) if compiled.positional else None
         self.binds = {
             name: processor
             for name, bind in compiled.binds.items()
@@ -33,7 +33,7 @@ class Prepared:
         self.dialect = dialect
         self.types = [c.type.dialect_impl(dialect) for c in statement.selected_columns]
         self.results: list | None = None  # from the first cursor's column type codes
-        self.row = namedtuple("Row", [c.key for c in statement.selected_columns])
+        self.row = namedtuple("Row", [str(c.key) for c in statement.selected_columns])  # type: ignore[misc]
 
     def parameters(self, given: dict[str, Any]) -> Any:
         values = {**self.defaults, **given}
@@ -41,7 +41,7 @@ class Prepared:
             values[name] = processor(values[name])
         return values if self.order is None else tuple(values[n] for n in self.order)
 
-    def rows(self, raw: list[tuple], description) -> list[tuple]:
+    def rows(self, raw: list[tuple], description) -> list[Any]:
         if self.results is None:
             self.results = [
                 t.result_processor(self.dialect, d[1])
@@ -65,7 +65,7 @@ class ThreadConnections:
         self._lock = threading.Lock()
         self._owned: dict[int, tuple[threading.Thread, Connection]] = {}
 
-    def all(self, statement: Any, params: dict[str, Any] | None = None) -> list[tuple]:
+    def all(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """Every row of one statement (named tuples)."""
         try:
             return self._run(statement, params or {})
@@ -75,12 +75,14 @@ class ThreadConnections:
             self._drop()
             return self._run(statement, params or {})
 
-    def _run(self, statement: Any, params: dict[str, Any]) -> list[tuple]:
+    def _run(self, statement: Any, params: dict[str, Any]) -> list[Any]:
         prepared = self._prepare(statement)
         conn = self._connection()
         if prepared is None:
-            return conn.execute(statement, params).all()
-        cursor = conn.connection.driver_connection.cursor()
+            return list(conn.execute(statement, params).all())
+        driver = conn.connection.driver_connection
+        assert driver is not None  # a connection just checked out of the pool
+        cursor = driver.cursor()
         try:
             cursor.execute(prepared.sql, prepared.parameters(params))
             return prepared.rows(cursor.fetchall(), cursor.description)
@@ -114,7 +116,7 @@ class ThreadConnections:
             self._local.conn = conn
             current = threading.current_thread()
             with self._lock:
-                self._owned[current.ident] = (current, conn)
+                self._owned[threading.get_ident()] = (current, conn)
         return conn
 
     def _release_dead(self) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, CursorResult, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from mlops.errors import ConfigError, redact
@@ -58,3 +59,20 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def driver(conn: Connection) -> Any:
+    """The driver's own connection under ``conn`` (sqlite3 or psycopg), for bulk work that
+    SQLAlchemy's execute would slow down."""
+    raw = conn.connection.driver_connection
+    if raw is None:  # only a connection that was closed or invalidated has none
+        raise RuntimeError("the connection has no driver connection: it was closed")
+    return raw
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The integer primary key an INSERT of one row created."""
+    key = result.inserted_primary_key
+    if key is None:  # not an INSERT of one row
+        raise RuntimeError("the statement inserted no row with a primary key")
+    return int(key[0])

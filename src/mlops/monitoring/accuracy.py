@@ -11,7 +11,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlops.errors import InputError
 from mlops.monitoring.labelling import job_names, label_delay, labelled, require_past
@@ -68,7 +68,7 @@ class AccuracyReport:
         rows = self.frame[
             (self.frame["job"] == job) & (self.frame["source"] == source) & self.frame["complete"]
         ]
-        return None if rows.empty else rows.iloc[-1].to_dict()
+        return None if rows.empty else {str(k): v for k, v in rows.iloc[-1].items()}
 
 
 def report(
@@ -139,7 +139,8 @@ def _score(
     higher_is_worse, delay = HIGHER_IS_WORSE[spec.task], label_delay(spec)
     frame = frame.assign(period_start=_period_start(frame["logged_at"], by))
     rows = []
-    for (start, source), group in frame.groupby(["period_start", "source"], sort=True):
+    for (began, source), group in frame.groupby(["period_start", "source"], sort=True):
+        start = cast("pd.Timestamp", began)  # a period_start value
         end = start + PERIODS[by]
         scores = compute(group["label"].to_numpy(), group["prediction"].to_numpy())
         value = scores[statistic]

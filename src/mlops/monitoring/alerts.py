@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from mlops.db.engine import inserted_id
 from mlops.db.schema import alerts as table
 from mlops.runtime import Runtime
 from mlops.settings import Settings
@@ -70,19 +71,21 @@ def check(
                     .values(last_seen_at=now, occurrences=t.c.occurrences + 1, message=message)
                 )
                 continue
-            alert_id = conn.execute(
-                t.insert().values(
-                    kind=kind,
-                    job=job,
-                    subject=subject,
-                    status="open",
-                    message=message,
-                    opened_at=now,
-                    last_seen_at=now,
-                    occurrences=1,
-                    delivered=False,
+            alert_id = inserted_id(
+                conn.execute(
+                    t.insert().values(
+                        kind=kind,
+                        job=job,
+                        subject=subject,
+                        status="open",
+                        message=message,
+                        opened_at=now,
+                        last_seen_at=now,
+                        occurrences=1,
+                        delivered=False,
+                    )
                 )
-            ).inserted_primary_key[0]
+            )
             opened.append(Alert(int(alert_id), kind, job, subject, message, now))
         for subject, row in current.items():
             if subject not in firing and (scope is None or subject in scope):

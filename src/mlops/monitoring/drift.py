@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from sqlalchemy import select
 
+from mlops.db.engine import driver
 from mlops.db.schema import feature_history, feature_values
 from mlops.errors import InputError, MlopsError, NotReadyError
 from mlops.monitoring import alerts, fallback, results, stats
@@ -191,7 +192,7 @@ def _online_table(rt: Runtime, job: JobSpec, schema):
     with rt.store.connect() as conn:
         # Run on the driver's cursor: SQLAlchemy's per-row work would be half the read.
         prepared = Prepared(stmt, conn.dialect)
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = driver(conn).cursor()
         try:
             cursor.execute(prepared.sql, prepared.parameters({}))
             while batch := cursor.fetchmany(_READ_BATCH):

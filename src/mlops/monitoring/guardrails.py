@@ -191,10 +191,9 @@ def arm_counts(spec: GuardrailSpec, labelled: pd.DataFrame) -> dict[str, Arm]:
     """Each arm's hits and units (see ``units``)."""
     found = units(spec, labelled)
     counts = found.groupby("arm")["hit"].agg(["sum", "count"])
+    hits, totals = counts["sum"].to_dict(), counts["count"].to_dict()
     return {
-        arm: Arm(int(counts.at[arm, "sum"]), int(counts.at[arm, "count"]))
-        if arm in counts.index
-        else Arm(0, 0)
+        arm: Arm(int(hits[arm]), int(totals[arm])) if arm in totals else Arm(0, 0)
         for arm in (CONTROL, TREATMENT)
     }
 

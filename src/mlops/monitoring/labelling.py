@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, select, text
 
+from mlops.db.engine import driver
 from mlops.db.schema import prediction_log
 from mlops.errors import ConfigError, InputError, NotReadyError
 from mlops.runtime import Runtime
@@ -172,7 +173,7 @@ def _select_frame(rt: Runtime, query, params: dict[str, Any]) -> pd.DataFrame:
 
     prepared = Prepared(query, rt.store.dialect)
     with rt.store.connect() as conn:
-        cursor = conn.connection.driver_connection.cursor()
+        cursor = driver(conn).cursor()
         try:
             cursor.execute(prepared.sql, prepared.parameters(params))
             rows = cursor.fetchall()
@@ -227,7 +228,7 @@ def _outcomes(
     entities = preds["entity_id"].dropna().unique().tolist()
     subjects = preds["subject_id"].dropna().unique().tolist()
     by_subject = rule.subject is not None and len(subjects) > len(entities)
-    column = rule.subject if by_subject else job.entity_key
+    column = rule.subject if by_subject and rule.subject is not None else job.entity_key
     sql = keyed(rt.repo.sql(rule.sql), column)
     # The SQL may leave out any of its parameters (an event label needs not name :now).
     named = text(sql).compile().params
@@ -262,6 +263,7 @@ def _match_snapshots(rt: Runtime, job: JobSpec, preds: pd.DataFrame) -> pd.DataF
 
     from mlops.warehouse import views
 
+    assert job.label is not None  # only jobs with a snapshot label are matched here
     points = [p.to_pydatetime() for p in sorted(preds["features_computed_at"].unique())]
     with rt.warehouse.connect() as conn:
         rows = views.run_over_grid(conn, rt.repo.sql(job.label.sql), points, rt.repo.windows)

@@ -209,7 +209,7 @@ def stale_message(ops: JobOps) -> str | None:
     if f.newest is None:
         return f"{ops.job}: no feature values ingested yet (run: mlops ingest {ops.job})"
     return (
-        f"{ops.job} features are {span(f.age_seconds)} old, past their TTL of "
+        f"{ops.job} features are {span(f.age_seconds or 0.0)} old, past their TTL of "
         f"{span(f.ttl_seconds)} (newest snapshot {f.newest:%Y-%m-%d %H:%M:%S}); serving answers "
         f"by heuristic (check the scheduler, or run: mlops ingest {ops.job})"
     )

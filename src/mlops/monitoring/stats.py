@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 # The share an empty bin is given in PSI (and an unseen category in chi-square): small enough
 # that a bin holding 1% of either side dominates, large enough that ln() stays near 10.
@@ -31,7 +32,7 @@ class TestResult:
     sample_size: int
 
 
-def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
+def psi(expected: ArrayLike, actual: ArrayLike) -> float:
     """Population stability index of two share vectors over the same bins:
     sum((actual - expected) * ln(actual / expected)), empty bins counted as ``EPSILON``."""
     e = np.where(np.asarray(expected, dtype=float) > 0, expected, EPSILON)
@@ -39,19 +40,19 @@ def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_bins(edges: Sequence[float], values: np.ndarray) -> np.ndarray:
+def numeric_bins(edges: ArrayLike, values: np.ndarray) -> np.ndarray:
     """Live counts per reference bin (``np.histogram``'s bins: [e0, e1), ..., [e(k-1), ek]);
     values below the first edge fall in the first bin, above the last edge in the last."""
-    edges = np.asarray(edges, dtype=float)
-    if len(edges) < 2:
+    cuts = np.asarray(edges, dtype=float)
+    if len(cuts) < 2:
         return np.array([len(values)])
-    index = np.searchsorted(edges[1:-1], values, side="right")
-    return np.bincount(index, minlength=len(edges) - 1)
+    index = np.searchsorted(cuts[1:-1], values, side="right")
+    return np.bincount(index, minlength=len(cuts) - 1)
 
 
 def psi_numeric(
-    edges: Sequence[float],
-    counts: Sequence[int],
+    edges: ArrayLike,
+    counts: ArrayLike,
     values: np.ndarray,
     *,
     null_share: float = 0.0,
@@ -66,17 +67,17 @@ def psi_numeric(
     if total == 0:
         return None
     present = values[~np.isnan(values)]
-    edges = np.asarray(edges, dtype=float)
+    cuts = np.asarray(edges, dtype=float)
     ref = np.asarray(counts, dtype=float)
-    if len(edges) == 1:
-        c = edges[0]
+    if len(cuts) == 1:
+        c = cuts[0]
         ref = np.array([0.0, ref.sum(), 0.0])
         live = np.array([(present < c).sum(), (present == c).sum(), (present > c).sum()])
-    elif len(edges) == 0:  # the reference never saw a value: one bin for any value
+    elif len(cuts) == 0:  # the reference never saw a value: one bin for any value
         ref = np.array([0.0])
         live = np.array([len(present)])
     else:
-        live = numeric_bins(edges, present)
+        live = numeric_bins(cuts, present)
     return _psi_with_missing(ref, null_share, live, total - len(present), total)
 
 

@@ -193,8 +193,8 @@ def make(
         key = ("model", name)
         if key in result.declared or model.retired:
             continue
-        row = rows.get(key)
-        if row is None or row.retired_at is not None:  # no record, or retired but not tagged
+        recorded = rows.get(key)
+        if recorded is None or recorded.retired_at is not None:  # retired but not tagged
             result.items.append(_retired("model", name, name, models, warehouse_views))
     return result
 

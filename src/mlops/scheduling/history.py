@@ -9,6 +9,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, insert, select, update
 
+from mlops.db.engine import inserted_id
 from mlops.db.schema import scheduler_runs as runs
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -46,7 +47,7 @@ def start(
                 error=_clip(error),
             )
         )
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
 
 def finish(

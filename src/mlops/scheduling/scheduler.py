@@ -191,6 +191,7 @@ class Scheduler:
         """The root's latest slot at ``now``; croniter (~1 ms a call) only when it changed."""
         cached = self._slots.get(root.name)
         if cached is None or not cached[0] <= now < cached[1]:
+            assert root.cron is not None  # a root is a task with a schedule
             slot = latest_slot(root.cron, now)
             cached = self._slots[root.name] = (slot, next_slots(root.cron, slot, 1)[0])
         return cached[0]

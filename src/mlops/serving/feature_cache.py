@@ -155,10 +155,11 @@ class FeatureCache:
             self._redis.close()
 
     def _from_redis(self, key: str) -> tuple[bool, StoredRow | None]:
-        if self._redis_skipped():
+        redis = self._redis
+        if redis is None or self._redis_skipped():
             return False, None
         try:
-            raw = self._redis.get(key)
+            raw = redis.get(key)
         except Exception as exc:
             self._redis_failed(exc)
             return False, None

@@ -27,7 +27,7 @@ def serve_common_case(app: FastAPI, path: str, method: str, lean: Lean) -> None:
     route = next(
         r
         for r in app.router.routes
-        if isinstance(r, APIRoute) and r.path == path and method in r.methods
+        if isinstance(r, APIRoute) and r.path == path and method in (r.methods or ())
     )
     full = route.app
 

@@ -200,8 +200,8 @@ class Service:
         """The endpoint's answer to ``inputs`` (its method's keyword arguments)."""
         started = time.perf_counter()
         compute = self.endpoints[endpoint].compute
-        if done := self._from_memory(endpoint, compute, inputs):
-            return self._settle(endpoint, done, started, request_id)
+        if remembered := self._from_memory(endpoint, compute, inputs):
+            return self._settle(endpoint, remembered, started, request_id)
         if self._models_off(endpoint, inputs):
             return self._settle(endpoint, compute(**inputs), started, request_id)
         run = PathRun()
@@ -225,8 +225,8 @@ class Service:
             if time.perf_counter() - started > self.paths.budget_seconds(endpoint):
                 done = compute(**inputs, cut=Reason.SLO_EXCEEDED)
             return self._settle(endpoint, done, started, request_id)
-        if done := self._from_memory(endpoint, compute, inputs):
-            return self._settle(endpoint, done, started, request_id)
+        if remembered := self._from_memory(endpoint, compute, inputs):
+            return self._settle(endpoint, remembered, started, request_id)
         if self._models_off(endpoint, inputs):
             done = await anyio.to_thread.run_sync(lambda: compute(**inputs))
             return self._settle(endpoint, done, started, request_id)
@@ -272,8 +272,8 @@ class Service:
             if cut and reason in (None, Reason.CIRCUIT_OPEN):
                 # Cut by the budget: that is why, even when the overrun just opened the circuit.
                 reason = cut
-            if reason:
-                outcomes[job] = Outcome(reason=reason, arm=arm)
+            if reason or champion is None:  # None: unloaded by a reload since the precheck
+                outcomes[job] = Outcome(reason=reason or Reason.NO_CHAMPION, arm=arm)
                 continue
             run = self.stuck.current()
             if run is not None and run.abandoned:  # nobody waits for this answer any more

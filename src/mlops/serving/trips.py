@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, select
 
+from mlops.db.engine import inserted_id
 from mlops.db.schema import fallback_trips
 from mlops.errors import InputError
 
@@ -27,9 +28,11 @@ def record(engine: Engine, job: str, kind: str, detail: str, *, at: datetime) ->
     if kind not in KINDS:
         raise InputError(f"no trip kind {kind!r}", f"kinds are: {', '.join(KINDS)}")
     with engine.begin() as conn:
-        trip_id = conn.execute(
-            fallback_trips.insert().values(job=job, kind=kind, detail=detail, tripped_at=at)
-        ).inserted_primary_key[0]
+        trip_id = inserted_id(
+            conn.execute(
+                fallback_trips.insert().values(job=job, kind=kind, detail=detail, tripped_at=at)
+            )
+        )
     return Trip(int(trip_id), job, kind, detail, at)
 
 

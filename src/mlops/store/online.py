@@ -83,7 +83,7 @@ def get_online_features(
 ) -> dict[str, EntityFeatures]:
     """Latest values for each entity id; a stale value is returned marked stale, never as fresh."""
     ids = [str(e) for e in entity_ids]
-    rows = []
+    rows: Sequence[Any] = []
     if ids:
         with engine.connect() as conn:
             rows = conn.execute(*_query(spec, ids)).all()

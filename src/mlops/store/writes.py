@@ -5,12 +5,14 @@ one), and the rows validation rejected."""
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import Connection, column, insert, select, table
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from mlops.db.engine import driver, inserted_id
 from mlops.db.schema import feature_history, feature_rejects, feature_snapshots, feature_values
 from mlops.runtime import Runtime
 from mlops.specs.features import JobSpec
@@ -28,18 +30,20 @@ def write_chunk(
     good: pd.DataFrame,
     now: datetime,
 ) -> None:
-    chunk_id = conn.execute(
-        insert(feature_history).values(
-            job=job.name,
-            run_id=run_id,
-            min_as_of=points[0],
-            max_as_of=points[-1],
-            row_count=len(good),
-            feature_names=",".join(job.feature_names),
-            payload=codec.encode_chunk(good),
-            created_at=now,
+    chunk_id = inserted_id(
+        conn.execute(
+            insert(feature_history).values(
+                job=job.name,
+                run_id=run_id,
+                min_as_of=points[0],
+                max_as_of=points[-1],
+                row_count=len(good),
+                feature_names=",".join(job.feature_names),
+                payload=codec.encode_chunk(good),
+                created_at=now,
+            )
         )
-    ).inserted_primary_key[0]
+    )
     counts = good.groupby("as_of").size()
     conn.execute(
         insert(feature_snapshots),
@@ -75,9 +79,9 @@ def _upsert_values(conn: Connection, job: JobSpec, run_id: int, latest: pd.DataF
             "(LIKE ml_feature_values INCLUDING DEFAULTS) ON COMMIT DROP"
         )
         insert_frame(conn, "tmp_feature_values", rows)
-        source = select(*(column(c) for c in cols)).select_from(table("tmp_feature_values"))
-        stmt = pg_insert(feature_values).from_select(cols, source)
-    else:
+        source: Any = select(*(column(c) for c in cols)).select_from(table("tmp_feature_values"))
+        stmt: Any = pg_insert(feature_values).from_select(cols, source)
+    else:  # the two dialects' Insert share on_conflict_do_update, not a base class
         stmt = sqlite_insert(feature_values)
     stmt = stmt.on_conflict_do_update(
         index_elements=["job", "entity_id"],
@@ -89,7 +93,7 @@ def _upsert_values(conn: Connection, job: JobSpec, run_id: int, latest: pd.DataF
     else:
         # Compiled by SQLAlchemy, executed in bulk by the driver: 200k rows in well under a second.
         sql = str(stmt.compile(dialect=conn.dialect))
-        conn.connection.driver_connection.executemany(sql, sqlite_rows(rows))
+        driver(conn).executemany(sql, sqlite_rows(rows))
 
 
 def insert_rejects(conn: Connection, run_id: int, job: JobSpec, rejects: pd.DataFrame) -> None:

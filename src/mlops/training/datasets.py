@@ -139,12 +139,13 @@ def _first_snapshot(rt: Runtime, job: JobSpec) -> datetime:
 def _snapshot_points(rt: Runtime, job: JobSpec, start: datetime, last: datetime) -> list[datetime]:
     snap = feature_snapshots
     with rt.store.connect() as conn:
-        points = conn.execute(
-            select(snap.c.as_of)
-            .where(snap.c.job == job.name, snap.c.as_of >= start, snap.c.as_of <= last)
-            .order_by(snap.c.as_of)
-        ).scalars()
-        points = list(points)
+        points = list(
+            conn.execute(
+                select(snap.c.as_of)
+                .where(snap.c.job == job.name, snap.c.as_of >= start, snap.c.as_of <= last)
+                .order_by(snap.c.as_of)
+            ).scalars()
+        )
     if not points:
         raise NotReadyError(
             f"no {job.name} snapshot is old enough to have its label "

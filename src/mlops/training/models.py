@@ -18,7 +18,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -48,7 +48,11 @@ class Calibration:
     intercept: float = 0.0
     rows: int = 0
 
-    def apply(self, margin: np.ndarray) -> np.ndarray:
+    @overload
+    def apply(self, margin: float) -> float: ...
+    @overload
+    def apply(self, margin: np.ndarray) -> np.ndarray: ...
+    def apply(self, margin: np.ndarray | float) -> np.ndarray | float:
         """Probabilities from raw margins."""
         return 1.0 / (1.0 + np.exp(-(self.slope * margin + self.intercept)))
 
@@ -115,7 +119,8 @@ def encode(model: Model, frame: pd.DataFrame) -> np.ndarray:
     for j, col in enumerate(model.feature_columns):
         values = frame[col]
         if col in cats:
-            text = values.astype("string").to_numpy(dtype=object, na_value=None)
+            # None for a missing level (pandas-stubs know no None na_value).
+            text = values.astype("string").to_numpy(dtype=object, na_value=None)  # type: ignore[call-overload]
             levels = pd.Index(model.category_levels[col], dtype=object)
             codes = levels.get_indexer(text).astype(np.float64)
             codes[codes < 0] = np.nan
@@ -160,11 +165,11 @@ def encode_row(model: Model, features: Mapping[str, Any]) -> np.ndarray:
 def predict(model: Model, X: np.ndarray, *, num_threads: int | None = None) -> np.ndarray:
     """Calibrated probabilities (classifier) or minutes (regressor) for encoded rows, on
     ``num_threads`` OpenMP threads (None: the booster's setting, by default every core)."""
-    params = {} if num_threads is None else {"num_threads": num_threads}
+    params: dict[str, Any] = {} if num_threads is None else {"num_threads": num_threads}
     if model.kind == "classifier":
-        margin = model.booster.predict(X, raw_score=True, **params)
+        margin = np.asarray(model.booster.predict(X, raw_score=True, **params))
         return (model.calibration or Calibration()).apply(margin)
-    return model.booster.predict(X, **params)
+    return np.asarray(model.booster.predict(X, **params))
 
 
 def predict_p90(model: Model, X: np.ndarray) -> np.ndarray:
@@ -173,7 +178,7 @@ def predict_p90(model: Model, X: np.ndarray) -> np.ndarray:
         raise InputError(
             f"this {model.kind} has no p90 booster", "train a regressor with fit(..., p90=True)"
         )
-    return model.booster_p90.predict(X)
+    return np.asarray(model.booster_p90.predict(X))
 
 
 def predict_frame(model: Model, frame: pd.DataFrame) -> np.ndarray:

@@ -101,7 +101,8 @@ def fit(
         train = train.sort_values(time_column, kind="stable")
     y = _labels(kind, train[label], label)
     levels = {col: _levels(train[col]) for col in categorical}
-    shell = Model(kind, feature_columns, categorical, levels, booster=None, label=label)
+    # Only encode() reads it, and encode needs no booster.
+    shell = Model(kind, feature_columns, categorical, levels, booster=None, label=label)  # type: ignore[arg-type]
     X = encode(shell, train)
     cut = _holdout_start(train, time_column, settings)
     holdout = _usable_holdout(kind, y[cut:], settings)
@@ -113,7 +114,7 @@ def fit(
     if kind == "classifier":
         calibration = Calibration()
         if holdout:
-            margin = booster.predict(X[cut:], raw_score=True)
+            margin = np.asarray(booster.predict(X[cut:], raw_score=True))
             calibration = _fit_platt(margin, y[cut:])
     booster_p90, best_p90 = None, 0
     if kind == "regressor" and p90:

@@ -222,7 +222,7 @@ def rollback(rt: Runtime, job: str, *, actor: str, reason: str | None = None) ->
         )
     target = earlier[-1]
     metric, _ = GATE_METRIC[rt.repo.job(job).task]
-    figures = {"metric": metric, "from_value": None, "to_value": None}
+    figures: dict[str, Any] = {"metric": metric, "from_value": None, "to_value": None}
     if current is not None:
         figures["from_value"] = tracking_versions.version_info(
             rt.settings, job, current

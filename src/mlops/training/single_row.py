@@ -63,7 +63,7 @@ def predict(predictors: threading.local, booster: Any, x: np.ndarray, *, raw: bo
     if not isinstance(booster, lgb.Booster):  # a stand-in for a booster: its own predict
         return float(booster.predict(x.reshape(1, -1), raw_score=raw)[0])
     x = np.ascontiguousarray(x, dtype=np.float64)
-    cache = predictors.__dict__
+    cache: dict[Any, Any] = predictors.__dict__
     key = (id(booster), raw)
     predictor = cache.get(key)
     if predictor is None or predictor.booster is not booster:

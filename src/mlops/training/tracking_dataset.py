@@ -77,7 +77,7 @@ class FeatureStoreSource(DatasetSource):
 def dataset(job: str, data: TrainingData) -> PandasDataset:
     """The MLflow dataset of ``data``: its schema, row count, digest and source (the store's
     URL without its password)."""
-    import mlflow.data
+    from mlflow.data.pandas_dataset import from_pandas
 
     source = FeatureStoreSource(
         job=job,
@@ -86,7 +86,7 @@ def dataset(job: str, data: TrainingData) -> PandasDataset:
         window_start=data.window_start,
         window_end=data.window_end,
     )
-    return mlflow.data.from_pandas(
+    return from_pandas(
         data.frame,
         source=source,
         targets=data.target,

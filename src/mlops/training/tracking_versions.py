@@ -66,6 +66,7 @@ def model_version(client, job: str, ref: int | str):
 
     model = _registered(client, job)
     text = str(ref)
+    version: int | None
     if text.isdigit():
         version = int(text)
     else:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, Table
 
+from mlops.db.engine import driver
 from mlops.db.types import SQLITE_TS_FORMAT
 
 CHUNK_ROWS = 100_000
@@ -45,7 +46,8 @@ def sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
         if pd.api.types.is_datetime64_any_dtype(series):
             # Format each distinct instant once: snapshots share a handful of as_of values.
             codes, uniques = pd.factorize(series)
-            text = np.array([*uniques.strftime(SQLITE_TS_FORMAT), None], dtype=object)
+            stamps = pd.DatetimeIndex(uniques).strftime(SQLITE_TS_FORMAT)
+            text = np.array([*stamps, None], dtype=np.object_)
             cols.append(text[codes].tolist())
             continue
         if pd.api.types.is_bool_dtype(series):
@@ -59,7 +61,7 @@ def sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
 def _executemany(conn: Connection, name: str, columns: list[str], chunk: pd.DataFrame) -> None:
     marks = ", ".join("?" for _ in columns)
     sql = f'INSERT INTO "{name}" ({", ".join(columns)}) VALUES ({marks})'
-    conn.connection.driver_connection.executemany(sql, sqlite_rows(chunk))
+    driver(conn).executemany(sql, sqlite_rows(chunk))
 
 
 def _copy_postgres(conn: Connection, name: str, columns: list[str], chunk: pd.DataFrame) -> None:
@@ -71,7 +73,7 @@ def _copy_postgres(conn: Connection, name: str, columns: list[str], chunk: pd.Da
     null = _null_marker(out)
     out.to_csv(buf, header=False, index=False, na_rep=null, date_format=SQLITE_TS_FORMAT)
     data = buf.getvalue()
-    raw = conn.connection.driver_connection
+    raw = driver(conn)
     with (
         raw.cursor() as cur,
         cur.copy(

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from sqlalchemy import Connection, Engine, String, bindparam, text
 
+from mlops.db.engine import driver
 from mlops.db.types import SQLITE_TS_FORMAT
 from mlops.specs.features import JobSpec
 
@@ -89,7 +90,8 @@ def run_query_for_keys(
             done = statement.compile(
                 dialect=conn.dialect, compile_kwargs={"render_postcompile": True}
             )
-            compiled[len(part)] = (str(done), list(done.positiontup) if done.positional else None)
+            order = list(done.positiontup or ()) if done.positional else None
+            compiled[len(part)] = (str(done), order)
         statement_sql, order = compiled[len(part)]
         # SQLAlchemy names the expanded parameters keys_1 .. keys_n.
         values = {**params, **{f"keys_{i}": key for i, key in enumerate(part, 1)}}
@@ -109,14 +111,16 @@ def _prepare(conn: Connection, params: dict) -> dict:
 def _fetch_frame(conn: Connection, sql: str, params: dict) -> pd.DataFrame:
     # Plain DB-API tuples: building Row objects for 200k rows costs more than the query.
     compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
-    args = compiled.construct_params()
+    named = compiled.construct_params()
     if compiled.positional:
-        args = tuple(args[name] for name in compiled.positiontup)
-    return _cursor_frame(conn, str(compiled), args)
+        return _cursor_frame(
+            conn, str(compiled), tuple(named[n] for n in compiled.positiontup or ())
+        )
+    return _cursor_frame(conn, str(compiled), named)
 
 
 def _cursor_frame(conn: Connection, sql: str, args) -> pd.DataFrame:
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = driver(conn).cursor()
     try:
         cursor.execute(sql, args)
         columns = [d[0] for d in cursor.description]

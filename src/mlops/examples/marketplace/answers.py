@@ -224,7 +224,7 @@ def eta(
         rule=ETA_RULE,
         **outcome.provenance(),
     )
-    served = sla if outcome.reason else mean
+    served = sla if outcome.reason or mean is None else mean
     return Computed(answer, outcomes, [record("eta", "eta", zone, delivery_id, served, outcome)])
 
 

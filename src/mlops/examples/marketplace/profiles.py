@@ -123,12 +123,12 @@ class WarehouseReads:
         """The customer's summary as of ``now``, or None for a customer the warehouse lacks.
         ``NotInMemory`` when it must be read and ``memory_only`` says not to."""
         hit = self._cached.get(customer_id)
-        age = now - hit[0] if hit is not None else None
+        kept, age = (hit[1], now - hit[0]) if hit is not None else (None, None)
         if age is not None and timedelta(0) <= age < self.cache_ttl:
-            row = hit[1]
+            row = kept
         elif memory_only and age is not None and timedelta(0) <= age < 2 * self.cache_ttl:
             self._reread_later(customer_id, now)
-            row = hit[1]
+            row = kept
         elif memory_only:
             raise NotInMemory
         else:
