@@ -49,6 +49,13 @@ class IngestionFailed(MlopsError):
     """An ingestion run failed and wrote nothing; the previous values are still served."""
 
 
+class JobBusy(MlopsError):
+    """Another run of the job holds its lock: this one did nothing (a scheduler records it as
+    skipped, not failed)."""
+
+    exit_code = 2
+
+
 # A URL's credentials (scheme://user:password@, scheme://token@) and a password given as a
 # field (a libpq DSN's password=..., a URL's ?password=...).
 _USERINFO = re.compile(

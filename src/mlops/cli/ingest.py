@@ -23,14 +23,21 @@ def ingest(
     start: str = typer.Option(None, help="Backfill: first as_of (UTC date or date-time)."),
     end: str = typer.Option(None, help="Backfill: end of the range, exclusive."),
     every: str = typer.Option(None, help="Backfill: spacing, e.g. 1d or 5m; default per job."),
+    wait: str = typer.Option(
+        None,
+        "--wait",
+        help="When another run of the job is under way, wait this long for it (e.g. 30s, "
+        "10m) instead of stopping at once.",
+    ),
     scheduled_for: str = typer.Option(None, hidden=True, help="Set by schedulers."),
 ) -> None:
     """Run a job's feature view in the warehouse and store the validated values.
 
     A refresh is all-or-nothing. A backfill commits chunk by chunk and resumes where it
-    stopped: snapshots already ingested are skipped.
+    stopped: snapshots already ingested are skipped. One run of a job at a time: a second
+    one stops (exit 2) or, with --wait, waits for the first.
     """
-    from mlops.errors import IngestionFailed, InputError
+    from mlops.errors import IngestionFailed, InputError, JobBusy
     from mlops.store import ingest as ingestion
 
     rt = runtime(ctx)
@@ -41,7 +48,8 @@ def ingest(
         )
     if not backfill and (start or end or every):
         raise InputError("--start/--end/--every only apply with --backfill", "add --backfill")
-    reports, failures = [], []
+    waiting = parse_duration(wait) if wait else None
+    reports, failures, busy = [], [], []
     for spec in jobs:
         with progress_bar(f"{spec.name}: ingesting") as bar:
             try:
@@ -54,6 +62,7 @@ def ingest(
                         every=parse_duration(every) if every else None,
                         dry_run=dry_run,
                         on_progress=bar.advance,
+                        wait=waiting,
                     )
                 else:
                     report = ingestion.refresh(
@@ -65,9 +74,15 @@ def ingest(
                         if scheduled_for
                         else None,
                         on_progress=bar.advance,
+                        wait=waiting,
                     )
             except IngestionFailed as exc:
                 failures.append((spec.name, exc))
+                continue
+            except JobBusy as exc:
+                if len(jobs) == 1:
+                    raise
+                busy.append(exc)  # the other jobs still run
                 continue
         reports.append(report)
         if dry_run:
@@ -75,6 +90,8 @@ def ingest(
     print_reports(reports)
     for _, failure in failures:
         print_error(failure)
+    for refused in busy:
+        print_error(refused)
     if dry_run:
         console.print("dry run: nothing was written.")
     elif backfill and reports:
@@ -86,6 +103,8 @@ def ingest(
         )
     if failures:
         raise typer.Exit(1)
+    if busy:
+        raise typer.Exit(busy[0].exit_code)
 
 
 def print_reports(reports) -> None:

@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from mlops.errors import JobBusy
 from mlops.runtime import Runtime
 from mlops.scheduling import history
 from mlops.scheduling.tasks import Task
@@ -80,6 +81,10 @@ def work(rt: Runtime, task: Task, worker: Worker, wakeup: threading.Event) -> No
     try:
         attempt.summary = task.action(rt, attempt.scheduled_for)
         status, error = history.SUCCEEDED, None
+    except JobBusy as exc:
+        # Another run (a long backfill) has the job: this slot's run would only repeat or
+        # race it. Not a failure, and not retried; the next slot runs as usual.
+        status, error = history.SKIPPED, f"skipped: {exc.message}"
     except Exception as exc:
         status, error = history.FAILED, f"{type(exc).__name__}: {exc}"
     finished = rt.clock.now()
@@ -90,7 +95,7 @@ def work(rt: Runtime, task: Task, worker: Worker, wakeup: threading.Event) -> No
     if attempt.status != history.TIMED_OUT:
         attempt.status = status
     attempt.finished_at, attempt.error = finished, error or attempt.error
-    level = logging.INFO if status == history.SUCCEEDED else logging.WARNING
+    level = logging.WARNING if status == history.FAILED else logging.INFO
     log.log(level, "%s %s", task.name, status, extra=log_extra(attempt))
     worker.done = True
     wakeup.set()

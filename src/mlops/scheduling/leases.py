@@ -9,6 +9,10 @@ and the lease a good deal longer than the skew."""
 
 from __future__ import annotations
 
+import os
+import socket
+import uuid
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, case, delete, or_, select, update
@@ -20,6 +24,32 @@ from mlops.db.schema import scheduler_leases as leases
 # Long enough to ride out a slow database round trip or a GC pause of the holder, short
 # enough that a crashed scheduler blocks a task for only a couple of minutes.
 LEASE = timedelta(minutes=2)
+
+
+def new_owner() -> str:
+    """A name unique to this process: host, pid and a random suffix (``owner_gone`` reads the
+    first two back)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def owner_gone(owner: str, ours: Collection[str] = ()) -> bool:
+    """Whether ``owner`` (of ``new_owner``'s form) was a process of this machine that no longer
+    exists, or one of this process's holders not in ``ours`` (those it still holds): its lease
+    can be taken over at once instead of at expiry. False when in doubt (another machine,
+    another form, or a live process with that pid)."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():
+        return owner not in ours
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, as another user's process
+        return False
+    return False
 
 
 def acquire(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta = LEASE) -> bool:
@@ -46,6 +76,20 @@ def acquire(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta
 
 def _keep_if_ours(owner: str, new):
     return case((leases.c.owner == owner, leases.c.acquired_at), else_=new)
+
+
+def take_over(
+    engine: Engine, task: str, old: str, owner: str, now: datetime, ttl: timedelta = LEASE
+) -> bool:
+    """Take the lease from ``old`` (a holder known to be gone) whatever its expiry; False if
+    it changed hands meanwhile."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(leases)
+            .where(leases.c.task == task, leases.c.owner == old)
+            .values(owner=owner, acquired_at=now, expires_at=now + ttl)
+        )
+        return result.rowcount == 1
 
 
 def renew(engine: Engine, task: str, owner: str, now: datetime, ttl: timedelta = LEASE) -> bool:

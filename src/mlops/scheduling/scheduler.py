@@ -16,6 +16,9 @@ Rules, per root task (a task with a cron) and the chain that follows it:
   retried after an exponential backoff up to the task's limit. A follower runs after the task
   before it succeeded (or, with ``when="done"``, whatever happened), else it is recorded as
   skipped.
+- An ingestion whose job another run holds (a long backfill, started by hand) is recorded
+  ``skipped`` ("skipped: job ... is busy: a backfill (run N, ...) holds it"): not a failure,
+  not retried, and its followers that need success are skipped too; the next slot runs.
 - An attempt past its timeout is recorded ``timed_out``; a thread cannot be killed, so it keeps
   the lease and nothing overlaps it until it ends.
 - SIGTERM/SIGINT: start nothing more, let running attempts finish, release the leases.
@@ -24,12 +27,9 @@ Rules, per root task (a task with a cron) and the chain that follows it:
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -53,7 +53,7 @@ DATABASE_RETRY_SECONDS = 5.0
 
 def default_owner() -> str:
     """A name unique to this scheduler process: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    return leases.new_owner()
 
 
 class Scheduler:
@@ -126,6 +126,8 @@ class Scheduler:
             self.on_attempt(attempt)
             if attempt.status == history.SUCCEEDED:
                 self._next_step(chain, ok=True, now=now, did=did)
+            elif attempt.status == history.SKIPPED:  # another run holds the job: no retry
+                self._next_step(chain, ok=False, now=now, did=did)
             elif not worker.timed_out and chain.attempt <= chain.step.retries:
                 chain.not_before = now + chain.step.backoff(chain.attempt)
                 chain.attempt += 1

@@ -4,6 +4,7 @@ as_of points, resumable because already-ingested points are skipped."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from mlops.db.schema import feature_snapshots
 from mlops.errors import IngestionFailed, InputError, MlopsError
 from mlops.runtime import Runtime
 from mlops.specs.features import JobSpec
-from mlops.store import compute, runs, writes
+from mlops.store import compute, job_lock, runs, writes
 from mlops.store.stats import FeatureStats, new_stats
 from mlops.store.validate import validate
 from mlops.warehouse.contract import require_tables
@@ -62,15 +63,17 @@ def refresh(
     dry_run: bool = False,
     scheduled_for: datetime | None = None,
     on_progress: Progress | None = None,
+    wait: timedelta | None = None,
 ) -> IngestReport:
-    """Ingest one snapshot of the job's view at ``as_of`` (default: now)."""
+    """Ingest one snapshot of the job's view at ``as_of`` (default: now). ``JobBusy`` when
+    another run of the job holds it past ``wait`` (default: no wait)."""
     point = to_utc_naive(as_of) if as_of else rt.clock.now()
     if point > rt.clock.now():
         raise InputError(
             f"--as-of {point} is in the future", "features can only be computed for the past"
         )
     job = rt.repo.job(job_name)
-    return _ingest(rt, job, REFRESH, [point], dry_run, scheduled_for, on_progress)
+    return _ingest(rt, job, REFRESH, [point], dry_run, scheduled_for, on_progress, wait)
 
 
 def backfill(
@@ -82,11 +85,13 @@ def backfill(
     every: timedelta | None = None,
     dry_run: bool = False,
     on_progress: Progress | None = None,
+    wait: timedelta | None = None,
 ) -> IngestReport:
-    """Ingest every point in [start, end) spaced ``every`` apart, oldest first; resumable."""
+    """Ingest every point in [start, end) spaced ``every`` apart, oldest first; resumable.
+    ``JobBusy`` as for ``refresh``."""
     job = rt.repo.job(job_name)
     points = backfill_points(start, end, every or job.default_every, rt.clock.now())
-    return _ingest(rt, job, BACKFILL, points, dry_run, None, on_progress)
+    return _ingest(rt, job, BACKFILL, points, dry_run, None, on_progress, wait)
 
 
 def backfill_points(
@@ -116,83 +121,101 @@ def _ingest(
     dry_run: bool,
     scheduled_for: datetime | None,
     on_progress: Progress | None,
+    wait: timedelta | None,
 ) -> IngestReport:
     migrate.require_current(rt.store)
     require_tables(rt.warehouse, rt.repo)
     began = time.perf_counter()
+    report = IngestReport(
+        job=job.name, mode=mode, dry_run=dry_run, points=len(points), stats=new_stats(job)
+    )
+    # The lock is held until the run's end is recorded, failure included: a run that took it
+    # after us and found our row still 'running' would mark it abandoned.
+    with contextlib.ExitStack() as held:
+        try:
+            lock = None
+            if not dry_run:
+                lock = held.enter_context(job_lock.hold(rt.store, job.name, rt.clock, wait=wait))
+            _run(rt, job, mode, points, dry_run, scheduled_for, on_progress, report, lock)
+        except BaseException as exc:
+            failure = _failure(rt, job, mode, exc)
+            report.status = runs.FAILED
+            report.error = str(failure) or type(failure).__name__
+            report.seconds = time.perf_counter() - began
+            if report.run_id is not None:
+                _record_failure(rt, report)
+            if failure is exc:
+                raise
+            raise failure from exc
+        report.status = runs.SUCCEEDED
+        report.seconds = time.perf_counter() - began
+        if not dry_run:
+            runs.finish_run(
+                rt.store,
+                report.run_id,
+                status=runs.SUCCEEDED,
+                finished_at=rt.clock.now(),
+                seconds=report.seconds,
+                **_counters(report),
+            )
+    return report
+
+
+def _run(
+    rt: Runtime,
+    job: JobSpec,
+    mode: str,
+    points: list[datetime],
+    dry_run: bool,
+    scheduled_for: datetime | None,
+    on_progress: Progress | None,
+    report: IngestReport,
+    lock: job_lock.JobLock | None,
+) -> None:
+    """The run itself, under the job's lock (none for a dry run): what is left to do, then
+    chunk by chunk, computed, validated and written."""
     done = _ingested_points(rt, job, points)
     todo = [p for p in points if p not in done]
-    report = IngestReport(
-        job=job.name,
-        mode=mode,
-        dry_run=dry_run,
-        points=len(points),
-        points_skipped=len(points) - len(todo),
-        stats=new_stats(job),
-    )
+    report.points_skipped = len(points) - len(todo)
     rejects_stored = 0
-    try:
-        if not dry_run:
-            report.run_id = runs.start_run(
-                rt.store,
-                job=job.name,
-                mode=mode,
-                started_at=rt.clock.now(),
-                as_of_start=points[0],
-                as_of_end=points[-1],
-                scheduled_for=scheduled_for,
-            )
-        if on_progress:
-            on_progress(report.points_skipped, len(points))
-        for chunk, frame in compute.computed(rt, job, todo):
-            checked = validate(job, frame)
-            report.rows_read += len(frame)
-            report.rows_rejected += checked.rows_rejected
-            report.reject_reasons.update(checked.rejects["reason"].tolist())
-            for name, stats in report.stats.items():
-                stats.add(checked.good[name])
-            share = checked.rows_rejected / len(frame) if len(frame) else 0.0
-            if share > rt.settings.reject_threshold:
-                if not dry_run:
-                    writes.store_rejects(rt, report.run_id, job, checked.rejects)
-                raise _threshold_failure(checked, len(frame), rt.settings.reject_threshold)
-            rows = len(checked.good)
-            report.rows_written += rows
-            report.values_written += rows * len(job.features)
-            if not dry_run:
-                with rt.store.begin() as conn:
-                    writes.write_chunk(
-                        conn, job, report.run_id, chunk, checked.good, rt.clock.now()
-                    )
-                    keep = max(0, writes.MAX_REJECTS_STORED - rejects_stored)
-                    if keep and not checked.rejects.empty:
-                        writes.insert_rejects(conn, report.run_id, job, checked.rejects.head(keep))
-                        rejects_stored += min(keep, len(checked.rejects))
-                    runs.update_run(conn, report.run_id, **_counters(report))
-            if on_progress:
-                on_progress(len(chunk), len(points))
-    except BaseException as exc:
-        failure = _failure(rt, job, mode, exc)
-        report.status = runs.FAILED
-        report.error = str(failure) or type(failure).__name__
-        report.seconds = time.perf_counter() - began
-        if report.run_id is not None:
-            _record_failure(rt, report)
-        if failure is exc:
-            raise
-        raise failure from exc
-    report.status = runs.SUCCEEDED
-    report.seconds = time.perf_counter() - began
     if not dry_run:
-        runs.finish_run(
+        report.run_id = runs.start_run(
             rt.store,
-            report.run_id,
-            status=runs.SUCCEEDED,
-            finished_at=rt.clock.now(),
-            seconds=report.seconds,
-            **_counters(report),
+            job=job.name,
+            mode=mode,
+            started_at=rt.clock.now(),
+            as_of_start=points[0],
+            as_of_end=points[-1],
+            scheduled_for=scheduled_for,
         )
-    return report
+    if on_progress:
+        on_progress(report.points_skipped, len(points))
+    for chunk, frame in compute.computed(rt, job, todo):
+        checked = validate(job, frame)
+        report.rows_read += len(frame)
+        report.rows_rejected += checked.rows_rejected
+        report.reject_reasons.update(checked.rejects["reason"].tolist())
+        for name, stats in report.stats.items():
+            stats.add(checked.good[name])
+        share = checked.rows_rejected / len(frame) if len(frame) else 0.0
+        if share > rt.settings.reject_threshold:
+            if not dry_run:
+                writes.store_rejects(rt, report.run_id, job, checked.rejects)
+            raise _threshold_failure(checked, len(frame), rt.settings.reject_threshold)
+        rows = len(checked.good)
+        report.rows_written += rows
+        report.values_written += rows * len(job.features)
+        if lock is not None:
+            lock.check()
+            with rt.store.begin() as conn:
+                writes.write_chunk(conn, job, report.run_id, chunk, checked.good, rt.clock.now())
+                keep = max(0, writes.MAX_REJECTS_STORED - rejects_stored)
+                if keep and not checked.rejects.empty:
+                    writes.insert_rejects(conn, report.run_id, job, checked.rejects.head(keep))
+                    rejects_stored += min(keep, len(checked.rejects))
+                runs.update_run(conn, report.run_id, **_counters(report))
+        if on_progress:
+            on_progress(len(chunk), len(points))
 
 
 def _failure(rt: Runtime, job: JobSpec, mode: str, exc: BaseException) -> BaseException:

@@ -25,9 +25,10 @@ def start_run(
     as_of_end: datetime | None,
     scheduled_for: datetime | None,
 ) -> int:
-    """Record a run as running (committed at once, so a killed run stays visible)."""
+    """Record a run as running (committed at once, so a killed run stays visible). The caller
+    holds the job's lock (``job_lock.hold``): a run of the job still 'running' is then one
+    whose holder is gone, and it is marked so."""
     with engine.begin() as conn:
-        # A run left 'running' by a dead process can never finish: say so.
         conn.execute(
             update(ingestion_runs)
             .where(ingestion_runs.c.job == job, ingestion_runs.c.status == RUNNING)
