@@ -171,7 +171,9 @@ class Marketplace(Extension):
         @app.get(DOSSIER_PATH, response_model=Dossier, responses=ENTITY_ERRORS)
         async def dossier(
             request: Request,
-            customer_id: str = Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
+            customer_id: str = Path(
+                min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, examples=["C000042"]
+            ),
         ):
             """Profile summary with churn risk and upsell propensity."""
             return await answer_dossier(request.scope, customer_id)
