@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,12 +33,13 @@ MAX_BODY_BYTES = 256 * 1024
 
 
 # The routes' documented error answers (a repository's own routes use them too).
-ENTITY_ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+Responses = dict[int | str, dict[str, Any]]
+ENTITY_ERRORS: Responses = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 _PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 # What FastAPI answers itself for a body it cannot take: 400 when it cannot read it, 413
 # over MAX_BODY_BYTES (plain text when Content-Length says so up front, JSON when a
 # chunked body passes the limit).
-BODY_ERRORS = {
+BODY_ERRORS: Responses = {
     400: {"model": schemas.Problem, "description": "Unreadable body"},
     413: {
         "description": "Body over MAX_BODY_BYTES",
@@ -46,7 +47,7 @@ BODY_ERRORS = {
     },
 }
 # 422: FastAPI's validation errors, or an InputError's message (e.g. an input out of range).
-UNPROCESSABLE = {
+UNPROCESSABLE: Responses = {
     422: {
         "description": "Invalid request",
         "content": {
@@ -61,7 +62,7 @@ UNPROCESSABLE = {
         },
     }
 }
-ADMIN = {
+ADMIN: Responses = {
     401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
     403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
     503: {"model": schemas.Problem, "description": "The database is unreachable"},
@@ -148,16 +149,20 @@ def _wire(record: Any) -> dict[str, Any]:
     }
 
 
-def request_id(scope: dict) -> str:
+def request_id(scope: Mapping[str, Any]) -> str:
     """The request id the middleware gave the request (``x-request-id``)."""
     return scope.get("state", {}).get("request_id", "")
+
+
+# A route's answer to its scope and parsed body.
+Answer = Callable[[MutableMapping[str, Any], Any], Awaitable[Response]]
 
 
 def _predict_route(
     app: FastAPI,
     job: str,
     body_model: type[schemas.PredictRequest],
-    answer_predict: Callable[[str], Callable[[dict, Any], Awaitable[Response]]],
+    answer_predict: Callable[[str], Answer],
 ) -> None:
     path = f"/v1/jobs/{job}/predict"
     answer = answer_predict(job)
@@ -210,8 +215,8 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     # The ML routes are async: the service answers from memory on the loop when it can, else
     # on its model pool (one thread hop), so the loop never blocks on a read or a model.
-    def answer_predict(job: str) -> Callable[[dict, schemas.PredictRequest], Awaitable[Response]]:
-        async def answer(scope: dict, body: schemas.PredictRequest) -> Response:
+    def answer_predict(job: str) -> Answer:
+        async def answer(scope: MutableMapping[str, Any], body: schemas.PredictRequest) -> Response:
             result = await service.answer_async(
                 predict.ENDPOINT,
                 request_id(scope),

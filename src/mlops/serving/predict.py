@@ -53,9 +53,13 @@ def request_model(job: JobSpec) -> type[PredictRequest]:
     declared = [i for i in job.inputs if i.derive is None]
     fields = {i.name: _input_type(i) for i in declared}
     # A TypedDict validates to a plain dict: what ``request_inputs`` and the model take.
-    inputs: Any = TypedDict(f"{_title(job.name)}Inputs", fields)  # type: ignore[operator]
+    typed_dict: Any = TypedDict
+    inputs = typed_dict(f"{_title(job.name)}Inputs", fields)
     inputs.__pydantic_config__ = ConfigDict(extra="forbid")
-    example = {"entity_id": "E42", "inputs": {i.name: _example(i) for i in declared}}
+    example: dict[str, Any] = {
+        "entity_id": "E42",
+        "inputs": {i.name: _example(i) for i in declared},
+    }
     namespace = {
         "__annotations__": {"inputs": inputs},
         "__doc__": f"A request to {job.name}.",
@@ -74,15 +78,15 @@ def _title(name: str) -> str:
 
 def _input_type(spec: InputSpec) -> Any:
     """The pydantic type of a declared input (the same rules as ``_checked``)."""
-    about = {"description": spec.description} if spec.description else {}
+    about = spec.description or None
     if spec.dtype == "category":
-        return Annotated[Id, Field(**about)]
+        return Annotated[Id, Field(description=about)]
     low, high = spec.min_value, spec.max_value
     if spec.dtype == "float":
-        return Annotated[Number, Field(ge=low, le=high, **about)]
+        return Annotated[Number, Field(ge=low, le=high, description=about)]
     # The bounds inside the validator's type: outside it, pydantic writes them to the schema
     # as unknown keywords ("ge") rather than minimum and maximum.
-    return Annotated[int, Field(ge=low, le=high, **about), BeforeValidator(a_number)]
+    return Annotated[int, Field(ge=low, le=high, description=about), BeforeValidator(a_number)]
 
 
 def _example(spec: InputSpec) -> Any:
