@@ -398,8 +398,11 @@ def test_cors_allows_only_the_listed_origins(home, monkeypatch):
 def test_only_the_documented_routes_take_writes_and_the_admin_ones_need_the_token(api):
     app = api.app
     found = {(m, p): route for m, p, route in routes(app) if m != "GET"}
-    assert set(found) == set(WRITE_ROUTES)
-    for (method, path), needs_token in WRITE_ROUTES.items():
+    # A route per job (its own body), and the generic path that answers 404 for any other.
+    per_job = {("POST", f"/v1/jobs/{job}/predict"): False for job in app.state.service.jobs}
+    writes = {**WRITE_ROUTES, **per_job}
+    assert set(found) == set(writes)
+    for (method, path), needs_token in writes.items():
         route = found[method, path]
         assert isinstance(route, APIRoute)
         calls = {d.call for d in route.dependant.dependencies}

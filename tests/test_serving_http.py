@@ -81,7 +81,8 @@ def test_bad_requests_get_clear_errors(server):
     r = c.post("/v1/deliveries/eta", json={"zone": "Z01", "distance_km": -1})
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "distance_km"]
     r = c.post("/v1/orders/compose", json={"customer_id": "C1", "offer_ids": ["NOPE"]})
-    assert r.status_code == 422 and "unknown offer ids: NOPE" in r.json()["detail"]
+    # Well formed, naming an offer the warehouse does not have: like an unknown customer.
+    assert r.status_code == 404 and "unknown offer ids: NOPE" in r.json()["detail"]
 
 
 @pytest.mark.parametrize("backend", ["sqlite"], indirect=True)

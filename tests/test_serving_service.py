@@ -10,8 +10,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from mlops.db.schema import feature_values, prediction_log
-from mlops.errors import InputError
-from mlops.examples.marketplace.answers import CustomerNotFound
+from mlops.examples.marketplace.answers import CustomerNotFound, OfferNotFound
 from mlops.serving import flags, trips
 from mlops.serving.service import Service
 from tests.conftest import NOW
@@ -150,7 +149,7 @@ def test_compose_ranks_by_model_and_by_rule(service, serving_rt):
     )
     got = [o.offer_id for o in by_rule.offers]
     assert [offers[i].discount_pct for i in got] == [offers[i].discount_pct for i in expected]
-    with pytest.raises(InputError, match="unknown offer ids: NOPE"):
+    with pytest.raises(OfferNotFound, match="unknown offer ids: NOPE"):
         service.extension.compose(customer, offer_ids=["OF001", "NOPE"])
 
 

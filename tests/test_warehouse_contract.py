@@ -6,6 +6,7 @@ module that breaks the protocol is a problem naming its file."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -92,6 +93,7 @@ restocks = Table(
     Column("kind", String(8), nullable=False),
 )
 allowed_values = {"restocks": {"kind": ["full", "partial"]}}
+column_rules = {"restocks": {"units": {"min": 1}, "shelf_id": {"whitespace": "refuse"}}}
 
 
 class Summary:
@@ -168,6 +170,13 @@ def test_a_tiny_repository_with_its_own_tables_seeds_loads_and_ingests(cli, tmp_
     )
     code, _, err = cli("--repo", repo, "warehouse", "load", str(files), "--replace")
     assert code != 0 and "restocks.csv row 1, column kind: not one of 'full', 'partial'" in err
+    # And its column rules: no restock of 0 units, no shelf id with stray spaces.
+    (files / "restocks.csv").write_text(
+        "restock_id,shelf_id,restocked_at,units,kind\nX1,S0 ,2026-01-01 00:00:00,0,full\n"
+    )
+    code, _, err = cli("--repo", repo, "warehouse", "load", str(files), "--replace")
+    assert code != 0 and "restocks.csv row 1, column units: below the contract's min 1" in err
+    assert "restocks.csv row 1, column shelf_id: starts or ends with whitespace" in err
     (files / "restocks.csv").write_text(
         "restock_id,shelf_id,restocked_at,units,kind\nX1,S0,2026-01-01 00:00:00,3,full\n"
     )
@@ -222,6 +231,45 @@ def test_without_a_warehouse_module_only_seeding_and_loading_ask_for_one(cli, tm
             "tables.py: load_order leaves out shelves: list every table",
         ),
         (("class Summary:", "samples = 3\n\n\nclass Summary:"), "samples is a int"),
+        (
+            ('"units": {"min": 1}', '"units": {"minimum": 1}'),
+            "tables.py: column_rules: restocks.units: unknown rule 'minimum'; rules are min, ",
+        ),
+        (
+            ('"units": {"min": 1}', '"units": {"min": "1"}'),
+            "column_rules: restocks.units: min must be a number, got '1'",
+        ),
+        (('"units": {"min": 1}', '"units": {"min": 5, "max": 1}'), "min 5 is above max 1"),
+        (
+            ('"units": {"min": 1}', '"kind": {"max": 1}'),
+            "restocks.kind: max applies to number and timestamp columns only",
+        ),
+        (
+            ('"units": {"min": 1}', '"units": {"not_before": "restocked_at"}'),
+            "restocks.units: not_before must name another column of the same kind",
+        ),
+        (
+            ('"units": {"min": 1}', '"restocked_at": {"not_before": "opened_at"}'),
+            "not_before names no column of restocks: 'opened_at'",
+        ),
+        (
+            ('"units": {"min": 1}', '"units": {"future_slack": timedelta(0)}'),
+            "restocks.units: future_slack applies to timestamp columns only",
+        ),
+        (
+            ('"units": {"min": 1}', '"restocked_at": {"future_slack": 3600}'),
+            "restocks.restocked_at: future_slack must be a timedelta >= 0, got 3600",
+        ),
+        (
+            ('{"whitespace": "refuse"}', '{"whitespace": "trim"}'),
+            "restocks.shelf_id: whitespace must be 'strip' or 'refuse', got 'trim'",
+        ),
+        (
+            ('"units": {"min": 1}', '"units": {"whitespace": "strip"}'),
+            "restocks.units: whitespace applies to text columns only",
+        ),
+        (('column_rules = {"restocks"', 'column_rules = {"restock"'), "no table 'restock'"),
+        (('"units": {"min": 1}', '"unit": {"min": 1}'), "restocks has no column 'unit'"),
     ],
 )
 def test_a_warehouse_module_that_breaks_the_protocol_names_its_file(tmp_path, change, problem):
@@ -245,6 +293,12 @@ def test_the_bundled_example_declares_its_contract():
         "support_tickets",
     ]
     assert found.allowed_values == {("orders", "status"): ("completed", "cancelled")}
+    rules = found.rules
+    assert rules[("customers", "customer_id")].whitespace == "strip"
+    assert (rules[("orders", "item_count")].min, rules[("orders", "item_count")].max) == (1, 1000)
+    assert rules[("deliveries", "delivered_at")].not_before == "dispatched_at"
+    assert rules[("orders", "placed_at")].future_slack == timedelta(hours=1)
+    assert ("support_tickets", "reason") not in rules  # free text, kept as written
     assert found.seed is not None and found.samples is not None
 
 

@@ -68,7 +68,12 @@ def load(
     declared = contract.require(rt.repo, "mlops warehouse load")
     with progress_bar("loading") as bar:
         summary = load_directory(
-            rt.warehouse, declared, directory, replace=replace, on_progress=bar.stage
+            rt.warehouse,
+            declared,
+            directory,
+            replace=replace,
+            on_progress=bar.stage,
+            clock=rt.clock,
         )
     _print_counts("Warehouse loaded", summary.rows)
     for table, cols in summary.ignored_columns.items():

@@ -6,13 +6,14 @@ from __future__ import annotations
 import gc
 import os
 import sys
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, Field
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
 from mlops.errors import InputError
@@ -31,23 +32,14 @@ from mlops.settings import Settings
 MAX_BODY_BYTES = 256 * 1024
 
 
-class FlagUpdate(BaseModel):
-    enabled: bool
-    reason: str = Field(
-        min_length=1,
-        max_length=500,
-        pattern=schemas.TEXT_PATTERN,
-        description="Why (an incident id...).",
-    )
-
-
 # The routes' documented error answers (a repository's own routes use them too).
-ENTITY_ERRORS = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
+Responses = dict[int | str, dict[str, Any]]
+ENTITY_ERRORS: Responses = {404: {"model": schemas.Problem}, 503: {"model": schemas.Problem}}
 _PROBLEM = {"schema": {"$ref": "#/components/schemas/Problem"}}
 # What FastAPI answers itself for a body it cannot take: 400 when it cannot read it, 413
 # over MAX_BODY_BYTES (plain text when Content-Length says so up front, JSON when a
 # chunked body passes the limit).
-BODY_ERRORS = {
+BODY_ERRORS: Responses = {
     400: {"model": schemas.Problem, "description": "Unreadable body"},
     413: {
         "description": "Body over MAX_BODY_BYTES",
@@ -55,7 +47,7 @@ BODY_ERRORS = {
     },
 }
 # 422: FastAPI's validation errors, or an InputError's message (e.g. an input out of range).
-UNPROCESSABLE = {
+UNPROCESSABLE: Responses = {
     422: {
         "description": "Invalid request",
         "content": {
@@ -70,7 +62,7 @@ UNPROCESSABLE = {
         },
     }
 }
-ADMIN = {
+ADMIN: Responses = {
     401: {"model": schemas.Problem, "description": "Missing or wrong bearer token"},
     403: {"model": schemas.Problem, "description": "Admin routes disabled (no token set)"},
     503: {"model": schemas.Problem, "description": "The database is unreachable"},
@@ -157,9 +149,43 @@ def _wire(record: Any) -> dict[str, Any]:
     }
 
 
-def request_id(scope: dict) -> str:
+def request_id(scope: Mapping[str, Any]) -> str:
     """The request id the middleware gave the request (``x-request-id``)."""
     return scope.get("state", {}).get("request_id", "")
+
+
+# A route's answer to its scope and parsed body.
+Answer = Callable[[MutableMapping[str, Any], Any], Awaitable[Response]]
+
+
+def _predict_route(
+    app: FastAPI,
+    job: str,
+    body_model: type[schemas.PredictRequest],
+    answer_predict: Callable[[str], Answer],
+) -> None:
+    path = f"/v1/jobs/{job}/predict"
+    answer = answer_predict(job)
+
+    async def predict_job(request: Request, body: Any) -> Response:
+        return await answer(request.scope, body)
+
+    # FastAPI reads the body's model from the annotation: this job's own.
+    predict_job.__annotations__["body"] = body_model
+    predict_job.__doc__ = (
+        f"{job}'s value for one entity and the request's inputs: from the champion on the "
+        "entity's fresh features when it is safe, else from the job's heuristic, saying why."
+    )
+    app.post(
+        path,
+        response_model=schemas.Prediction,
+        responses={**ENTITY_ERRORS, **BODY_ERRORS, **UNPROCESSABLE},
+        operation_id=f"predict_{job}",
+        name=f"predict {job}",
+    )(predict_job)
+    # The same answers for requests in the expected shape, without FastAPI's per-request work;
+    # any other request still goes through the handler above.
+    lean.serve_common_case(app, path, "POST", lean.json_body(body_model, answer))
 
 
 def _routes(app: FastAPI, service: Service) -> None:
@@ -189,59 +215,62 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     # The ML routes are async: the service answers from memory on the loop when it can, else
     # on its model pool (one thread hop), so the loop never blocks on a read or a model.
-    async def answer_predict(scope: dict, body: schemas.PredictRequest) -> Response:
-        job = scope["path_params"]["job"]
-        if job not in service.jobs:
-            raise NotFound(
-                f"no job {job!r}", f"jobs are: {', '.join(service.jobs)} (`mlops jobs list`)"
+    def answer_predict(job: str) -> Answer:
+        async def answer(scope: MutableMapping[str, Any], body: schemas.PredictRequest) -> Response:
+            result = await service.answer_async(
+                predict.ENDPOINT,
+                request_id(scope),
+                job=job,
+                entity_id=body.entity_id,
+                inputs=body.inputs,
+                at=body.at,
+                subject_id=body.subject_id,
             )
-        answer = await service.answer_async(
-            predict.ENDPOINT,
-            request_id(scope),
-            job=job,
-            entity_id=body.entity_id,
-            inputs=body.inputs,
-            at=body.at,
-            subject_id=body.subject_id,
+            return json_response(result)
+
+        return answer
+
+    # One route per job, each with the job's own body: the OpenAPI schema then states each
+    # job's inputs, their types and bounds, instead of "any name to any value".
+    for job in service.jobs:
+        _predict_route(app, job, predict.request_model(service.rt.repo.job(job)), answer_predict)
+
+    # Any other job: a 404 that lists the jobs (the schema has the jobs' own routes only).
+    @app.post("/v1/jobs/{job}/predict", include_in_schema=False)
+    async def no_such_job(request: Request):
+        raise NotFound(
+            f"no job {request.path_params['job']!r}",
+            f"jobs are: {', '.join(service.jobs)} (`mlops jobs list`)",
         )
-        return json_response(answer)
 
-    predict_path = "/v1/jobs/{job}/predict"
-
-    @app.post(
-        predict_path,
-        response_model=schemas.Prediction,
-        responses={**ENTITY_ERRORS, **BODY_ERRORS, **UNPROCESSABLE},
-    )
-    async def predict_job(
-        body: schemas.PredictRequest,
-        request: Request,
-        job: str = Path(description="A job of the repository (`mlops jobs list`)."),
-    ):
-        """Any job's value for one entity and the request's inputs: from the champion on the
-        entity's fresh features when it is safe, else from the job's heuristic, saying why."""
-        return await answer_predict(request.scope, body)
-
-    # The same answers for requests in the expected shape, without FastAPI's per-request work;
-    # any other request still goes through the handlers above.
-    lean.serve_common_case(
-        app, predict_path, "POST", lean.json_body(schemas.PredictRequest, answer_predict)
-    )
     if service.extension:
         service.extension.routes(app, service)
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=schemas.Health)
     async def healthz():
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", responses={503: {"description": "Not ready; the body says why"}})
+    @app.get(
+        "/readyz",
+        response_model=schemas.Readiness,
+        responses={503: {"model": schemas.Readiness, "description": "Not ready; says why"}},
+    )
     def readyz():
         """Database reachable; champions loaded, or heuristics-only mode stated."""
         state = service.readiness()
         return JSONResponse(state, status_code=200 if state["ready"] else 503)
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {
+                "description": "Prometheus text exposition format",
+                "content": {"text/plain": {"schema": {"type": "string"}}},
+            }
+        },
+    )
     def metrics():
         """Prometheus exposition."""
         body, content_type = service.metrics.render()
@@ -274,7 +303,12 @@ def _routes(app: FastAPI, service: Service) -> None:
             headers={"Cache-Control": "public, max-age=31536000, immutable"},
         )
 
-    @app.get("/v1/admin/flags", dependencies=[Depends(require_admin)], responses=ADMIN)
+    @app.get(
+        "/v1/admin/flags",
+        dependencies=[Depends(require_admin)],
+        response_model=schemas.Controls,
+        responses=ADMIN,
+    )
     def get_flags():
         """Every flag and the active trips."""
         return {
@@ -284,21 +318,36 @@ def _routes(app: FastAPI, service: Service) -> None:
 
     @app.put(
         "/v1/admin/flags/{name}",
+        response_model=schemas.Flag,
         responses={**ADMIN, **BODY_ERRORS, 404: {"model": schemas.Problem}},
     )
-    def put_flag(name: str, body: FlagUpdate, actor: str = Depends(require_admin)):
+    def put_flag(
+        body: schemas.FlagUpdate,
+        name: str = Path(description="``ml`` (every job) or a job.", examples=[flag_store.GLOBAL]),
+        actor: str = Depends(require_admin),
+    ):
         """Turn ML on or off for a job or for all (``ml``); clears cached features."""
         names = flag_store.names(service.rt.repo.names)
         if name not in names:
             raise HTTPException(404, f"no flag {name!r}: flags are {', '.join(names)}")
         return _wire(service.set_flag(name, body.enabled, reason=body.reason, actor=actor))
 
-    @app.post("/v1/admin/cache/clear", dependencies=[Depends(require_admin)], responses=ADMIN)
+    @app.post(
+        "/v1/admin/cache/clear",
+        dependencies=[Depends(require_admin)],
+        response_model=schemas.CacheCleared,
+        responses=ADMIN,
+    )
     def clear_cache():
         """Drop cached scores, profiles and feature rows here, and feature rows in Redis."""
         return {"redis_keys_deleted": service.clear_cache()}
 
-    @app.post("/v1/admin/models/reload", dependencies=[Depends(require_admin)], responses=ADMIN)
+    @app.post(
+        "/v1/admin/models/reload",
+        dependencies=[Depends(require_admin)],
+        response_model=schemas.Reloaded,
+        responses=ADMIN,
+    )
     def reload_models():
         """Ask the registry for the champions now instead of at the next poll."""
         return {"changes": service.reload_models(), "champions": service.champions.versions()}

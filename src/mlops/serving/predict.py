@@ -9,16 +9,20 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
+from pydantic import BeforeValidator, ConfigDict, Field
+
+# pydantic takes typing.TypedDict only from Python 3.12 on.
+from typing_extensions import TypedDict
 
 from mlops.clock import to_utc_naive
 from mlops.errors import InputError
 from mlops.serving.endpoints import Computed, Endpoint, Outcome, record
 from mlops.serving.memo import NotInMemory
 from mlops.serving.policy import Fallback
-from mlops.serving.schemas import Prediction
+from mlops.serving.schemas import Id, Number, Prediction, PredictRequest, a_number
 from mlops.specs.features import InputSpec, JobSpec
 from mlops.store.online import EntityFeatures, entity
 from mlops.training import heuristics, models, split_keys
@@ -41,6 +45,55 @@ def endpoint(svc: Service, slo_ms: float = 50.0) -> Endpoint:
         unit=lambda inputs: inputs.get("subject_id") or inputs["entity_id"],
         slo_ms=slo_ms,
     )
+
+
+def request_model(job: JobSpec) -> type[PredictRequest]:
+    """The body of ``job``'s route: its declared inputs, each typed and bounded as declared,
+    all required, no other; so the OpenAPI schema states what the route takes."""
+    declared = [i for i in job.inputs if i.derive is None]
+    fields = {i.name: _input_type(i) for i in declared}
+    # A TypedDict validates to a plain dict: what ``request_inputs`` and the model take.
+    typed_dict: Any = TypedDict
+    inputs = typed_dict(f"{_title(job.name)}Inputs", fields)
+    inputs.__pydantic_config__ = ConfigDict(extra="forbid")
+    example: dict[str, Any] = {
+        "entity_id": "E42",
+        "inputs": {i.name: _example(i) for i in declared},
+    }
+    namespace = {
+        "__annotations__": {"inputs": inputs},
+        "__doc__": f"A request to {job.name}.",
+        "inputs": Field(
+            ... if fields else {},
+            description=f"{job.name}'s request-time inputs (`mlops jobs describe {job.name}`).",
+        ),
+        "model_config": ConfigDict(extra="forbid", json_schema_extra={"examples": [example]}),
+    }
+    return type(f"{_title(job.name)}PredictRequest", (PredictRequest,), namespace)
+
+
+def _title(name: str) -> str:
+    return "".join(part.capitalize() for part in name.replace("-", "_").split("_"))
+
+
+def _input_type(spec: InputSpec) -> Any:
+    """The pydantic type of a declared input (the same rules as ``_checked``)."""
+    about = spec.description or None
+    if spec.dtype == "category":
+        return Annotated[Id, Field(description=about)]
+    low, high = spec.min_value, spec.max_value
+    if spec.dtype == "float":
+        return Annotated[Number, Field(ge=low, le=high, description=about)]
+    # The bounds inside the validator's type: outside it, pydantic writes them to the schema
+    # as unknown keywords ("ge") rather than minimum and maximum.
+    return Annotated[int, Field(ge=low, le=high, description=about), BeforeValidator(a_number)]
+
+
+def _example(spec: InputSpec) -> Any:
+    if spec.dtype == "category":
+        return "A"
+    value = next((v for v in (spec.min_value, spec.max_value) if v is not None), 0.0)
+    return math.ceil(value) if spec.dtype == "int" else float(value)
 
 
 def request_inputs(

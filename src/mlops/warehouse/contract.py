@@ -12,6 +12,14 @@ The module's protocol (only ``metadata`` is required):
     The tables in the order seeding and loading write them (default: as defined).
 ``allowed_values: Mapping[str, Mapping[str, Sequence[str]]]``
     Table -> text column -> the only values a loaded file may hold there.
+``column_rules: Mapping[str, Mapping[str, Mapping[str, Any]]]``
+    Table -> column -> what its values mean beyond their type (see ``RULE_KEYS``): ``min``
+    and ``max`` (numbers, or datetimes for a timestamp column), ``future_slack`` (a
+    timedelta: a timestamp is at most the load's clock plus this), ``not_before`` (another
+    column of the table: this one is not less than it where both are set), ``whitespace``
+    (``"strip"``: surrounding whitespace is removed before the checks and the write;
+    ``"refuse"``: a value with any is a problem). A loaded file that breaks one is refused
+    like a type error, by file, row and column.
 ``seed(engine, *, size, days, seed, end, replace, on_progress) -> summary``
     Write ``days`` of synthetic history before ``end`` for ``size`` entities, all or nothing,
     the same arguments giving the same rows; refuse filled tables unless ``replace``. Progress
@@ -26,18 +34,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import Engine, MetaData, String, Table, Text, inspect
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    inspect,
+)
 
 from mlops.errors import ConfigError, NotReadyError
 
 if TYPE_CHECKING:
     from mlops.repository import Repository
 
-PROTOCOL = "metadata, and optionally load_order, allowed_values, seed and samples"
+PROTOCOL = "metadata, and optionally load_order, allowed_values, column_rules, seed and samples"
+RULE_KEYS = ("min", "max", "future_slack", "not_before", "whitespace")
+WHITESPACE = ("strip", "refuse")
 Progress = Callable[[str, int, int], None]
 
 
@@ -81,6 +103,17 @@ class Samples:
 
 
 @dataclass(frozen=True)
+class ColumnRule:
+    """What one column's values mean beyond their type (``column_rules``, checked)."""
+
+    min: float | datetime | None = None
+    max: float | datetime | None = None
+    future_slack: timedelta | None = None  # at most the load's clock plus this
+    not_before: str | None = None  # another column of the table
+    whitespace: str | None = None  # "strip" or "refuse"
+
+
+@dataclass(frozen=True)
 class Contract:
     """A repository's warehouse module, checked."""
 
@@ -90,6 +123,7 @@ class Contract:
     allowed_values: dict[tuple[str, str], tuple[str, ...]]
     seed: Seed | None = None
     samples: Callable[[Engine], Samples] | None = None
+    rules: dict[tuple[str, str], ColumnRule] = field(default_factory=dict)
 
 
 def check(module: ModuleType, file: str, problems: list[str]) -> Contract | None:
@@ -115,6 +149,7 @@ def check(module: ModuleType, file: str, problems: list[str]) -> Contract | None
     if missing:
         problems.append(f"{file}: load_order leaves out {', '.join(missing)}: list every table")
     allowed = _allowed_values(file, metadata, getattr(module, "allowed_values", None), problems)
+    rules = _column_rules(file, metadata, getattr(module, "column_rules", None), problems)
     functions = {}
     for name in ("seed", "samples"):
         value = getattr(module, name, None)
@@ -130,6 +165,7 @@ def check(module: ModuleType, file: str, problems: list[str]) -> Contract | None
         allowed_values=allowed,
         seed=functions["seed"],
         samples=functions["samples"],
+        rules=rules,
     )
 
 
@@ -157,6 +193,107 @@ def _allowed_values(
             else:
                 allowed[(table, column)] = tuple(values)
     return allowed
+
+
+def _column_rules(
+    file: str, metadata: MetaData, declared: Any, problems: list[str]
+) -> dict[tuple[str, str], ColumnRule]:
+    if declared is None:
+        return {}
+    if not isinstance(declared, Mapping):
+        problems.append(f"{file}: column_rules must map table -> column -> rule -> value")
+        return {}
+    rules: dict[tuple[str, str], ColumnRule] = {}
+    for table, columns in declared.items():
+        if table not in metadata.tables:
+            problems.append(f"{file}: column_rules: no table {table!r} in metadata")
+            continue
+        if not isinstance(columns, Mapping):
+            problems.append(f"{file}: column_rules: {table}: map each column to its rules")
+            continue
+        for column, rule in columns.items():
+            target = metadata.tables[table].columns.get(column)
+            where = f"{file}: column_rules: {table}.{column}"
+            if target is None:
+                problems.append(f"{file}: column_rules: {table} has no column {column!r}")
+            elif not isinstance(rule, Mapping):
+                problems.append(f"{where}: give a mapping of {', '.join(RULE_KEYS)}")
+            else:
+                found = _column_rule(where, metadata.tables[table], target, rule, problems)
+                if found is not None:
+                    rules[(table, column)] = found
+    return rules
+
+
+def _column_rule(
+    where: str, table: Table, column: Column, rule: Mapping[str, Any], problems: list[str]
+) -> ColumnRule | None:
+    """The rule, or None with a problem per thing wrong (a key, a value, a column kind)."""
+    before = len(problems)
+    unknown = [key for key in rule if key not in RULE_KEYS]
+    if unknown:
+        problems.append(
+            f"{where}: unknown rule {', '.join(map(repr, unknown))}; rules are "
+            f"{', '.join(RULE_KEYS)}"
+        )
+    kind = _kind(column)
+    for key in ("min", "max"):
+        value = rule.get(key)
+        if value is None:
+            continue
+        if kind == "number" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"{where}: {key} must be a number, got {value!r}")
+        elif kind == "timestamp" and not isinstance(value, datetime):
+            problems.append(f"{where}: {key} must be a datetime, got {value!r}")
+        elif kind not in ("number", "timestamp"):
+            problems.append(f"{where}: {key} applies to number and timestamp columns only")
+    low, high = rule.get("min"), rule.get("max")
+    if len(problems) == before and low is not None and high is not None and low > high:
+        problems.append(f"{where}: min {low!r} is above max {high!r}")
+    slack = rule.get("future_slack")
+    if slack is not None:
+        if kind != "timestamp":
+            problems.append(f"{where}: future_slack applies to timestamp columns only")
+        elif not isinstance(slack, timedelta) or slack < timedelta(0):
+            problems.append(f"{where}: future_slack must be a timedelta >= 0, got {slack!r}")
+    other = rule.get("not_before")
+    if other is not None:
+        partner = table.columns.get(other) if isinstance(other, str) else None
+        if partner is None:
+            problems.append(f"{where}: not_before names no column of {table.name}: {other!r}")
+        elif (
+            partner.name == column.name
+            or _kind(partner) != kind
+            or kind
+            not in (
+                "number",
+                "timestamp",
+            )
+        ):
+            problems.append(
+                f"{where}: not_before must name another column of the same kind (both "
+                "timestamps or both numbers)"
+            )
+    space = rule.get("whitespace")
+    if space is not None:
+        if kind != "text":
+            problems.append(f"{where}: whitespace applies to text columns only")
+        elif space not in WHITESPACE:
+            problems.append(f"{where}: whitespace must be 'strip' or 'refuse', got {space!r}")
+    if len(problems) > before:
+        return None
+    return ColumnRule(min=low, max=high, future_slack=slack, not_before=other, whitespace=space)
+
+
+def _kind(column: Column) -> str:
+    kind = column.type
+    if isinstance(kind, DateTime):
+        return "timestamp"
+    if isinstance(kind, Integer | Float | Numeric):
+        return "number"
+    if isinstance(kind, String | Text):
+        return "text"
+    return "other"
 
 
 def of(repo: Repository) -> Contract | None:

@@ -1,9 +1,10 @@
 """``mlops warehouse load DIR``: raw tables from CSV or Parquet files, validated, all or nothing.
 
-Every file is read and checked before anything is written; one problem anywhere means nothing
-is written. Problems name the file, the row and the column. Rows are data rows numbered from 1
-after the header (a CSV's row N is its line N + 1 when no quoted value spans lines; a
-Parquet file's row N is its N-th row). Only encoding errors, found before any parsing, are
+Every file is read and checked before anything is written (types, lengths, the contract's
+allowed values and column rules, keys); one problem anywhere means nothing is written.
+Problems name the file, the row and the column. Rows are data rows numbered from 1 after the
+header (a CSV's row N is its line N + 1 when no quoted value spans lines; a Parquet file's
+row N is its N-th row). Only encoding errors, found before any parsing, are
 given as a file line and a byte offset.
 """
 
@@ -12,11 +13,13 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, Table
 
+from mlops.clock import Clock, SystemClock
 from mlops.errors import InputError, ValidationFailed
 from mlops.warehouse.contract import Contract, analyze
 from mlops.warehouse.load_formats import read_csv, read_parquet
@@ -54,10 +57,13 @@ def load_directory(
     *,
     replace: bool = False,
     on_progress: Callable[[str, int, int], None] | None = None,
+    clock: Clock | None = None,
 ) -> LoadSummary:
     """Validate every ``<table>.csv|.csv.gz|.parquet`` in ``directory`` against the tables and
-    rules of ``contract``, then write them in one transaction; raise ValidationFailed (nothing
-    written) or InputError (rolled back)."""
+    rules of ``contract`` (``future_slack`` counted from ``clock``, default the system's), then
+    write them in one transaction; raise ValidationFailed (nothing written) or InputError
+    (rolled back)."""
+    now = (clock or SystemClock()).now()
     tables = contract.tables
     directory = Path(directory)
     if not directory.is_dir():
@@ -73,7 +79,7 @@ def load_directory(
     frames: dict[str, pd.DataFrame] = {}
     ignored: dict[str, tuple[str, ...]] = {}
     for name, path in files.items():
-        result = _read_file(path, tables[name], contract, problems)
+        result = _read_file(path, tables[name], contract, problems, now)
         if result is not None:
             frames[name], ignored[name] = result
     if problems.total:
@@ -138,7 +144,7 @@ def _find_files(
 
 
 def _read_file(
-    path: Path, table: Table, contract: Contract, problems: Problems
+    path: Path, table: Table, contract: Contract, problems: Problems, now: datetime
 ) -> tuple[pd.DataFrame, tuple[str, ...]] | None:
     """The table's columns converted and validated, and the ignored extra columns; None if bad."""
     before = problems.total
@@ -154,5 +160,7 @@ def _read_file(
         for i, name in enumerate(header)
         if name not in table.columns
     )
-    frame = validate(path.name, table, raw, header, problems, contract.allowed_values)
+    frame = validate(
+        path.name, table, raw, header, problems, contract.allowed_values, contract.rules, now
+    )
     return (frame, ignored) if problems.total == before else None

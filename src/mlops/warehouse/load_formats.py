@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
 
+BLOCK_BYTES = 1 << 20  # Arrow's default: a file is parsed a megabyte at a time
+
 
 def read_csv(path: Path, table: Table, problems: Problems) -> tuple[pd.DataFrame, list[str]] | None:
     """Every field as a string (so conversion and its errors are ours), indexed by row number."""
@@ -62,11 +64,14 @@ def read_csv(path: Path, table: Table, problems: Problems) -> tuple[pd.DataFrame
         bad_rows.append((row.number or 0, row.actual_columns, row.text))
         return "skip"
 
-    try:
-        parsed = pacsv.read_csv(
+    def parse(block_size: int) -> pa.Table:
+        bad_rows.clear()
+        return pacsv.read_csv(
             pa.py_buffer(data),
             # one thread: the parser then knows each bad row's number (and is as fast here)
-            read_options=pacsv.ReadOptions(column_names=positions, use_threads=False),
+            read_options=pacsv.ReadOptions(
+                column_names=positions, use_threads=False, block_size=block_size
+            ),
             parse_options=pacsv.ParseOptions(
                 newlines_in_values=True,
                 ignore_empty_lines=False,  # keep blank lines so row numbers match the file
@@ -76,6 +81,16 @@ def read_csv(path: Path, table: Table, problems: Problems) -> tuple[pd.DataFrame
                 column_types=dict.fromkeys(positions, pa.string()), strings_can_be_null=False
             ),
         )
+
+    try:
+        try:
+            parsed = parse(BLOCK_BYTES)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc):
+                raise
+            # A record longer than a block (a huge cell): the whole file as one block, so the
+            # cell reaches the checks and is reported by row and column.
+            parsed = parse(min(len(data) + 1, 2**31 - 1))
     except (pa.ArrowException, OSError) as exc:
         problems.add(f"{name}: cannot parse as CSV ({exc})")
         return None

@@ -1,15 +1,17 @@
 """Converting a file's columns to the warehouse's types and checking every value (types,
-ranges, lengths, allowed values, required columns, primary keys), so that everything wrong is
-found before anything is written."""
+ranges, lengths, allowed values, the contract's column rules, required columns, primary
+keys), so that everything wrong is found before anything is written."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Boolean, DateTime, Float, Integer, Numeric, Table
 
+from mlops.warehouse.contract import ColumnRule
 from mlops.warehouse.load_problems import PER_CHECK, Problems, show
 
 if TYPE_CHECKING:
@@ -19,6 +21,9 @@ if TYPE_CHECKING:
 TRUE_WORDS = ("true", "t", "1", "yes")
 FALSE_WORDS = ("false", "f", "0", "no")
 INT32 = 2**31 - 1  # INTEGER is 4 bytes on PostgreSQL; SQLite would take more, so check here
+# No cell of a table file is longer (in characters); a longer one is reported by row and
+# column before its type is looked at (CSV cells of any size are parsed to get there).
+MAX_CELL_CHARS = 1 << 20
 
 
 def validate(
@@ -28,9 +33,12 @@ def validate(
     header: list[str],
     problems: Problems,
     allowed_values: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    rules: Mapping[tuple[str, str], ColumnRule] | None = None,
+    now: datetime | None = None,
 ) -> pd.DataFrame:
     """The table's columns converted for insert_frame; every problem found goes to ``problems``.
-    ``allowed_values`` (the contract's, by (table, column)) limits what a text column holds."""
+    ``allowed_values`` and ``rules`` (the contract's, by (table, column)) say what a column
+    may hold beyond its type; ``now`` (the load's clock) bounds ``future_slack``."""
     allowed = allowed_values or {}
     import pandas as pd
 
@@ -47,7 +55,14 @@ def validate(
         if name not in raw.columns:  # a Parquet column of an unsupported type, reported
             continue
         series = raw[name]
-        values, null, checks = _convert(series, column, allowed.get((table.name, name)))
+        if isinstance(series.dtype, pd.StringDtype):
+            huge = series.str.len() > MAX_CELL_CHARS
+            if huge.any():
+                label = f"longer than the {MAX_CELL_CHARS:,} characters a cell may hold"
+                problems.rows(file, name, _where(huge), label, series)
+                continue
+        rule = (rules or {}).get((table.name, name)) or ColumnRule()
+        values, null, checks = _convert(series, column, allowed.get((table.name, name)), rule)
         if values is None:
             stored = raw.attrs.get("parquet_types", {}).get(name, series.dtype)
             kind = kind_name(column)
@@ -55,15 +70,44 @@ def validate(
             continue
         if not column.nullable:
             problems.rows(file, name, _where(null), "empty, but the column is required")
+        bad = null.copy()
         for mask, label in checks:
             problems.rows(file, name, _where(mask), label, series)
+            bad |= mask.fillna(False).astype(bool)
+        # A value already refused (not a number...) is not also out of bounds.
+        for mask, label in _bounds(values, rule, now):
+            problems.rows(file, name, _where(mask & ~bad), label, series)
         if column.primary_key:
             _duplicates(file, name, values.where(~null), problems)
         converted[name] = values
+    for (table_name, name), rule in (rules or {}).items():
+        other = rule.not_before
+        if table_name == table.name and other and name in converted and other in converted:
+            early = converted[name] < converted[other]  # False where either is missing
+            label = f"before {other} (the contract's not_before)"
+            problems.rows(file, name, _where(early), label, raw[name])
     columns = [c.name for c in table.columns]
     if len(converted) < len(columns):
         return pd.DataFrame()
     return pd.DataFrame(converted, index=raw.index)[columns]
+
+
+def _bounds(values: pd.Series, rule: ColumnRule, now: datetime | None) -> list:
+    """[(bad mask, label)] of the rule's min, max and future_slack on converted values."""
+    checks = []
+    if rule.min is not None:
+        checks.append((values < rule.min, f"below the contract's min {_shown(rule.min)}"))
+    if rule.max is not None:
+        checks.append((values > rule.max, f"above the contract's max {_shown(rule.max)}"))
+    if rule.future_slack is not None and now is not None:
+        limit = now + rule.future_slack
+        label = f"in the future: after {limit:%Y-%m-%d %H:%M:%S} (now + {rule.future_slack})"
+        checks.append((values > limit, label))
+    return checks
+
+
+def _shown(value: object) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S}" if isinstance(value, datetime) else f"{value:g}"
 
 
 def _where(mask: pd.Series) -> pd.Index:
@@ -92,7 +136,10 @@ def kind_name(column) -> str:
 
 
 def _convert(
-    series: pd.Series, column, allowed: Sequence[str] | None = None
+    series: pd.Series,
+    column,
+    allowed: Sequence[str] | None = None,
+    rule: ColumnRule | None = None,
 ) -> tuple[pd.Series | None, pd.Series, list]:
     """(values ready to insert, null mask, [(bad mask, label)]); values None if the type is wrong.
 
@@ -118,7 +165,7 @@ def _convert(
         if not pd.api.types.is_integer_dtype(series):
             return None, null, []
         series = series.astype("str")  # integer ids stored as numbers: their decimal text
-    return _text(series, null, column, allowed)
+    return _text(series, null, column, allowed, rule.whitespace if rule else None)
 
 
 def _arrow_cast(clean: pd.Series, to: pa.DataType) -> pd.Series | None:
@@ -216,8 +263,14 @@ def _numbers(series, clean, null, kind):
     return values, null, checks
 
 
-def _text(series, null, column, allowed: Sequence[str] | None):
+def _text(series, null, column, allowed: Sequence[str] | None, whitespace: str | None):
     checks = []
+    if whitespace == "strip":
+        # Before every other check: "  C1 " is the key C1, and its length is C1's.
+        series = series.str.strip()
+    elif whitespace == "refuse":
+        padded = ~null & (series != series.str.strip())
+        checks.append((padded, "starts or ends with whitespace (the contract refuses it)"))
     length = getattr(column.type, "length", None)
     if length:
         checks.append((series.str.len() > length, f"longer than {length} characters"))

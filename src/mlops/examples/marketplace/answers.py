@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mlops.clock import to_utc_naive
-from mlops.errors import InputError
 from mlops.serving.endpoints import Computed, NotFound, Outcome, Unavailable, record
 from mlops.serving.memo import NotInMemory
 from mlops.serving.policy import Reason
@@ -46,6 +45,11 @@ ETA_RULE = "min(SLA, max(model, model p90)); the SLA when the heuristic answers"
 
 class CustomerNotFound(NotFound):
     """The warehouse has no such customer."""
+
+
+class OfferNotFound(NotFound):
+    """The warehouse's offers table has no such offer (a 404, like an unknown customer: the
+    request is well formed, what it names does not exist)."""
 
 
 def dossier(
@@ -156,7 +160,7 @@ def candidates(m: Marketplace, offer_ids: list[str] | None) -> list[Offer]:
         by_id = {o.offer_id: o for o in known}
         unknown = [o for o in offer_ids if o not in by_id]
         if unknown:
-            raise InputError(
+            raise OfferNotFound(
                 f"unknown offer ids: {', '.join(unknown[:10])}",
                 "pass ids from the warehouse's offers table, or omit offer_ids",
             )

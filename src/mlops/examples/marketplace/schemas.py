@@ -3,12 +3,19 @@ built on the engine's provenance fields."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from mlops.serving.schemas import Id, Provenance, ShortId, UtcTime, in_calendar
+from mlops.serving.schemas import (
+    Id,
+    Integer,
+    Number,
+    Provenance,
+    RequestTime,
+    ShortId,
+    UtcTime,
+)
 
 
 class ChurnRisk(Provenance):
@@ -83,9 +90,11 @@ class Dossier(BaseModel):
 
 class CartItem(BaseModel):
     category: str = Field(min_length=1, max_length=64)
-    quantity: int = Field(1, ge=1, le=1000)
+    quantity: Integer = Field(1, ge=1, le=1000)
     # Bounded so the cart's value (200 items x 1000 x price) stays a finite number.
-    unit_price: float = Field(0.0, ge=0, le=1_000_000)
+    unit_price: Number = Field(0.0, ge=0, le=1_000_000)
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ComposeRequest(BaseModel):
@@ -95,11 +104,13 @@ class ComposeRequest(BaseModel):
         None,
         min_length=1,  # an empty list has nothing to rank: a client error, not a 503
         max_length=500,
-        description="Candidate offers; omitted: every offer of the warehouse's offers table.",
+        description="Candidate offers; omitted: every offer of the warehouse's offers table. "
+        "An id the table does not have is answered 404 (it names the unknown ones).",
     )
-    limit: int = Field(3, ge=1, le=100, description="How many ranked offers to return.")
+    limit: Integer = Field(3, ge=1, le=100, description="How many ranked offers to return.")
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {
@@ -109,7 +120,7 @@ class ComposeRequest(BaseModel):
                     "limit": 2,
                 }
             ]
-        }
+        },
     )
 
 
@@ -131,21 +142,22 @@ class Composition(Provenance):
 
 class EtaRequest(BaseModel):
     zone: ShortId
-    distance_km: float = Field(ge=0, le=500)
-    item_count: int = Field(1, ge=1, le=1000)
-    dispatched_at: Annotated[datetime | None, AfterValidator(in_calendar)] = Field(
-        None, description="Dispatch time (UTC if no offset), 1970 to 9998; default now."
+    distance_km: Number = Field(ge=0, le=500)
+    item_count: Integer = Field(1, ge=1, le=1000)
+    dispatched_at: RequestTime | None = Field(
+        None, description="Dispatch time (RFC 3339 with offset, 1970 to 9998); default now."
     )
     delivery_id: Id | None = Field(
         None, description="Logged with the prediction for accuracy monitoring."
     )
 
     model_config = ConfigDict(
+        extra="forbid",
         json_schema_extra={
             "examples": [
                 {"zone": "Z03", "distance_km": 4.2, "item_count": 3, "delivery_id": "D123"}
             ]
-        }
+        },
     )
 
 

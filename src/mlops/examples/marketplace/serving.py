@@ -4,6 +4,7 @@ this module as ``serving``; the engine calls ``extend``)."""
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from datetime import datetime
 from typing import Any
 
@@ -139,13 +140,13 @@ class Marketplace(Extension):
     # --- the HTTP routes -------------------------------------------------------------------
 
     def routes(self, app: FastAPI, service: Service) -> None:
-        async def answer_dossier(scope: dict, customer_id: str) -> Response:
+        async def answer_dossier(scope: MutableMapping[str, Any], customer_id: str) -> Response:
             answer = await service.answer_async(
                 "dossier", request_id(scope), customer_id=customer_id
             )
             return json_response(answer)
 
-        async def answer_compose(scope: dict, body: ComposeRequest) -> Response:
+        async def answer_compose(scope: MutableMapping[str, Any], body: ComposeRequest) -> Response:
             answer = await service.answer_async(
                 "compose",
                 request_id(scope),
@@ -156,7 +157,7 @@ class Marketplace(Extension):
             )
             return json_response(answer)
 
-        async def answer_eta(scope: dict, body: EtaRequest) -> Response:
+        async def answer_eta(scope: MutableMapping[str, Any], body: EtaRequest) -> Response:
             answer = await service.answer_async(
                 "eta",
                 request_id(scope),
@@ -171,7 +172,9 @@ class Marketplace(Extension):
         @app.get(DOSSIER_PATH, response_model=Dossier, responses=ENTITY_ERRORS)
         async def dossier(
             request: Request,
-            customer_id: str = Path(min_length=1, max_length=ID_MAX, pattern=ID_PATTERN),
+            customer_id: str = Path(
+                min_length=1, max_length=ID_MAX, pattern=ID_PATTERN, examples=["C000042"]
+            ),
         ):
             """Profile summary with churn risk and upsell propensity."""
             return await answer_dossier(request.scope, customer_id)

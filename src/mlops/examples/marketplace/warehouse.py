@@ -1,12 +1,12 @@
 """The marketplace's warehouse contract (the module ``repository.yaml`` names as ``warehouse``):
-its raw tables, the values a loaded file may hold, the synthetic generator and the requests
-quickstart suggests. The protocol is in ``mlops.warehouse.contract``. Extra columns of a
-loaded file are allowed and ignored."""
+its raw tables, the values a loaded file may hold and what they mean, the synthetic
+generator and the requests quickstart suggests. The protocol is in
+``mlops.warehouse.contract``. Extra columns of a loaded file are allowed and ignored."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import (
@@ -117,6 +117,50 @@ load_order = tuple(TABLES)
 
 # What a loaded file may hold beyond its column types.
 allowed_values = {"orders": {"status": ("completed", "cancelled")}}
+
+# What the values mean (the protocol's column_rules): ids and categories lose surrounding
+# whitespace, so "  C1 " and "C1" are one customer; counts, amounts and distances stay
+# within what the jobs' requests accept (eta.yaml, upsell.yaml); events are not in the
+# future, give or take an hour of clocks that disagree; a delivery is not delivered, or
+# promised, before it was dispatched. Free text (a ticket's reason) is kept as written.
+KEY = {"whitespace": "strip"}
+PAST = {"future_slack": timedelta(hours=1)}
+AMOUNT = {"min": 0, "max": 1_000_000}
+column_rules = {
+    "customers": {"customer_id": KEY, "region": KEY, "plan": KEY, "signup_at": PAST},
+    "offers": {
+        "offer_id": KEY,
+        "category": KEY,
+        "discount_pct": {"min": 0, "max": 100},
+        "price": AMOUNT,
+    },
+    "orders": {
+        "order_id": KEY,
+        "customer_id": KEY,
+        "status": KEY,
+        "placed_at": PAST,
+        "item_count": {"min": 1, "max": 1000},
+        "total_amount": AMOUNT,
+    },
+    "deliveries": {
+        "delivery_id": KEY,
+        "order_id": KEY,
+        "zone": KEY,
+        "courier_id": KEY,
+        "distance_km": {"min": 0, "max": 500},
+        "dispatched_at": PAST,
+        "promised_at": {"not_before": "dispatched_at"},
+        "delivered_at": {**PAST, "not_before": "dispatched_at"},
+    },
+    "offer_impressions": {
+        "impression_id": KEY,
+        "customer_id": KEY,
+        "offer_id": KEY,
+        "order_id": KEY,
+        "shown_at": PAST,
+    },
+    "support_tickets": {"ticket_id": KEY, "customer_id": KEY, "opened_at": PAST},
+}
 
 
 def create_tables(engine: Engine) -> None:
