@@ -82,12 +82,16 @@ def export(
     the same commands, cron, retries, backoff and timeout; catchup off, one run at a time)
     or crontab lines.
 
-    Uses the current settings' environment: MLOPS_ENVIRONMENT=staging exports training with
-    --dry-run. The generated files never import mlops; the workers need `mlops` on PATH.
+    Uses the current settings: MLOPS_ENVIRONMENT=staging exports training with --dry-run,
+    and the MLOPS_* settings in force (MLOPS_HOME made absolute) are written into the export,
+    secrets excepted. A run fails when its ingestion fails; failed tasks are POSTed to
+    MLOPS_ALERT_WEBHOOK_URL. The generated files never import mlops; the workers need `mlops`
+    on PATH.
     """
     from mlops.errors import InputError
     from mlops.scheduling import airflow as airflow_export
     from mlops.scheduling import crontab as crontab_export
+    from mlops.scheduling.environment import for_workers
     from mlops.scheduling.tasks import build
 
     if (airflow is None) == (not crontab):
@@ -96,24 +100,40 @@ def export(
             "e.g. mlops schedule export --airflow ~/airflow/dags",
         )
     rt = runtime(ctx)
-    schedule = build(rt.settings, rt.repo)
-    now, environment = rt.clock.now(), rt.settings.environment
+    settings = rt.settings
+    schedule = build(settings, rt.repo)
+    now, environment = rt.clock.now(), settings.environment
+    secrets = for_workers(settings).secrets
     if crontab:
         text = crontab_export.render(
-            schedule, generated_at=now, environment=environment, lock_dir=lock_dir
+            schedule,
+            settings,
+            generated_at=now,
+            lock_dir=lock_dir,
+            bin_dir=crontab_export.mlops_folder(),
         )
         typer.echo(text, nl=False)
         err_console.print(
-            f"{len(schedule.roots)} crontab lines ({environment}); install with "
-            "`mlops schedule export --crontab > mlops.cron && crontab mlops.cron`.",
+            f"{len(schedule.roots)} crontab lines ({environment}), with the MLOPS_* settings "
+            "in force now; install with "
+            "`mlops schedule export --crontab > mlops.cron && crontab mlops.cron`."
+            + (f" Add by hand (secrets, not written): {', '.join(secrets)}." if secrets else ""),
             highlight=False,
         )
         return
-    path = airflow_export.write(schedule, airflow, generated_at=now, environment=environment)
+    path = airflow_export.write(schedule, settings, airflow, generated_at=now)
+    pool = airflow_export.warehouse_pool(settings)
     console.print(
         f"wrote {path}: {len(schedule.roots)} DAGs ({environment}), ids "
-        f"{', '.join(airflow_export.dag_id(r) for r in schedule.roots)}. Airflow picks it up "
-        "from its dags folder; switch the DAGs on in the UI or with `airflow dags unpause`.",
+        f"{', '.join(airflow_export.dag_id(r) for r in schedule.roots)}, with the MLOPS_* "
+        "settings in force now. Create the warehouse pool once: `airflow pools set "
+        f"{pool} {airflow_export.POOL_SLOTS} 'mlops refreshes'`; then switch the DAGs on in "
+        "the UI or with `airflow dags unpause`."
+        + (
+            f" The workers' environment must hold (secrets, not written): {', '.join(secrets)}."
+            if secrets
+            else ""
+        ),
         highlight=False,
     )
 

@@ -55,6 +55,9 @@ class Task:
     timeout: timedelta = timedelta(minutes=30)
     # The command accepts --scheduled-for (ingestion records it: scheduler delay).
     takes_slot: bool = False
+    # The command queries the warehouse: Airflow runs it in the warehouse's pool, so the
+    # refreshes of every job share a bounded number of warehouse slots.
+    reads_warehouse: bool = False
 
     def backoff(self, failures: int) -> timedelta:
         """Wait before the next attempt after ``failures`` failed ones: doubling, capped."""
@@ -135,6 +138,7 @@ def build(settings: Settings, repo: Repository) -> Schedule:
                 retry_delay=timedelta(seconds=30) if frequent else timedelta(minutes=5),
                 timeout=timedelta(minutes=4) if frequent else timedelta(minutes=30),
                 takes_slot=True,
+                reads_warehouse=True,
             ),
             Task(
                 f"monitor:drift:{job.name}",
