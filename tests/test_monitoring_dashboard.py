@@ -21,6 +21,7 @@ from mlops.errors import IngestionFailed, InputError
 from mlops.examples.marketplace.warehouse import customers, deliveries
 from mlops.monitoring import (
     chart_operations,
+    chart_style,
     dashboard,
     panel_distributions,
     panel_monitors,
@@ -539,6 +540,27 @@ def test_eta_residuals_binning():
     assert over.loc[(day, "model"), "mae"] == pytest.approx((2 + 0 + 5 + 360) / 4)
     empty = panel_monitors.residuals(frame.iloc[:0], window)
     assert all(f.empty for f in empty.values())
+
+
+def test_time_axes_span_the_window_even_for_one_answer():
+    """One request logged: the cohort and residual charts' time axes are the window, not a
+    few milliseconds around the lone bucket (they read 23:59:59.999 ... 00:00:00.001)."""
+    from mlops.monitoring.chart_distributions import cohorts_chart
+    from mlops.monitoring.chart_monitors import residuals_chart
+
+    window = Window(NOW - MONTH, NOW, "day")
+    logged = pd.DataFrame({"logged_at": [NOW], "entity_id": ["C1"], "prediction": [0.4]})
+    cohorts = pd.DataFrame({"entity_id": ["C1"], "plan": ["basic"]})
+    panel = Panel("cohorts", "", "", jobs=["churn"])
+    panel.frames = {"scores": panel_distributions.cohort_scores(logged, cohorts, window)}
+    wanted = [pd.Timestamp(t) for t in chart_style.time_range(window)]
+    cohort_fig = cohorts_chart(panel, window)
+    assert [pd.Timestamp(t) for t in cohort_fig.layout.xaxis.range] == wanted
+    answer = logged.assign(source="model", label=0.5)
+    panel = Panel("residuals", "", "", jobs=["eta"])
+    panel.frames = panel_monitors.residuals(answer, window)
+    residual_fig = residuals_chart(panel, window)
+    assert [pd.Timestamp(t) for t in residual_fig.layout.xaxis2.range] == wanted
 
 
 def test_freshness_against_ttl(refreshed):

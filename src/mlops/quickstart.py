@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlops.db import migrate
 from mlops.errors import InputError
@@ -17,10 +18,16 @@ from mlops.store.reset import clear_feature_data
 from mlops.warehouse import contract
 from mlops.warehouse.contract import Samples
 
+if TYPE_CHECKING:
+    from mlops.serving.replay import ReplayReport
+
 Stage = Callable[[str, int, int], None]
 
 # History backfilled for a job whose repository gives no quickstart.history.
 DEFAULT_HISTORY = timedelta(days=30)
+# Requests replayed per job through the serving path over the seeded history (see
+# ``serving.replay``): a few seconds in all, enough for every panel to have answers.
+DEFAULT_REPLAY = 500
 
 
 @dataclass
@@ -30,6 +37,7 @@ class QuickstartResult:
     seeded: dict[str, int]
     ingestion: list[ingest.IngestReport] = field(default_factory=list)
     training: list = field(default_factory=list)  # train.TrainReport per job
+    replay: ReplayReport | None = None
     monitoring: Monitoring | None = None
     seconds: float = 0.0
 
@@ -64,10 +72,13 @@ def run(
     on_stage: Stage | None = None,
     train_models: bool = True,
     monitor: bool = True,
+    replay: int = DEFAULT_REPLAY,
 ) -> QuickstartResult:
     """Migrate, sync specs, seed the warehouse with the repository's generator (``size``
     entities), backfill history, refresh every job, train, register and promote every job's
-    model, then run the monitors once and write the HTML report to ``<home>/report.html``."""
+    model, replay up to ``replay`` requests per job through the serving path over the seeded
+    history (0: none), then run the monitors once and write the HTML report to
+    ``<home>/report.html``."""
     from mlops.warehouse.views import install_views
 
     generate = contract.require_seed(rt.repo, "mlops quickstart")
@@ -116,6 +127,8 @@ def run(
         for i, name in enumerate(jobs):
             stage(f"training {name}", i, len(jobs))
             result.training.append(train(rt, name, refresh=False))
+    if replay > 0:
+        result.replay = replay_traffic(rt, replay, seed, stage)
     if monitor:
         stage("monitoring", 0, 1)
         result.monitoring = first_checks(rt)
@@ -123,14 +136,29 @@ def run(
     return result
 
 
+def replay_traffic(rt: Runtime, requests: int, seed: int, stage: Stage) -> ReplayReport:
+    """Simulated traffic over the seeded history, answered by the serving library, so the
+    monitors and the dashboard have answers to judge (see ``serving.replay``)."""
+    from mlops.serving import replay
+
+    stage("replaying traffic", 0, 1)
+    return replay.replay(
+        rt,
+        requests=requests,
+        seed=seed,
+        on_progress=lambda done, total: stage("replaying traffic", done, total),
+    )
+
+
 def first_checks(rt: Runtime) -> Monitoring:
-    """Every monitor once (accuracy and guardrails have no answers to judge yet, and say so),
-    then the report."""
+    """Every monitor once (accuracy and guardrails judge the replayed answers, if any), then
+    the report."""
     from mlops.monitoring import accuracy, drift, guardrails, ops, report
 
     found = drift.check(rt)
     checked = ops.check(rt)
-    accuracy.report(rt)
+    # Per week: the replay's few hundred answers per job are too few per day to judge.
+    accuracy.report(rt, by="week")
     guardrails.check(rt)
     rt.settings.home.mkdir(parents=True, exist_ok=True)
     written = report.write_report(rt, rt.settings.home / "report.html")

@@ -30,6 +30,12 @@ def quickstart(
         False, help="Replace the data even when the database URLs are not the embedded default."
     ),
     serve: bool = typer.Option(False, "--serve", help="Then serve the endpoints (mlops serve)."),
+    replay: int = typer.Option(
+        500,  # quickstart.DEFAULT_REPLAY, not imported here: --help stays light
+        min=0,
+        help="Requests per job replayed through the serving path over the seeded history, so "
+        "the monitors and the dashboard have answers to judge (0: none).",
+    ),
 ) -> None:
     """Migrate, sync specs, seed a synthetic warehouse, backfill and ingest every job, train,
     register and promote every job's model, run the monitors once and write the HTML report
@@ -43,7 +49,7 @@ def quickstart(
     if not force:
         qs.check_embedded(rt.settings)
     with progress_bar("quickstart") as bar:
-        result = qs.run(rt, size=size, days=days, seed=seed, on_stage=bar.stage)
+        result = qs.run(rt, size=size, days=days, seed=seed, on_stage=bar.stage, replay=replay)
     print_reports(result.ingestion)
     seeded = ", ".join(f"{n} {c:,}" for n, c in result.seeded.items())
     console.print(f"warehouse: {seeded}")
@@ -55,6 +61,8 @@ def quickstart(
         f"MLflow: {rt.settings.mlflow_uri} (browse with `mlflow ui --backend-store-uri "
         f"{rt.settings.mlflow_uri}`)"
     )
+    if result.replay:
+        console.print(result.replay.summary(), highlight=False)
     if result.monitoring:
         print_monitoring(result.monitoring)
     # Last, what a newcomer came for: the models against the rules, and what to try next.

@@ -106,6 +106,8 @@ def cohorts_chart(panel: Panel, window: Window) -> go.Figure:
         first = c == 1 or charts[c - 2][0] != job
         title = f"mean {job} score".replace("  ", " ") if first else None
         fig.update_yaxes(title_text=title, row=1, col=c)
-        fig.update_xaxes(title_text=TIME_AXIS, row=1, col=c)
+        # The window, not the points' own span: one bucket alone got an axis of milliseconds
+        # around it ("23:59:59.999 ... 00:00:00.001").
+        fig.update_xaxes(title_text=TIME_AXIS, range=time_range(window), row=1, col=c)
     fig.update_yaxes(rangemode="tozero")
     return apply_layout(fig, 380)

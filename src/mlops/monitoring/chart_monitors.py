@@ -15,6 +15,7 @@ from mlops.monitoring.chart_style import (
     add_line,
     apply_layout,
     jobs_in,
+    time_range,
 )
 from mlops.monitoring.panel import Panel, Window
 from mlops.monitoring.panel_monitors import STATUS_BY_RANK, STATUS_RANK
@@ -178,6 +179,170 @@ def residuals_chart(panel: Panel, window: Window) -> go.Figure:
         fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=r, col=1)
         fig.update_xaxes(title_text="predicted - actual", row=r, col=1)
         fig.update_yaxes(title_text="predictions", row=r, col=1)
-        fig.update_xaxes(title_text=TIME_AXIS, row=r, col=2)
+        fig.update_xaxes(title_text=TIME_AXIS, range=time_range(window), row=r, col=2)
         fig.update_yaxes(title_text="solid: mean, dotted: MAE", row=r, col=2)
     return apply_layout(fig, 360 * len(jobs), barmode="overlay")
+
+
+ARM_COLOURS = {"control": SOURCE_COLOURS["heuristic"], "treatment": SOURCE_COLOURS["model"]}
+DECISION_STATUS = {"breach": "alert", "warn": "warn", "ok": "ok", "insufficient": "insufficient"}
+
+
+def guardrails_chart(panel: Panel, window: Window) -> go.Figure:
+    """Per job, each arm's rate of its guardrail metric (left) and the treatment's difference
+    from the control with its interval, against the margin it may not cross (right)."""
+    latest = panel.frames["latest"]
+    jobs = jobs_in(panel, latest["job"])
+    latest = latest.set_index("job").loc[jobs]
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        subplot_titles=["rate per arm", "treatment - control, with its interval"],
+        horizontal_spacing=0.16,
+    )
+    labels = [f"{job}<br>{html.escape(str(latest.at[job, 'metric']))}" for job in jobs]
+    for arm in ("control", "treatment"):
+        rates = latest[f"{arm}_rate"].astype(float)
+        counts = latest[f"{arm}_n"]
+        fig.add_bar(
+            y=labels,
+            x=rates,
+            orientation="h",
+            name=arm,
+            marker={"color": ARM_COLOURS[arm]},
+            text=[f"n={n:,}" for n in counts],
+            textposition="outside",
+            cliponaxis=False,
+            customdata=list(zip(counts, latest["description"], strict=True)),
+            hovertemplate=f"{arm}<br>%{{customdata[1]}}: %{{x:.3f}}<br>%{{customdata[0]}} units"
+            "<extra></extra>",
+            row=1,
+            col=1,
+        )
+    colours = [
+        STATUS_COLOURS[DECISION_STATUS.get(str(d), "insufficient")] for d in latest["decision"]
+    ]
+    difference = latest["difference"].astype(float)
+    fig.add_scatter(
+        y=labels,
+        x=difference,
+        mode="markers",
+        name="difference",
+        marker={"color": colours, "size": 11, "line": {"color": "#333", "width": 1}},
+        error_x={
+            "type": "data",
+            "symmetric": False,
+            "array": (latest["ci_high"].astype(float) - difference).tolist(),
+            "arrayminus": (difference - latest["ci_low"].astype(float)).tolist(),
+            "color": "#555",
+        },
+        customdata=list(zip(latest["decision"], latest["p_value"].astype(float), strict=True)),
+        hovertemplate="difference %{x:+.4f}<br>%{customdata[0]} (p=%{customdata[1]:.3g})"
+        "<extra></extra>",
+        row=1,
+        col=2,
+    )
+    # The line the treatment may not cross: below the control for a metric better higher.
+    line = [
+        -float(m) if hib else float(m)
+        for m, hib in zip(latest["margin"], latest["higher_is_better"], strict=True)
+    ]
+    fig.add_scatter(
+        y=labels,
+        x=line,
+        mode="markers",
+        name="margin",
+        marker={
+            "symbol": "line-ns",
+            "size": 22,
+            "line": {"color": STATUS_COLOURS["alert"], "width": 2},
+        },
+        hovertemplate="margin %{x:+.3f}<extra></extra>",
+        row=1,
+        col=2,
+    )
+    fig.add_vline(x=0, line={"color": "#444", "width": 1}, row=1, col=2)
+    fig.update_xaxes(title_text="share of units", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title_text="difference (share)", row=1, col=2)
+    fig.update_yaxes(automargin=True, autorange="reversed")
+    return apply_layout(fig, max(240, 90 + 70 * len(jobs)), barmode="group")
+
+
+def drift_features_chart(panel: Panel, window: Window) -> go.Figure:
+    """One feature at a time (a menu picks it, the most drifted first): the share of live
+    values per bin against the reference's, over the bins the drift check's PSI compared."""
+    bins = panel.frames["bins"]
+    features = []
+    for (job, feature), rows in bins.groupby(["job", "feature"], sort=False):
+        features.append((job, feature, rows.sort_values("bin")))
+    order = {job: i for i, job in enumerate(panel.jobs)}
+    # Most drifted first (no PSI: last), then the repository's job order.
+    features.sort(
+        key=lambda f: (
+            -(f[2]["psi"].iloc[0] if pd.notna(f[2]["psi"].iloc[0]) else -1.0),
+            order.get(f[0], len(order)),
+            f[1],
+        )
+    )
+    fig = go.Figure()
+    buttons = []
+    initial: dict = {}
+    for i, (job, feature, rows) in enumerate(features):
+        first = rows.iloc[0]
+        psi = "n/a" if pd.isna(first["psi"]) else f"{first['psi']:.3f}"
+        for name, column, colour in (
+            ("reference", "reference", "#7f7f7f"),
+            ("now", "live", "#1f77b4"),
+        ):
+            fig.add_bar(
+                x=rows["bin"],
+                y=rows[column],
+                name=name,
+                visible=i == 0,
+                marker={"color": colour, "opacity": 0.85},
+                customdata=rows[["label"]],
+                hovertemplate=f"{name}<br>%{{customdata[0]}}<br>%{{y:.1%}} of values"
+                "<extra></extra>",
+            )
+        visible = [j // 2 == i for j in range(2 * len(features))]
+        title = (
+            f"{html.escape(job)} · {html.escape(feature)}: PSI {psi}, {first['status']} "
+            f"(n={int(first['sample_size']):,}, check {first['checked_at']:%Y-%m-%d %H:%M})"
+        )
+        axis = {
+            "xaxis.tickvals": rows["bin"].tolist(),
+            "xaxis.ticktext": [html.escape(str(label)) for label in rows["label"]],
+            "title.text": title,
+        }
+        buttons.append(
+            {
+                "label": f"{job} · {feature} (PSI {psi})",
+                "method": "update",
+                "args": [{"visible": visible}, axis],
+            }
+        )
+        if i == 0:
+            initial = axis
+    fig.update_layout(
+        updatemenus=[
+            {
+                "buttons": buttons,
+                "direction": "down",
+                "x": 0,
+                "xanchor": "left",
+                "y": 1.22,
+                "yanchor": "top",
+                "showactive": True,
+            }
+        ],
+        barmode="group",
+        title={"text": initial["title.text"], "x": 0.99, "xanchor": "right", "font": {"size": 13}},
+    )
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=initial["xaxis.tickvals"],
+        ticktext=initial["xaxis.ticktext"],
+        title_text="bin (the reference's deciles; missing values last)",
+    )
+    fig.update_yaxes(title_text="share of values", tickformat=".0%", rangemode="tozero")
+    return apply_layout(fig, 380, margin={"l": 64, "r": 24, "t": 90, "b": 72})

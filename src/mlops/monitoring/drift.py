@@ -52,6 +52,8 @@ class FeatureDrift:
     tested: int  # non-missing live values the test saw
     test_status: str
     spec: FeatureSpec
+    # The bins PSI compared, live against reference (what the dashboard charts).
+    distribution: stats.Distribution | None = None
 
     @property
     def status(self) -> str:
@@ -234,7 +236,7 @@ def evaluate(
         spec, ref = job.feature(name), reference[name]
         null_share = float(ref.get("null_share") or 0.0)
         if ref.get("kind") == "category":
-            psi = stats.psi_categorical(ref["shares"], values, null_share=null_share)
+            shown = stats.categorical_distribution(ref["shares"], values, null_share=null_share)
             # The reference's size, for a two-sample test (see stats.chi2_categorical).
             size = round(ref["rows"] * (1 - null_share)) if ref.get("rows") else None
             test = stats.chi2_categorical(ref["shares"], values, reference_size=size)
@@ -242,8 +244,9 @@ def evaluate(
         else:
             values = stats.canonical(values)
             edges = stats.canonical(ref["edges"])
-            psi = stats.psi_numeric(edges, ref["counts"], values, null_share=null_share)
+            shown = stats.numeric_distribution(edges, ref["counts"], values, null_share=null_share)
             test, kind = stats.ks_2samp(stats.canonical(ref["sample"]), values), "numeric"
+        psi = None if shown is None else stats.psi(shown.reference, shown.live)
         if psi is None or len(values) < min_sample:
             psi_status = INSUFFICIENT
         else:
@@ -265,6 +268,7 @@ def evaluate(
                 tested=0 if test is None else test.sample_size,
                 test_status=test_status,
                 spec=spec,
+                distribution=shown,
             )
         )
     return out
@@ -289,7 +293,11 @@ def record(rt: Runtime, result: JobDrift, *, at: datetime) -> None:
                 "threshold": f.spec.psi_alert,
                 "status": f.psi_status,
                 "sample_size": f.sample_size,
-                "detail": _detail(result, warn=f.spec.psi_warn),
+                "detail": _detail(
+                    result,
+                    warn=f.spec.psi_warn,
+                    bins=f.distribution.as_dict() if f.distribution else None,
+                ),
             }
         )
         rows.append(

@@ -38,6 +38,8 @@ class Panel:
     jobs: list[str] = field(default_factory=list)
     # Per job, the features a chart shows (its declared key features).
     charted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # The command that explains the panel's figures in a terminal.
+    command: str = ""
 
     @property
     def empty(self) -> bool:

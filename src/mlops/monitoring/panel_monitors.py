@@ -65,6 +65,75 @@ def read_drift(rt: Runtime, window: Window, panel: Panel) -> None:
 _DRIFT_COLUMNS = ["job", "feature", "checked_at", "rank", "status", "psi", "sample_size"]
 
 
+def read_drift_features(rt: Runtime, window: Window, panel: Panel) -> None:
+    """Per job, its latest drift check in the window: each feature's live distribution against
+    the champion's reference over the bins the check's PSI compared (in the check's detail)."""
+    r = monitor_results
+    latest = (
+        select(r.c.job, func.max(r.c.checked_at).label("at"))
+        .where(r.c.monitor == "drift", r.c.checked_at >= window.start, r.c.checked_at <= window.end)
+        .group_by(r.c.job)
+        .subquery()
+    )
+    stmt = (
+        select(
+            r.c.job, r.c.feature, r.c.checked_at, r.c.value, r.c.status, r.c.sample_size, r.c.detail
+        )
+        .join(latest, (r.c.job == latest.c.job) & (r.c.checked_at == latest.c.at))
+        .where(r.c.monitor == "drift", r.c.statistic == "psi")
+        .order_by(r.c.job, r.c.feature)
+    )
+    frame = drift_distributions(read_frame(rt.store, stmt, times=("checked_at",)))
+    if frame.empty:
+        panel.notes.append("no drift checks in the window (run `mlops monitor drift`)")
+    panel.frames = {"bins": frame}
+
+
+_BIN_COLUMNS = [
+    "job",
+    "feature",
+    "checked_at",
+    "psi",
+    "status",
+    "sample_size",
+    "bin",
+    "label",
+    "reference",
+    "live",
+]
+
+
+def drift_distributions(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per bin from drift ``psi`` result rows whose detail holds the bins (checks
+    recorded before the bins were kept have none and are left out)."""
+    out = []
+    for row in rows.itertuples():
+        try:
+            bins = json.loads(row.detail).get("bins")
+        except (TypeError, ValueError, AttributeError):
+            continue
+        if not bins:
+            continue
+        for i, (label, ref, live) in enumerate(
+            zip(bins["labels"], bins["reference"], bins["live"], strict=True)
+        ):
+            out.append(
+                [
+                    row.job,
+                    row.feature,
+                    row.checked_at,
+                    row.value,
+                    row.status,
+                    row.sample_size,
+                    i,
+                    label,
+                    ref,
+                    live,
+                ]
+            )
+    return pd.DataFrame(out, columns=_BIN_COLUMNS)
+
+
 # --- accuracy and residuals of regression jobs ----------------------------------------------
 
 
@@ -202,3 +271,97 @@ def residuals(labelled: pd.DataFrame, window: Window) -> dict[str, pd.DataFrame]
         mean_residual=("residual", "mean"), mae=("abs", "mean"), count=("residual", "size")
     )
     return {"histogram": pd.concat(hist, ignore_index=True), "over_time": over_time.reset_index()}
+
+
+# --- A/B guardrails --------------------------------------------------------------------------
+
+
+def read_guardrails(rt: Runtime, window: Window, panel: Panel) -> None:
+    """Each job's latest guardrail check in the window: both arms' rates, the difference with
+    its interval against the margin, and the decision (from the check's own detail)."""
+    r = monitor_results
+    latest = (
+        select(r.c.job, func.max(r.c.checked_at).label("at"))
+        .where(
+            r.c.monitor == "guardrail",
+            r.c.checked_at >= window.start,
+            r.c.checked_at <= window.end,
+        )
+        .group_by(r.c.job)
+        .subquery()
+    )
+    stmt = (
+        select(r.c.job, r.c.checked_at, r.c.feature, r.c.model_version, r.c.detail)
+        .join(latest, (r.c.job == latest.c.job) & (r.c.checked_at == latest.c.at))
+        .where(r.c.monitor == "guardrail", r.c.statistic == "difference")
+    )
+    rows = read_frame(rt.store, stmt, times=("checked_at",))
+    frame = guardrail_rows(rows)
+    if frame.empty:
+        panel.notes.append("no guardrail checks in the window (run `mlops monitor guardrails`)")
+    for row in frame.itertuples():
+        if not row.control_n:
+            panel.notes.append(
+                f"{row.job}: no control arm (no experiment: set MLOPS_AB_TREATMENT_SHARE)"
+            )
+        elif row.decision == "insufficient":
+            panel.notes.append(
+                f"{row.job}: too few outcomes to judge ({row.control_n:,} control, "
+                f"{row.treatment_n:,} treatment; {row.min_sample:,} per arm needed)"
+            )
+    panel.frames = {"latest": frame}
+
+
+_GUARDRAIL_COLUMNS = [
+    "job",
+    "checked_at",
+    "metric",
+    "description",
+    "higher_is_better",
+    "control_rate",
+    "control_n",
+    "treatment_rate",
+    "treatment_n",
+    "difference",
+    "ci_low",
+    "ci_high",
+    "margin",
+    "p_value",
+    "min_sample",
+    "decision",
+    "model_version",
+]
+
+
+def guardrail_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per job from guardrail ``difference`` result rows (their detail holds the
+    check's figures, see ``guardrails._detail``)."""
+    out = []
+    for row in rows.itertuples():
+        try:
+            d = json.loads(row.detail)
+        except (TypeError, ValueError):
+            continue
+        ci = d.get("ci") or [None, None]
+        out.append(
+            {
+                "job": row.job,
+                "checked_at": row.checked_at,
+                "metric": row.feature,
+                "description": d.get("metric") or row.feature,
+                "higher_is_better": bool(d.get("higher_is_better", True)),
+                "control_rate": d["control"]["rate"],
+                "control_n": int(d["control"]["n"]),
+                "treatment_rate": d["treatment"]["rate"],
+                "treatment_n": int(d["treatment"]["n"]),
+                "difference": d.get("difference"),
+                "ci_low": ci[0],
+                "ci_high": ci[1],
+                "margin": d.get("margin"),
+                "p_value": d.get("p_value"),
+                "min_sample": int(d.get("min_sample") or 0),
+                "decision": d.get("decision"),
+                "model_version": row.model_version,
+            }
+        )
+    return pd.DataFrame(out, columns=_GUARDRAIL_COLUMNS)

@@ -9,6 +9,7 @@ import html
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
@@ -18,7 +19,13 @@ import plotly.graph_objects as go
 
 from mlops.errors import InputError
 from mlops.monitoring.chart_distributions import cohorts_chart, features_chart
-from mlops.monitoring.chart_monitors import accuracy_chart, drift_chart, residuals_chart
+from mlops.monitoring.chart_monitors import (
+    accuracy_chart,
+    drift_chart,
+    drift_features_chart,
+    guardrails_chart,
+    residuals_chart,
+)
 from mlops.monitoring.chart_operations import fallbacks_chart, freshness_chart, ingestion_chart
 from mlops.monitoring.chart_style import FONT, empty_chart
 from mlops.monitoring.dashboard import DEFAULT_WINDOW, Dashboard, gather
@@ -29,10 +36,12 @@ from mlops.runtime import Runtime
 # The page's order: what on-call looks at first on top.
 ORDER = (
     "drift",
+    "drift_features",
     "fallbacks",
     "freshness",
     "residuals",
     "accuracy",
+    "guardrails",
     "features",
     "cohorts",
     "ingestion",
@@ -60,9 +69,16 @@ def write_report(rt: Runtime, out: Path, *, since: timedelta = DEFAULT_WINDOW) -
     return ReportFile(out, len(data), dashboard.panels)
 
 
-def page(rt: Runtime, *, since: timedelta = DEFAULT_WINDOW, plotly_src: str) -> str:
-    """The dashboard page for the service: plotly.js loaded from ``plotly_src``."""
-    return render(gather(rt, since=since), plotly_src=plotly_src)
+def page(
+    rt: Runtime,
+    *,
+    since: timedelta = DEFAULT_WINDOW,
+    plotly_src: str,
+    serving: Mapping[str, int | None] | None = None,
+) -> str:
+    """The dashboard page for the service: plotly.js loaded from ``plotly_src``; ``serving``
+    the versions the service has loaded."""
+    return render(gather(rt, since=since, serving=serving), plotly_src=plotly_src)
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -121,10 +137,42 @@ def render(dashboard: Dashboard, *, plotly_src: str | None = None) -> str:
     return _PAGE.format(
         library=library,
         summary=html.escape(summary),
+        status=_status(dashboard),
         sections="\n".join(sections),
         scripts="\n".join(scripts),
         css=_CSS,
     )
+
+
+def _status(dashboard: Dashboard) -> str:
+    """What serves each job, and the incidents open now."""
+    serving = " · ".join(
+        f"<b>{html.escape(job)}</b> "
+        + (f"v{version}" if version is not None else "heuristic (no champion)")
+        for job, version in dashboard.serving.items()
+    )
+    parts = [f'<p class="serving" id="serving">Serving: {serving}</p>']
+    found = dashboard.alerts
+    if found:
+        items = "".join(
+            f"<li><b>{html.escape(a.kind)}</b> · {html.escape(a.job)}: "
+            # A message that names its subject first needs no subject before it.
+            + ("" if a.message.startswith(a.subject) else f"{html.escape(a.subject)}: ")
+            + f"{html.escape(a.message)} "
+            f'<span class="since">(open since {a.opened_at:%Y-%m-%d %H:%M})</span></li>'
+            for a in found
+        )
+        parts.append(
+            f'<details class="alerts" id="alerts" open><summary>{len(found)} open '
+            f"alert{'s' if len(found) != 1 else ''} "
+            f"(<code>mlops monitor drift|ops|accuracy|guardrails</code> re-check them)"
+            f"</summary><ul>{items}</ul></details>"
+        )
+    else:
+        parts.append('<p class="alerts" id="alerts">No open alerts.</p>')
+    for problem in dashboard.problems:
+        parts.append(f'<p class="error">{html.escape(problem)}</p>')
+    return "\n".join(parts)
 
 
 def _section(panel: Panel) -> str:
@@ -134,6 +182,11 @@ def _section(panel: Panel) -> str:
         f"<h2>{html.escape(panel.title)}</h2>",
         f'<p class="caption">{html.escape(panel.caption)}</p>',
     ]
+    if panel.command:
+        parts.append(
+            f'<p class="explain">In a terminal: <code class="command">'
+            f"{html.escape(panel.command)}</code></p>"
+        )
     if panel.error:
         parts.append(f'<p class="error">Could not read this panel: {html.escape(panel.error)}</p>')
     if notes:
@@ -166,6 +219,14 @@ h2 { font-size: 16px; margin: 0 0 2px; }
 .caption { margin: 0 0 6px; color: #5a6270; font-size: 13px; }
 .notes { margin: 0 0 6px; padding-left: 18px; color: #8a5a00; font-size: 12px; }
 .error { margin: 0 0 6px; color: #b00020; font-size: 13px; }
+.explain { margin: 0 0 6px; color: #5a6270; font-size: 12px; }
+code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 12px; }
+.command { background: #eef0f4; padding: 1px 5px; border-radius: 3px; user-select: all; }
+.status { padding: 10px 24px 0; max-width: 1500px; margin: 0 auto; font-size: 13px; }
+.status p, .status details { margin: 0 0 6px; }
+.alerts summary { cursor: pointer; color: #b00020; font-weight: 600; }
+.alerts ul { margin: 4px 0 0; padding-left: 18px; }
+.since { color: #5a6270; }
 """
 )
 
@@ -181,6 +242,9 @@ _PAGE = """<!DOCTYPE html>
 </head>
 <body>
 <header><h1>mlops monitoring</h1><p>{summary}</p></header>
+<div class="status">
+{status}
+</div>
 <main>
 {sections}
 </main>
@@ -214,7 +278,9 @@ _BUILDERS = {
     "features": features_chart,
     "cohorts": cohorts_chart,
     "drift": drift_chart,
+    "drift_features": drift_features_chart,
     "accuracy": accuracy_chart,
+    "guardrails": guardrails_chart,
     "residuals": residuals_chart,
     "ingestion": ingestion_chart,
     "freshness": freshness_chart,

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
-from numpy.typing import ArrayLike
 
 # The share an empty bin is given in PSI (and an unseen category in chi-square): small enough
 # that a bin holding 1% of either side dominates, large enough that ln() stays near 10.
@@ -32,7 +32,7 @@ class TestResult:
     sample_size: int
 
 
-def psi(expected: ArrayLike, actual: ArrayLike) -> float:
+def psi(expected: Sequence[float], actual: Sequence[float]) -> float:
     """Population stability index of two share vectors over the same bins:
     sum((actual - expected) * ln(actual / expected)), empty bins counted as ``EPSILON``."""
     e = np.where(np.asarray(expected, dtype=float) > 0, expected, EPSILON)
@@ -40,19 +40,19 @@ def psi(expected: ArrayLike, actual: ArrayLike) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def numeric_bins(edges: ArrayLike, values: np.ndarray) -> np.ndarray:
+def numeric_bins(edges: Sequence[float], values: np.ndarray) -> np.ndarray:
     """Live counts per reference bin (``np.histogram``'s bins: [e0, e1), ..., [e(k-1), ek]);
     values below the first edge fall in the first bin, above the last edge in the last."""
-    cuts = np.asarray(edges, dtype=float)
-    if len(cuts) < 2:
+    edges = np.asarray(edges, dtype=float)
+    if len(edges) < 2:
         return np.array([len(values)])
-    index = np.searchsorted(cuts[1:-1], values, side="right")
-    return np.bincount(index, minlength=len(cuts) - 1)
+    index = np.searchsorted(edges[1:-1], values, side="right")
+    return np.bincount(index, minlength=len(edges) - 1)
 
 
 def psi_numeric(
-    edges: ArrayLike,
-    counts: ArrayLike,
+    edges: Sequence[float],
+    counts: Sequence[int],
     values: np.ndarray,
     *,
     null_share: float = 0.0,
@@ -62,23 +62,58 @@ def psi_numeric(
 
     A constant reference (one edge) gets three bins, below, at and above the constant, so a
     shift away from it still shows."""
+    found = numeric_distribution(edges, counts, values, null_share=null_share)
+    return None if found is None else psi(found.reference, found.live)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """The bins PSI compares: a label per bin (the last is the missing values), the
+    reference's share and the live share of each."""
+
+    labels: list[str]
+    reference: list[float]
+    live: list[float]
+    total: int  # live values, missing ones included
+
+    def as_dict(self) -> dict:
+        return {"labels": self.labels, "reference": self.reference, "live": self.live}
+
+
+def numeric_distribution(
+    edges: Sequence[float],
+    counts: Sequence[int],
+    values: np.ndarray,
+    *,
+    null_share: float = 0.0,
+) -> Distribution | None:
+    """Live ``values`` and the reference over the reference's bins (see ``psi_numeric``);
+    None with no values."""
     values = np.asarray(values, dtype=float)
     total = len(values)
     if total == 0:
         return None
     present = values[~np.isnan(values)]
-    cuts = np.asarray(edges, dtype=float)
+    edges = np.asarray(edges, dtype=float)
     ref = np.asarray(counts, dtype=float)
-    if len(cuts) == 1:
-        c = cuts[0]
+    if len(edges) == 1:
+        c = edges[0]
         ref = np.array([0.0, ref.sum(), 0.0])
         live = np.array([(present < c).sum(), (present == c).sum(), (present > c).sum()])
-    elif len(cuts) == 0:  # the reference never saw a value: one bin for any value
+        labels = [f"< {c:.4g}", f"= {c:.4g}", f"> {c:.4g}"]
+    elif len(edges) == 0:  # the reference never saw a value: one bin for any value
         ref = np.array([0.0])
         live = np.array([len(present)])
+        labels = ["any value"]
     else:
-        live = numeric_bins(cuts, present)
-    return _psi_with_missing(ref, null_share, live, total - len(present), total)
+        live = numeric_bins(edges, present)
+        last = len(edges) - 2
+        labels = [
+            f"[{lo:.4g}, {hi:.4g}{']' if i == last else ')'}"
+            for i, (lo, hi) in enumerate(pairwise(edges))
+        ]
+    expected, actual = _shares_with_missing(ref, null_share, live, total - len(present), total)
+    return Distribution([*labels, "missing"], expected.tolist(), actual.tolist(), total)
 
 
 def category_counts(values: Sequence | np.ndarray) -> tuple[dict[str, int], int]:
@@ -98,6 +133,18 @@ def psi_categorical(
     """PSI of live category ``values`` (None = missing) against the reference's category
     shares and share of missing values; categories the reference never saw share one bin
     (reference share 0). None with no values."""
+    found = categorical_distribution(shares, values, null_share=null_share)
+    return None if found is None else psi(found.reference, found.live)
+
+
+def categorical_distribution(
+    shares: Mapping[str, float],
+    values: Sequence | np.ndarray,
+    *,
+    null_share: float = 0.0,
+) -> Distribution | None:
+    """Live category ``values`` and the reference over the reference's categories, the unseen
+    ones and the missing values (see ``psi_categorical``); None with no values."""
     counts, missing = category_counts(values)
     total = sum(counts.values()) + missing
     if total == 0:
@@ -106,19 +153,21 @@ def psi_categorical(
     ref = np.array([shares[c] for c in known] + [0.0], dtype=float)
     live = np.array([counts.get(c, 0) for c in known] + [0], dtype=float)
     live[-1] = sum(counts.values()) - live[:-1].sum()  # unseen categories
-    return _psi_with_missing(ref, null_share, live, missing, total)
+    expected, actual = _shares_with_missing(ref, null_share, live, missing, total)
+    labels = [*known, "other (unseen)", "missing"]
+    return Distribution(labels, expected.tolist(), actual.tolist(), total)
 
 
-def _psi_with_missing(
+def _shares_with_missing(
     ref_present: np.ndarray, null_share: float, live_present: np.ndarray, missing: int, total: int
-) -> float:
+) -> tuple[np.ndarray, np.ndarray]:
     # Reference shares of the present values are scaled so that, with the missing bin, they
     # sum to 1; likewise the live counts over all live values, missing included.
     ref_sum = ref_present.sum()
     ref = ref_present / ref_sum * (1.0 - null_share) if ref_sum else np.zeros_like(ref_present)
     expected = np.append(ref, null_share)
     actual = np.append(live_present, missing) / total
-    return psi(expected, actual)
+    return expected, actual
 
 
 def canonical(values: Sequence[float] | np.ndarray, digits: int = 12) -> np.ndarray:

@@ -286,11 +286,15 @@ def _routes(app: FastAPI, service: Service) -> None:
     ):
         """Monitoring dashboard (HTML, Plotly charts; read-only): drift status per feature,
         fallback rates by reason, feature freshness against TTL, residuals of regression
-        jobs, accuracy of model vs heuristic, feature distributions against the champion's
-        reference, scores by cohort, ingestion runs. ``mlops monitor report`` writes the same
+        jobs, accuracy of model vs heuristic, the A/B guardrails, feature distributions against
+        the champion's reference, scores by cohort, ingestion runs; the version serving each
+        job and the open alerts. ``mlops monitor report`` writes the same
         page to a file."""
         page = monitoring_report.page(
-            service.rt, since=timedelta(days=days), plotly_src=plotly_route
+            service.rt,
+            since=timedelta(days=days),
+            plotly_src=plotly_route,
+            serving=service.champions.versions(),
         )
         return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 

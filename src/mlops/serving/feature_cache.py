@@ -12,13 +12,14 @@ import json
 import logging
 import threading
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from mlops.clock import Clock
 from mlops.errors import redact
 from mlops.serving.memo import NotInMemory
 from mlops.serving.policy import Fallback, Reason
 from mlops.specs.features import JobSpec
-from mlops.store.online import OnlineStore, StoredRow
+from mlops.store.online import StoredRow
 
 log = logging.getLogger("mlops.serving")
 
@@ -45,10 +46,19 @@ return 1
 """
 
 
+class RowSource(Protocol):
+    """Where the cache reads stored rows from: the online table (``OnlineStore``), or rows
+    as they were at a past time (``replay.RowsAsOf``)."""
+
+    def rows(self, spec: JobSpec, entity_ids: list[str]) -> dict[str, StoredRow]: ...
+
+    def close(self) -> None: ...
+
+
 class FeatureCache:
     def __init__(
         self,
-        online: OnlineStore,
+        online: RowSource,
         clock: Clock,
         *,
         local_seconds: float,

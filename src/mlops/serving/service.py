@@ -18,7 +18,7 @@ from mlops.serving import flags as flag_store
 from mlops.serving.champions import Champion, Champions
 from mlops.serving.controls import Controls, Poller
 from mlops.serving.endpoints import Computed, Endpoint, Outcome
-from mlops.serving.feature_cache import FeatureCache, namespace
+from mlops.serving.feature_cache import FeatureCache, RowSource, namespace
 from mlops.serving.memo import Memo, NotInMemory
 from mlops.serving.metrics import Metrics
 from mlops.serving.policy import (
@@ -46,12 +46,14 @@ class Service:
     """Everything one serving process holds. ``start`` loads and begins polling; ``close``
     stops and writes the pending prediction log."""
 
-    def __init__(self, rt: Runtime) -> None:
+    def __init__(self, rt: Runtime, *, online: RowSource | None = None) -> None:
+        """``online``: where stored feature rows are read (default the store's online table;
+        a replay of past requests passes the rows as they were then)."""
         s = rt.settings
         self.rt, self.settings, self.clock = rt, s, rt.clock
         self.jobs = rt.repo.jobs
         self.champions = Champions(s, rt.clock, rt.repo.names)
-        self.online = OnlineStore(rt.store, rt.clock)
+        self.online: RowSource = online or OnlineStore(rt.store, rt.clock)
         self.controls = Controls(rt.store, rt.repo.names)
         redis_url = s.redis_url.get_secret_value() if s.redis_url else None
         self.cache = FeatureCache(
