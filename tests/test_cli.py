@@ -101,7 +101,12 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
     rt = Runtime(Settings(home=tmp_path / "home"), FrozenClock(NOW))
     stages = []
     first = quickstart.run(
-        rt, size=200, days=40, on_stage=lambda s, d, t: stages.append(s), train_models=False
+        rt,
+        size=200,
+        days=40,
+        on_stage=lambda s, d, t: stages.append(s),
+        train_models=False,
+        replay=10,
     )
     assert [r.job for r in first.ingestion] == list(JOBS) * 2
     assert all(r.status == "succeeded" and r.rows_written > 0 for r in first.ingestion)
@@ -118,7 +123,15 @@ def test_quickstart_runs_the_loop_and_can_run_again(tmp_path):
         "eta": zone,
     }
     assert all("mlops train" in str(r.error) for r in checks.drift)
-    again = quickstart.run(rt, size=200, days=40, train_models=False)
+    # Traffic replayed over the seeded history before the monitors ran: with no model trained,
+    # the heuristics answered, and the summary says so.
+    replayed = first.replay
+    assert "replaying traffic" in stages
+    assert replayed.requests == 10 * len(JOBS), replayed.summary()
+    assert all(j.answers == {"no_champion": 10} for j in replayed.jobs), replayed.jobs
+    assert f"replayed {replayed.requests} requests through the serving path" in replayed.summary()
+    again = quickstart.run(rt, size=200, days=40, train_models=False, replay=0)
+    assert again.replay is None
     # a second run starts from a fresh warehouse: nothing is skipped as already ingested
     assert all(r.points_skipped == 0 for r in again.ingestion)
     rt.close()

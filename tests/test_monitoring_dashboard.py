@@ -178,12 +178,13 @@ def _eta_answers(rt, n: int = 80, *, seed: int = 2) -> dict[str, tuple[float, fl
     return truth
 
 
-def _drift(at, job, feature, psi, psi_status, ks_status="ok"):
+def _drift(at, job, feature, psi, psi_status, ks_status="ok", bins=None):
     common = {"checked_at": at, "monitor": "drift", "job": job, "feature": feature}
+    detail = json.dumps({"source": "online", "bins": bins})
     return [
         common
         | {"statistic": "psi", "value": psi, "threshold": 0.25, "status": psi_status}
-        | {"sample_size": 300},
+        | {"sample_size": 300, "detail": detail},
         common
         | {"statistic": "ks_pvalue", "value": 0.4, "threshold": 0.01}
         | {"status": ks_status, "sample_size": 300},
@@ -212,8 +213,8 @@ def _monitor_results(rt) -> None:
         *_drift(NOW - timedelta(days=40), "churn", "orders_30d", 0.9, "alert"),  # too old
         *_drift(day1, "churn", "orders_30d", 0.05, "ok"),
         *_drift(day1, "churn", "spend_90d", 0.31, "alert"),
-        *_drift(NOW, "churn", "orders_30d", 0.15, "warn", ks_status="insufficient"),
-        *_drift(NOW, "churn", "spend_90d", 0.02, "ok", ks_status="alert"),
+        *_drift(NOW, "churn", "orders_30d", 0.15, "warn", "insufficient", ORDERS_BINS),
+        *_drift(NOW, "churn", "spend_90d", 0.02, "ok", ks_status="alert", bins=SPEND_BINS),
         *_drift(NOW, "eta", "courier_load", 0.01, "insufficient", ks_status="insufficient"),
         _accuracy(day1, "churn", "2026-05-28", "model", 0.70),
         _accuracy(NOW, "churn", "2026-05-28", "model", 0.75),  # the later check wins
@@ -223,6 +224,40 @@ def _monitor_results(rt) -> None:
         _accuracy(NOW, "eta", "2026-05-28", "model", 5.5),  # the latest check is per day
     ]
     results.write(rt, rows)
+    _guardrail(rt, day1, "churn", control=(30, 100), treatment=(60, 100))  # an older check
+    _guardrail(rt, NOW, "churn", control=(300, 1000), treatment=(200, 1000))
+    _guardrail(rt, NOW, "upsell", control=(0, 0), treatment=(40, 200))
+
+
+ORDERS_BINS = {
+    "labels": ["[0, 2)", "[2, 5]", "missing"],
+    "reference": [0.5, 0.4, 0.1],
+    "live": [0.3, 0.6, 0.1],
+}
+SPEND_BINS = {"labels": ["[0, 50)", "[50, 90]", "missing"], "reference": [0.5, 0.5, 0.0]}
+SPEND_BINS["live"] = [0.45, 0.55, 0.0]
+
+
+def _guardrail(rt, at, job, *, control, treatment) -> None:
+    """A guardrail check's results, written by the guardrail monitor's own writer."""
+    from mlops.monitoring import guardrails
+
+    spec = rt.repo.job(job).guardrail
+    comparison = guardrails.compare(
+        guardrails.Arm(*control),
+        guardrails.Arm(*treatment),
+        margin=spec.margin,
+        alpha=0.05,
+        min_sample=500,
+        higher_is_better=spec.higher_is_better,
+    )
+    result = guardrails.Guardrail(job, guardrails.metric_of(spec), None, comparison, 1)
+    clock, before = rt.clock, rt.clock.now()
+    clock.set(at)
+    try:
+        guardrails._record(rt, result)
+    finally:
+        clock.set(before)
 
 
 # --- the data layer ----------------------------------------------------------------------------
@@ -474,6 +509,96 @@ def test_drift_heatmap_shows_the_worst_status_per_check(seeded):
     assert z["churn · spend_90d"] == [rank["alert"], rank["alert"]]
     assert math.isnan(z["eta · courier_load"][0])  # not checked then
     assert heat.y[-1] == "churn · orders_30d"  # the first job at the top
+
+
+def test_drift_distributions_of_each_jobs_latest_check(seeded):
+    _monitor_results(seeded)
+    board = dashboard.gather(seeded, since=MONTH)
+    view = _panel(board, "drift_features")
+    bins = view.frames["bins"]
+    # The latest check's rows with bins: the older checks and a row without bins left out.
+    assert set(zip(bins["job"], bins["feature"], strict=True)) == {
+        ("churn", "orders_30d"),
+        ("churn", "spend_90d"),
+    }
+    orders = bins[bins["feature"] == "orders_30d"].sort_values("bin")
+    assert orders["label"].tolist() == ORDERS_BINS["labels"]
+    assert orders["live"].tolist() == ORDERS_BINS["live"]
+    assert (orders["checked_at"] == NOW).all() and (orders["psi"] == 0.15).all()
+    fig = report.figure(view, board.window)
+    menu = fig.layout.updatemenus[0]
+    # The most drifted feature first, shown: its two bars (reference, now) and its bins' labels.
+    assert [b.label for b in menu.buttons] == [
+        "churn · orders_30d (PSI 0.150)",
+        "churn · spend_90d (PSI 0.020)",
+    ]
+    assert [t.visible for t in fig.data] == [True, True, False, False]
+    assert list(fig.layout.xaxis.ticktext) == ["[0, 2)", "[2, 5]", "missing"]
+    assert list(fig.data[1].y) == ORDERS_BINS["live"]
+    assert menu.buttons[1].args[0]["visible"] == [False, False, True, True]
+
+
+def test_guardrails_panel_keeps_each_jobs_latest_check(seeded):
+    _monitor_results(seeded)
+    board = dashboard.gather(seeded, since=MONTH)
+    panel = _panel(board, "guardrails")
+    latest = panel.frames["latest"].set_index("job")
+    assert list(latest.index) == ["churn", "upsell"]
+    churn = latest.loc["churn"]
+    assert (churn.control_n, churn.treatment_n) == (1000, 1000)  # not the older check's 100s
+    assert churn.control_rate == 0.3 and churn.treatment_rate == 0.2
+    assert churn.difference == pytest.approx(-0.1) and churn.ci_low < -0.1 < churn.ci_high
+    assert churn.decision == "breach" and churn.metric == "retention_flagged"
+    assert "upsell: no control arm" in " ".join(panel.notes)
+    fig = report.figure(panel, board.window)
+    bars = {t.name: list(t.x) for t in fig.data if t.type == "bar"}
+    assert bars["control"][0] == 0.3 and bars["treatment"][0] == 0.2
+    (difference,) = [t for t in fig.data if t.name == "difference"]
+    assert difference.x[0] == pytest.approx(-0.1)
+    (margin,) = [t for t in fig.data if t.name == "margin"]
+    spec = seeded.repo.job("churn").guardrail
+    assert margin.x[0] == -spec.margin  # better higher: the line is below the control
+
+
+def test_the_page_names_the_serving_versions_and_the_open_alerts(seeded):
+    from mlops.monitoring import alerts
+
+    board = dashboard.gather(seeded, since=MONTH)
+    assert board.serving == dict.fromkeys(JOBS)  # no registry here: no champion
+    page = report.render(board, plotly_src="/x.js")
+    assert "<b>churn</b> heuristic (no champion)" in page and "No open alerts." in page
+    alerts.check(seeded, "drift", "churn", {"spend_90d": "spend_90d: PSI 0.31 >= 0.25 <b>"})
+    board = dashboard.gather(seeded, since=MONTH, serving={"churn": 3, "eta": None})
+    page = report.render(board, plotly_src="/x.js")
+    assert "<b>churn</b> v3" in page and "<b>eta</b> heuristic (no champion)" in page
+    assert "1 open alert " in page
+    assert "<b>drift</b> · churn: spend_90d: PSI 0.31 &gt;= 0.25 &lt;b&gt;" in page
+
+
+def test_each_panel_names_a_command_the_cli_runs(seeded):
+    """Every panel says which command explains it, and that command and its options exist."""
+    import typer
+
+    from mlops.cli.app import app
+
+    board = dashboard.gather(seeded, since=MONTH)
+    page = report.render(board, plotly_src="/x.js")
+    cli = typer.main.get_command(app)
+    for panel in board.panels:
+        assert panel.command.startswith("mlops "), panel.key
+        assert (
+            f'<code class="command">{panel.command.replace("<", "&lt;").replace(">", "&gt;")}'
+            in page
+        )
+        words = panel.command.split()[1:]
+        command, ctx = cli, typer.Context(cli)
+        while hasattr(command, "get_command"):  # a group
+            command = command.get_command(ctx, words.pop(0))
+            assert command is not None, panel.command
+        options = {o for p in command.params for o in getattr(p, "opts", ())}
+        assert {w for w in words if w.startswith("--")} <= options, panel.command
+    assert {p.command for p in board.panels} >= {"mlops monitor drift", "mlops monitor guardrails"}
+    assert _panel(board, "fallbacks").command == "mlops monitor ops --since 30d"
 
 
 def test_accuracy_trend_keeps_each_periods_latest_check(seeded):
@@ -728,7 +853,7 @@ def test_monitor_report_from_the_command_line(cli, seeded, tmp_path):
     code, stdout, _ = cli("monitor", "report", "--out", str(out), "--since", "3650d")
     assert code == 0, stdout
     size = out.stat().st_size
-    assert f"wrote {out} ({size / 1e6:.1f} MB, 8 panels, " in stdout
+    assert f"wrote {out} ({size / 1e6:.1f} MB, {len(dashboard.PANELS)} panels, " in stdout
     assert "Fallback rates by reason" in stdout and "no drift checks" in stdout
     code, _, err = cli("monitor", "report", "--out", str(out), "--since", "a month")
     assert code == 2 and "cannot read duration" in err
@@ -749,10 +874,10 @@ def test_the_page_is_drawn_off_the_event_loop(seeded, monkeypatch):
     entered, release = threading.Event(), threading.Event()
     real = report.gather
 
-    def held(rt, *, since):
+    def held(rt, *, since, serving):
         entered.set()
         assert release.wait(60)
-        return real(rt, since=since)
+        return real(rt, since=since, serving=serving)
 
     monkeypatch.setattr(report, "gather", held)
     settings = seeded.settings.model_copy(update={"log_requests": False})
@@ -849,6 +974,7 @@ def test_dashboard_in_chromium_from_the_service(serving_rt, tmp_path):
         assert len(r.content) < 1_000_000  # plotly.js is not in the page
         route = report.plotly_js_route()
         assert f'<script src="{route}"></script>' in r.text
+        assert "<b>churn</b> v1" in r.text  # the version the service has loaded
         js = httpx.get(f"{server.url}{route}", timeout=60)
         assert js.content == report.plotly_js()
         assert js.headers["cache-control"] == "public, max-age=31536000, immutable"

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from mlops.db.schema import alerts as alerts_table
 from mlops.db.schema import monitor_results
 from mlops.errors import InputError
-from mlops.monitoring import drift
+from mlops.monitoring import dashboard, drift, report, stats
 from mlops.runtime import Runtime
 from mlops.serving import trips
 from mlops.store import ingest
@@ -154,6 +154,23 @@ def test_shifted_values_alert_trip_and_serving_answers_from_the_heuristic(
         assert spend.psi >= 0.25 and spend.pvalue < 0.01
         rows = _rows(serving_rt, job="churn", feature="spend_90d", checked_at=clock.now())
         assert [(r.statistic, r.status) for r in rows] == [("psi", "alert"), ("ks_pvalue", "alert")]
+        # The bins the PSI compared are kept, for the dashboard's per-feature view: tenfold
+        # amounts move the live values past the reference's deciles, into the top bin.
+        bins = json.loads(rows[0].detail)["bins"]
+        assert bins["labels"][-1] == "missing" and len(bins["labels"]) == len(bins["live"])
+        assert stats.psi(bins["reference"], bins["live"]) == pytest.approx(rows[0].value)
+        assert sum(bins["live"]) == pytest.approx(1.0) and bins["live"][-2] > 0.5
+        assert bins["reference"][-2] < 0.2  # the top decile, before
+        board = dashboard.gather(serving_rt, since=timedelta(days=1))
+        (view,) = [p for p in board.panels if p.key == "drift_features"]
+        shown = view.frames["bins"]
+        spend_bins = shown[(shown["job"] == "churn") & (shown["feature"] == "spend_90d")]
+        assert spend_bins["live"].tolist() == bins["live"]
+        assert spend_bins["label"].tolist() == bins["labels"]
+        fig = report.figure(view, board.window)
+        first = fig.layout.updatemenus[0].buttons[0]
+        assert first.label.startswith("churn · ") and "PSI" in first.label  # most drifted first
+        assert len(fig.layout.updatemenus[0].buttons) == shown.groupby(["job", "feature"]).ngroups
         assert sorted(_open_alerts(serving_rt, "churn")) == sorted(alerting)
         assert {a.subject for a in after.opened} == alerting
         assert after.trip is not None and after.trip.kind == "drift"

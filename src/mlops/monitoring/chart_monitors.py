@@ -272,9 +272,9 @@ def drift_features_chart(panel: Panel, window: Window) -> go.Figure:
     """One feature at a time (a menu picks it, the most drifted first): the share of live
     values per bin against the reference's, over the bins the drift check's PSI compared."""
     bins = panel.frames["bins"]
-    features = []
+    features: list[tuple[str, str, pd.DataFrame]] = []
     for (job, feature), rows in bins.groupby(["job", "feature"], sort=False):
-        features.append((job, feature, rows.sort_values("bin")))
+        features.append((str(job), str(feature), rows.sort_values("bin")))
     order = {job: i for i, job in enumerate(panel.jobs)}
     # Most drifted first (no PSI: last), then the repository's job order.
     features.sort(

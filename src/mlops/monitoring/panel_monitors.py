@@ -109,7 +109,7 @@ def drift_distributions(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for row in rows.itertuples():
         try:
-            bins = json.loads(row.detail).get("bins")
+            bins = json.loads(str(row.detail)).get("bins")
         except (TypeError, ValueError, AttributeError):
             continue
         if not bins:
@@ -299,15 +299,15 @@ def read_guardrails(rt: Runtime, window: Window, panel: Panel) -> None:
     frame = guardrail_rows(rows)
     if frame.empty:
         panel.notes.append("no guardrail checks in the window (run `mlops monitor guardrails`)")
-    for row in frame.itertuples():
-        if not row.control_n:
+    for row in frame.to_dict("records"):
+        if not row["control_n"]:
             panel.notes.append(
-                f"{row.job}: no control arm (no experiment: set MLOPS_AB_TREATMENT_SHARE)"
+                f"{row['job']}: no control arm (no experiment: set MLOPS_AB_TREATMENT_SHARE)"
             )
-        elif row.decision == "insufficient":
+        elif row["decision"] == "insufficient":
             panel.notes.append(
-                f"{row.job}: too few outcomes to judge ({row.control_n:,} control, "
-                f"{row.treatment_n:,} treatment; {row.min_sample:,} per arm needed)"
+                f"{row['job']}: too few outcomes to judge ({row['control_n']:,} control, "
+                f"{row['treatment_n']:,} treatment; {row['min_sample']:,} per arm needed)"
             )
     panel.frames = {"latest": frame}
 
@@ -339,7 +339,7 @@ def guardrail_rows(rows: pd.DataFrame) -> pd.DataFrame:
     out = []
     for row in rows.itertuples():
         try:
-            d = json.loads(row.detail)
+            d = json.loads(str(row.detail))
         except (TypeError, ValueError):
             continue
         ci = d.get("ci") or [None, None]

@@ -94,23 +94,23 @@ def numeric_distribution(
     if total == 0:
         return None
     present = values[~np.isnan(values)]
-    edges = np.asarray(edges, dtype=float)
+    cuts = np.asarray(edges, dtype=float)
     ref = np.asarray(counts, dtype=float)
-    if len(edges) == 1:
-        c = edges[0]
+    if len(cuts) == 1:
+        c = cuts[0]
         ref = np.array([0.0, ref.sum(), 0.0])
         live = np.array([(present < c).sum(), (present == c).sum(), (present > c).sum()])
         labels = [f"< {c:.4g}", f"= {c:.4g}", f"> {c:.4g}"]
-    elif len(edges) == 0:  # the reference never saw a value: one bin for any value
+    elif len(cuts) == 0:  # the reference never saw a value: one bin for any value
         ref = np.array([0.0])
         live = np.array([len(present)])
         labels = ["any value"]
     else:
-        live = numeric_bins(edges, present)
-        last = len(edges) - 2
+        live = numeric_bins(cuts, present)
+        last = len(cuts) - 2
         labels = [
             f"[{lo:.4g}, {hi:.4g}{']' if i == last else ')'}"
-            for i, (lo, hi) in enumerate(pairwise(edges))
+            for i, (lo, hi) in enumerate(pairwise(cuts))
         ]
     expected, actual = _shares_with_missing(ref, null_share, live, total - len(present), total)
     return Distribution([*labels, "missing"], expected.tolist(), actual.tolist(), total)

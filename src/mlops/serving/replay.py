@@ -103,8 +103,8 @@ class ReplayReport:
                 continue
             share = f"{j.model_share:.0%} by the model" if j.model_share is not None else ""
             ab = f", A/B {1 - (j.experiment or 1):.0%} control" if j.experiment else ""
-            span = f"{j.first:%m-%d}..{j.last:%m-%d}" if j.first and j.last else ""
-            parts.append(f"{j.job} {j.requests:,} {span} ({share}{ab})")
+            span = f"{j.first:%Y-%m-%d}..{j.last:%m-%d}" if j.first and j.last else ""
+            parts.append(f"{j.job} {j.requests:,} ({j.source} {span}; {share}{ab})")
         return (
             f"replayed {self.requests:,} requests through the serving path in "
             f"{self.seconds:.1f} s: " + "; ".join(parts)
@@ -176,7 +176,8 @@ def plan(
     at = [(start + pd.Timedelta(seconds=float(s))).replace(microsecond=0) for s in offsets]
     picks = rng.choice(ids, size=n, replace=len(ids) < n)
     inputs = {name: given[name] for name in declared}
-    return [Request(t, str(e), inputs) for t, e in zip(at, picks, strict=True)], "entities"
+    requests = [Request(t, str(e), inputs) for t, e in zip(at, picks, strict=True)]
+    return requests, "entities at random times"
 
 
 def _history_start(rt: Runtime, job: JobSpec) -> datetime | None:
@@ -231,10 +232,11 @@ def _entities(rt: Runtime, job: JobSpec, n: int, rng: np.random.Generator) -> li
     """Up to ``n`` (a few times, to draw from) of the job's stored entities."""
     fv = feature_values
     with rt.store.connect() as conn:
-        ids = conn.execute(
-            select(fv.c.entity_id).where(fv.c.job == job.name).order_by(fv.c.entity_id)
-        ).scalars()
-        ids = list(ids)
+        ids: list[str] = list(
+            conn.execute(
+                select(fv.c.entity_id).where(fv.c.job == job.name).order_by(fv.c.entity_id)
+            ).scalars()
+        )
     if len(ids) > 4 * n:
         ids = [ids[i] for i in np.sort(rng.choice(len(ids), size=4 * n, replace=False))]
     return ids
@@ -338,15 +340,8 @@ def _serve(
     from mlops.serving.service import Service
 
     s = rt.settings
-    shares = dict(s.ab_treatment_share)
-    for name in plans:
-        job = rt.repo.job(name)
-        declared = shares.get(name, job.ab_treatment_share)
-        if job.guardrail is not None and declared >= 1.0 and 0 < control_share < 1:
-            shares[name] = 1.0 - control_share
     settings = s.model_copy(
         update={
-            "ab_treatment_share": shares,
             "slo_ms": {predict.ENDPOINT: REPLAY_SLO_MS},
             # The clock jumps between requests: no cached row may outlive its request.
             "feature_cache_seconds": 0.0,
@@ -366,6 +361,16 @@ def _serve(
     svc = Service(replay_rt, online=RowsAsOf(clock, rows))
     try:
         svc.start(poll=False)
+        # An experiment where a model answers: without one both arms would be the heuristic.
+        shares = dict(s.ab_treatment_share)
+        for name in plans:
+            job = rt.repo.job(name)
+            declared = shares.get(name, job.ab_treatment_share)
+            if job.guardrail is None or declared < 1.0 or not 0 < control_share < 1:
+                continue
+            if svc.champions.get(name) is not None:
+                shares[name] = 1.0 - control_share
+        settings.ab_treatment_share = shares
         everything = sorted(
             ((r.at, name, r) for name, planned in plans.items() for r in planned),
             key=lambda item: item[0],
