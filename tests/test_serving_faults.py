@@ -434,3 +434,117 @@ def test_a_hanging_model_over_http(serving_rt, clock):
         wait_until(lambda: not app.state.service.stuck["eta"], timeout=10)
         clock.advance(timedelta(seconds=61))
         assert client.post("/v1/deliveries/eta", json=eta).json()["source"] == "model"
+
+
+# --- (f) the store full under the prediction log -------------------------------------------
+
+
+class FullStore:
+    """The store's "disk" full while ``on``: every new connection is capped at the pages the
+    database has (the next page SQLite needs fails with SQLITE_FULL, as on a full disk)."""
+
+    def __init__(self, engine) -> None:
+        from sqlalchemy import event
+
+        self.engine, self.on = engine, False
+
+        @event.listens_for(engine, "connect")
+        def cap(dbapi_conn, _record) -> None:
+            if self.on:
+                pages = dbapi_conn.execute("PRAGMA page_count").fetchone()[0]
+                dbapi_conn.execute(f"PRAGMA max_page_count = {pages}")
+
+    def fill(self) -> None:
+        self.on = True
+        self.engine.dispose()  # the pooled connections are uncapped
+
+    def free(self) -> None:
+        self.on = False
+        self.engine.dispose()
+
+
+def _log_records(caplog, start: str) -> list:
+    return [r for r in caplog.records if r.getMessage().startswith(start)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_a_full_store_is_logged_once_then_summarised_and_readiness_says_so(
+    serving_rt, clock, caplog
+):
+    """The probe's store full while serving: 140 failed writes in 20 s gave 140 warnings and
+    a /readyz with nothing degraded. Now: one warning, a summary a minute with the count, the
+    answers unchanged, readiness ready but naming the prediction log, until it catches up."""
+    import logging
+
+    from sqlalchemy import func, select
+
+    from mlops.db.schema import prediction_log
+    from tests.test_serving_service import LOG_RECORD
+
+    caplog.set_level(logging.INFO, logger="mlops.serving")
+    svc = make_service(serving_rt, prediction_log_flush_seconds=60)
+    full = FullStore(svc.rt.store)
+    try:
+        zone = a_zone(serving_rt)
+        for i in range(300):  # enough rows that their batch needs new pages
+            svc.log.add({**LOG_RECORD, "request_id": f"f{i}"})
+        full.fill()
+        caplog.clear()
+        for i in range(70):  # the probe's rate: 7 failed writes a second, for 10 s
+            assert svc.extension.eta(zone, 3.0).source == "model"  # answers unaffected
+            assert svc.log.flush() == 0
+            if i % 7 == 6:
+                clock.advance(timedelta(seconds=1))
+        assert len(_log_records(caplog, "prediction log write")) == 1
+        ready = svc.readiness()
+        assert ready["ready"] and ready["database"] == "ok"
+        assert ready["prediction_log"] == {"state": "failing", "pending": 370, "dropped": 0}
+        [degraded] = ready["degraded"]
+        assert degraded.startswith("prediction log not written since 2026-06-01T12:00:00Z")
+        assert "70 failed writes" in degraded and "370 answers kept in memory" in degraded
+        assert "full" in degraded  # the store's own words, by class and first line
+
+        clock.advance(timedelta(seconds=50))  # a minute after the first failure
+        svc.log.flush()
+        [summary] = _log_records(caplog, "prediction log writes still failing")
+        assert summary.failed_writes == 70 and summary.seconds == 60
+        svc.log.flush()  # within the next minute: silent
+        assert len(_log_records(caplog, "prediction log writes still failing")) == 1
+
+        full.free()  # space again: everything pending is written, readiness clears
+        assert svc.log.flush() == 370
+        assert _log_records(caplog, "prediction log writes resumed")[0].failed_writes == 72
+        ready = svc.readiness()
+        assert ready["degraded"] == [] and ready["prediction_log"]["state"] == "ok"
+        with svc.rt.store.connect() as conn:
+            logged = conn.execute(select(func.count()).select_from(prediction_log)).scalar()
+        assert logged == 370
+    finally:
+        full.free()
+        svc.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_the_writer_retries_a_failing_store_once_per_interval(serving_rt):
+    """Full batches wake the writer; after a failed write it retries an interval later, not
+    at every wake-up (that retried, and logged, at every request while the store was full)."""
+    from mlops.serving.prediction_log import PredictionLog
+    from tests.test_serving_service import LOG_RECORD
+
+    full = FullStore(serving_rt.store)
+    writer = PredictionLog(serving_rt.store, batch=1, flush_seconds=0.5, max_pending=10_000)
+    for i in range(300):
+        writer.add({**LOG_RECORD, "request_id": f"w{i}"})
+    full.fill()
+    writer.start()
+    try:
+        began = time.monotonic()
+        while time.monotonic() - began < 1.2:
+            writer.add(LOG_RECORD)  # a full batch each time: wakes the writer
+            time.sleep(0.005)
+        assert writer.failing_since is not None
+        assert 1 <= writer.failed_writes <= 4, writer.failed_writes
+    finally:
+        full.free()
+        writer.close()
+    assert writer.pending == 0 and writer.failing_since is None

@@ -407,6 +407,7 @@ def test_readiness_and_metrics(service, serving_rt):
         "champions": {"churn": 1, "upsell": 1, "eta": 1, "ticket": 1},
         "problems": {},
         "redis": "off",
+        "prediction_log": {"state": "ok", "pending": 0, "dropped": 0},
         "degraded": [],
     }
     service.extension.eta(a_zone(serving_rt), 3.0)

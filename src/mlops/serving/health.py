@@ -38,7 +38,11 @@ def feature_ages(store: Engine, clock: Clock) -> dict[str, float]:
 def readiness(svc: Service) -> dict[str, Any]:
     """Database reachable, and which jobs have a champion (the rest answer by heuristic).
     ``degraded`` says in words what is not as it should be (empty when all is well);
-    errors are quoted by class and first line, never with credentials."""
+    errors are quoted by class and first line, never with credentials.
+
+    A prediction log the store refuses is degraded, not unready: the answers are right and
+    the rows wait in memory; taking the replica out would not help (every replica writes to
+    the same store) and would turn a monitoring gap into an outage."""
     try:
         with svc.rt.store.connect() as conn:
             conn.execute(text("SELECT 1"))
@@ -60,6 +64,9 @@ def readiness(svc: Service) -> dict[str, Any]:
         degraded.append(f"{what} unreadable, its last values in force: {problem}")
     if svc.cache.redis_state == "down":
         degraded.append(f"redis down ({svc.cache.redis_error}): reading the store directly")
+    logging_problem = svc.log.problem
+    if logging_problem:
+        degraded.append(logging_problem)
     for job, problem in svc.champions.problems.items():
         degraded.append(f"{job}: {problem}")
     for job, breaker in svc.breakers.items():
@@ -80,5 +87,10 @@ def readiness(svc: Service) -> dict[str, Any]:
         "champions": versions,
         "problems": {**svc.champions.problems, **svc.controls.problems},
         "redis": svc.cache.redis_state,
+        "prediction_log": {
+            "state": "failing" if logging_problem else "ok",
+            "pending": svc.log.pending,
+            "dropped": svc.log.dropped,
+        },
         "degraded": degraded,
     }

@@ -1,5 +1,10 @@
 """The prediction log: every ML-backed answer, written in batches by a background thread so a
-request never waits on it. A clean shutdown writes everything still pending."""
+request never waits on it. A clean shutdown writes everything still pending.
+
+While the store refuses the writes (full, read-only, down) the rows wait in memory, the writer
+retries once per flush interval (not at every full batch: that retried, and logged, at every
+request), the first failure is logged and then one summary per ``FAILURE_LOG_SECONDS`` with
+the count, and ``problem`` says so for /readyz until a write goes through again."""
 
 from __future__ import annotations
 
@@ -7,15 +12,20 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert
 
+from mlops.clock import Clock, SystemClock
 from mlops.db.schema import prediction_log
+from mlops.errors import brief
 
 log = logging.getLogger("mlops.serving")
 
 BATCH_PAUSE_SECONDS = 0.002
+# While writes keep failing, one log line per this long (clock time) says how many did.
+FAILURE_LOG_SECONDS = 60.0
 
 
 class PredictionLog:
@@ -27,8 +37,10 @@ class PredictionLog:
         flush_seconds: float,
         max_pending: int,
         on_dropped: Callable[[int], None] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.engine = engine
+        self.clock: Clock = clock or SystemClock()
         self._insert = _Insert(engine)
         self.batch, self.flush_seconds, self.max_pending = batch, flush_seconds, max_pending
         self.on_dropped = on_dropped or (lambda n: None)
@@ -39,6 +51,12 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self.written = 0
         self.dropped = 0
+        # The outage in progress, if any: since when, how many writes failed, the last error.
+        self.failing_since: datetime | None = None
+        self.failed_writes = 0
+        self.last_error = ""
+        self._logged_at: datetime | None = None
+        self._unlogged = 0
 
     def add(self, record: dict[str, Any]) -> None:
         """Queue one answer (the ``ml_prediction_log`` columns but ``prediction_id``)."""
@@ -84,13 +102,61 @@ class PredictionLog:
                     self._insert.execute(conn, rows)
             except Exception as exc:
                 self._pending.extendleft(reversed(rows))  # back in front, in order
-                log.warning(
-                    "prediction log write failed; will retry",
-                    extra={"pending": len(self._pending), "error": str(exc)},
-                )
+                self._failed(exc)
                 return 0
-        self.written += len(rows)
+            self.written += len(rows)
+            if self.failing_since is not None:
+                self._recovered()
         return len(rows)
+
+    @property
+    def problem(self) -> str | None:
+        """What /readyz says while writes fail (None when the last write went through)."""
+        since = self.failing_since
+        if since is None:
+            return None
+        return (
+            f"prediction log not written since {since.isoformat()}Z ({self.failed_writes} "
+            f"failed writes, last: {self.last_error}): {self.pending} answers kept in memory, "
+            f"{self.dropped} dropped (the oldest, past {self.max_pending}); answers unaffected"
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        """Count a failed write; log the first of an outage, then a summary per interval."""
+        now = self.clock.now()
+        self.last_error = brief(exc)
+        self.failed_writes += 1
+        state = {"pending": len(self._pending), "dropped": self.dropped, "error": self.last_error}
+        if self.failing_since is None:
+            self.failing_since, self._logged_at, self._unlogged = now, now, 0
+            log.warning("prediction log write failed; will retry", extra=state)
+            return
+        self._unlogged += 1
+        assert self._logged_at is not None
+        if (now - self._logged_at).total_seconds() >= FAILURE_LOG_SECONDS:
+            log.warning(
+                "prediction log writes still failing",
+                extra={
+                    "failed_writes": self._unlogged,
+                    "seconds": (now - self._logged_at).total_seconds(),
+                    "failing_since": self.failing_since.isoformat(),
+                    **state,
+                },
+            )
+            self._logged_at, self._unlogged = now, 0
+
+    def _recovered(self) -> None:
+        assert self.failing_since is not None
+        log.info(
+            "prediction log writes resumed",
+            extra={
+                "failed_writes": self.failed_writes,
+                "seconds": (self.clock.now() - self.failing_since).total_seconds(),
+                "pending": len(self._pending),
+                "dropped": self.dropped,
+            },
+        )
+        self.failing_since, self.failed_writes, self._unlogged = None, 0, 0
 
     def close(self) -> None:
         """Stop the writer and write what is pending (the clean-shutdown promise)."""
@@ -108,9 +174,13 @@ class PredictionLog:
             self._wake.clear()
             # A batch at a time with a pause between: a long write holds a core (and the GIL
             # for its Python part) for milliseconds, which requests running meanwhile pay as
-            # their p99. close() writes the rest without pausing.
-            while self._pending and not self._stop.is_set() and self._write_batch():
-                self._stop.wait(BATCH_PAUSE_SECONDS)
+            # their p99. close() writes the rest without pausing. After a failed write, the
+            # next try is an interval later, whatever wakes the writer meanwhile.
+            while self._pending and not self._stop.is_set():
+                if self._write_batch():
+                    self._stop.wait(BATCH_PAUSE_SECONDS)
+                elif self.failing_since is not None:
+                    self._stop.wait(self.flush_seconds)
 
 
 class _Insert:

@@ -76,6 +76,7 @@ class Service:
             flush_seconds=s.prediction_log_flush_seconds,
             max_pending=s.prediction_log_max_pending,
             on_dropped=lambda n: self.metrics.prediction_log_dropped.inc(n),
+            clock=rt.clock,
         )
         self._pollers = [
             Poller("mlops-controls", s.control_poll_seconds, self.refresh_controls),
