@@ -13,6 +13,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import Select
 
+from mlops.db.engine import driver
+
 
 class Prepared:
     """A Core SELECT compiled once for a dialect, with its bind and result type processing,
@@ -80,9 +82,7 @@ class ThreadConnections:
         conn = self._connection()
         if prepared is None:
             return list(conn.execute(statement, params).all())
-        driver = conn.connection.driver_connection
-        assert driver is not None  # a connection just checked out of the pool
-        cursor = driver.cursor()
+        cursor = driver(conn).cursor()
         try:
             cursor.execute(prepared.sql, prepared.parameters(params))
             return prepared.rows(cursor.fetchall(), cursor.description)

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from mlops.db.engine import inserted_id
 from mlops.db.schema import ingestion_runs
 
 RUNNING, SUCCEEDED, FAILED = "running", "succeeded", "failed"
@@ -50,7 +51,7 @@ def start_run(
                 snapshots_skipped=0,
             )
         )
-        return int(result.inserted_primary_key[0])
+        return inserted_id(result)
 
 
 def update_run(conn: Connection, run_id: int, **values) -> None:

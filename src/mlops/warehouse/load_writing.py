@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 from sqlalchemy.exc import DataError, IntegrityError
 
+from mlops.db.engine import driver
 from mlops.errors import InputError
 from mlops.warehouse.contract import Contract
 
@@ -32,8 +33,7 @@ def write_tables(
     current: str | None = None
     try:
         with engine.begin() as conn:
-            driver = conn.connection.driver_connection
-            if conn.dialect.name == "sqlite" and not driver.in_transaction:
+            if conn.dialect.name == "sqlite" and not driver(conn).in_transaction:
                 # pysqlite only opens its transaction at the first INSERT: begin it here so that
                 # the CREATE TABLE and DELETE statements roll back with the rows on failure.
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
